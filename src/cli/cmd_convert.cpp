@@ -1,0 +1,87 @@
+// bitttt convert INPUT --bases N [-o OUT] [...]
+#include <cstdio>
+#include <memory>
+
+#include "bitttt/error.h"
+#include "cli/commands.h"
+#include "util/sysinfo.h"
+
+namespace bitttt::cli {
+
+namespace {
+
+struct ConvertArgs {
+    std::string input;
+    std::string output;
+    int bases = 0;
+    int block_size = 64;
+    std::string packing = "2bit";
+    std::string method = "greedy";
+    int threads = 0;
+    bool ternary_embeddings = false;
+    bool ternary_lm_head = false;
+    bool json = false;
+};
+
+}  // namespace
+
+Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
+    auto args = std::make_shared<ConvertArgs>();
+    CLI::App* cmd = root.add_subcommand(
+        "convert",
+        "Convert a Hugging Face Llama checkpoint (folder, model.safetensors, sharded index) into a .btt file.\n"
+        "Each linear weight W becomes N ternary bases, W ~= s1*T1 + ... + sN*TN, fitted greedily to the\n"
+        "residual with one scale per block of B weights along each row. Norms stay F32, embeddings F16.\n"
+        "A bare .safetensors without config.json gives a weights-only .btt: every 2-D tensor decomposed,\n"
+        "inspectable but not runnable. The output is written to a temporary file and renamed when complete.");
+    cmd->add_option("input", args->input, "HF model folder, model.safetensors, model.safetensors.index.json, "
+                                          "or any .safetensors file")
+        ->required();
+    cmd->add_option("--bases", args->bases, "Number of ternary bases N (1-8): more is closer to the original, "
+                                            "fewer is smaller and faster")
+        ->required()
+        ->check(CLI::Range(1, 8));
+    cmd->add_option("-o,--output", args->output,
+                    "Output .btt path (default: <model name>-n<N>.btt in the current folder)");
+    cmd->add_option("--block-size", args->block_size,
+                    "Weights per scale along a row (default 64; 2bit needs a multiple of 4)")
+        ->check(CLI::Range(4, 4096));
+    cmd->add_option("--packing", args->packing,
+                    "Trit packing: 2bit (4 trits/byte, fastest to unpack) or dense (5 trits/byte, 1.6 bits/trit)")
+        ->check(CLI::IsMember({"2bit", "dense"}));
+    cmd->add_option("--method", args->method,
+                    "Fit per base: greedy (error-optimal ternary fit per block), absmean (BitNet b1.58 rule, "
+                    "scale mean|W| per block) or absmean-tensor (BitNet rule, one scale per tensor)")
+        ->check(CLI::IsMember({"greedy", "absmean", "absmean-tensor"}));
+    cmd->add_option("-t,--threads", args->threads, "Worker threads (default: physical cores)")
+        ->check(CLI::Range(1, 1024));
+    cmd->add_flag("--ternary-embeddings", args->ternary_embeddings,
+                  "Decompose the token embedding (and a tied output layer) too, instead of storing F16");
+    cmd->add_flag("--ternary-lm-head", args->ternary_lm_head,
+                  "Decompose an untied lm_head too, instead of storing F16");
+    cmd->add_flag("--json", args->json, "Print the summary as one JSON object on stdout (for scripts)");
+
+    return [args, &global]() {
+        ConvertOptions opt;
+        opt.input = args->input;
+        opt.output = args->output;
+        opt.bases = args->bases;
+        opt.block_size = args->block_size;
+        opt.packing = *packing_from_string(args->packing);
+        opt.method = *method_from_string(args->method);
+        opt.threads = args->threads;
+        opt.ternary_embeddings = args->ternary_embeddings;
+        opt.ternary_lm_head = args->ternary_lm_head;
+        opt.progress = !global.quiet && is_terminal(2);
+        opt.tool_version = BITTTT_VERSION;
+        ConvertReport rep = convert(opt);
+        if (args->json) {
+            std::printf("%s\n", report_to_json(rep).dump(2).c_str());
+        } else {
+            print_convert_summary(rep, stdout);
+        }
+        return 0;
+    };
+}
+
+}  // namespace bitttt::cli

@@ -1,0 +1,262 @@
+#include "bitttt/btt.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+#include "bitttt/error.h"
+#include "format/le.h"
+
+namespace bitttt {
+
+using json = nlohmann::json;
+
+const char* encoding_name(Encoding e) {
+    switch (e) {
+        case Encoding::Ternary: return "ternary";
+        case Encoding::F32: return "f32";
+        case Encoding::F16: return "f16";
+    }
+    return "?";
+}
+
+std::uint64_t checksum64(const void* data, std::size_t n) { return XXH64(data, n, 0); }
+
+std::string checksum_hex(std::uint64_t h) {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016" PRIx64, h);
+    return buf;
+}
+
+std::int64_t BttTensor::numel() const {
+    std::int64_t n = 1;
+    for (auto d : shape) n *= d;
+    return n;
+}
+
+json BttTensor::to_json() const {
+    json j = {
+        {"name", name},
+        {"shape", shape},
+        {"encoding", encoding_name(encoding)},
+    };
+    if (encoding == Encoding::Ternary) {
+        j["bases"] = layout.bases;
+        j["block_size"] = layout.block_size;
+        j["packing"] = packing_name(layout.packing);
+        j["method"] = method;
+        j["bits_per_weight"] = layout.bits_per_weight();
+    }
+    j["offset"] = offset;
+    j["size"] = size;
+    j["xxh64"] = checksum_hex(xxh64);
+    j["norm"] = norm;
+    j["relative_error_by_base"] = relative_error_by_base;
+    j["rmse_by_base"] = rmse_by_base;
+    return j;
+}
+
+namespace {
+
+// Reads a field of a tensor entry, naming the file and tensor in every error.
+struct EntryReader {
+    const json& j;
+    const std::string& source;
+    std::string name;
+
+    [[noreturn]] void fail(const std::string& what) const {
+        throw FormatError(source + ": tensor '" + name + "': " + what);
+    }
+    const json& field(const char* key) const {
+        if (!j.contains(key)) fail(std::string("missing field '") + key + "'");
+        return j.at(key);
+    }
+    std::uint64_t u64(const char* key) const {
+        const json& v = field(key);
+        if (!v.is_number_unsigned()) fail(std::string("field '") + key + "' must be a non-negative integer");
+        return v.get<std::uint64_t>();
+    }
+    std::string str(const char* key) const {
+        const json& v = field(key);
+        if (!v.is_string()) fail(std::string("field '") + key + "' must be a string");
+        return v.get<std::string>();
+    }
+    std::vector<double> doubles(const char* key) const {
+        if (!j.contains(key)) return {};
+        const json& v = j.at(key);
+        if (!v.is_array()) fail(std::string("field '") + key + "' must be an array of numbers");
+        std::vector<double> out;
+        for (const auto& x : v) {
+            if (!x.is_number()) fail(std::string("field '") + key + "' must be an array of numbers");
+            out.push_back(x.get<double>());
+        }
+        return out;
+    }
+};
+
+}  // namespace
+
+BttTensor BttTensor::from_json(const json& j, const std::string& source) {
+    if (!j.is_object()) throw FormatError(source + ": a tensor entry is not a JSON object");
+    EntryReader r{j, source, "?"};
+    r.name = r.str("name");
+    BttTensor t;
+    t.name = r.name;
+    const json& shape = r.field("shape");
+    if (!shape.is_array()) r.fail("field 'shape' must be an array");
+    for (const auto& d : shape) {
+        if (!d.is_number_unsigned()) r.fail("shape entries must be non-negative integers");
+        t.shape.push_back(d.get<std::int64_t>());
+    }
+    std::string enc = r.str("encoding");
+    if (enc == "ternary") {
+        t.encoding = Encoding::Ternary;
+    } else if (enc == "f32") {
+        t.encoding = Encoding::F32;
+    } else if (enc == "f16") {
+        t.encoding = Encoding::F16;
+    } else {
+        r.fail("unknown encoding '" + enc + "' (expected ternary, f32 or f16)");
+    }
+    t.offset = r.u64("offset");
+    t.size = r.u64("size");
+    std::string hex = r.str("xxh64");
+    char* end = nullptr;
+    t.xxh64 = std::strtoull(hex.c_str(), &end, 16);
+    if (hex.size() != 16 || end != hex.c_str() + 16) r.fail("field 'xxh64' must be 16 hex digits");
+    if (j.contains("norm") && j.at("norm").is_number()) t.norm = j.at("norm").get<double>();
+    t.relative_error_by_base = r.doubles("relative_error_by_base");
+    t.rmse_by_base = r.doubles("rmse_by_base");
+
+    if (t.encoding == Encoding::Ternary) {
+        if (t.shape.size() != 2) r.fail("a ternary tensor must be 2-D");
+        t.layout.rows = t.shape[0];
+        t.layout.cols = t.shape[1];
+        std::uint64_t bases = r.u64("bases"), block = r.u64("block_size");
+        if (bases < 1 || bases > 8) r.fail("bases must be 1..8, got " + std::to_string(bases));
+        if (block < 1 || block > 4096) r.fail("block_size must be 1..4096, got " + std::to_string(block));
+        t.layout.bases = static_cast<int>(bases);
+        t.layout.block_size = static_cast<int>(block);
+        auto packing = packing_from_string(r.str("packing"));
+        if (!packing) r.fail("unknown packing '" + r.str("packing") + "' (expected 2bit or dense)");
+        t.layout.packing = *packing;
+        try {
+            t.layout.validate();
+        } catch (const Error& e) {
+            r.fail(e.what());
+        }
+        t.method = j.value("method", std::string("greedy"));
+    }
+    return t;
+}
+
+BttFile::BttFile(const std::string& path) : file_(path) {
+    const std::uint8_t* p = file_.data();
+    const std::uint64_t n = file_.size();
+    if (n < kBttPreambleBytes) {
+        throw FormatError(path + ": not a .btt file (" + std::to_string(n) + " bytes, shorter than the " +
+                          std::to_string(kBttPreambleBytes) + "-byte preamble)");
+    }
+    if (std::memcmp(p, "BTTT", 4) != 0) throw FormatError(path + ": not a .btt file (bad magic)");
+    version_ = le::u32(p + 4);
+    if (version_ != kBttVersion) {
+        throw FormatError(path + ": .btt format version " + std::to_string(version_) +
+                          " is not supported by this build (it reads version " + std::to_string(kBttVersion) +
+                          "); reconvert the model or update bitttt");
+    }
+    const std::uint64_t header_bytes = le::u64(p + 8);
+    data_offset_ = le::u64(p + 16);
+    const std::uint64_t header_hash = le::u64(p + 24);
+    if (header_bytes > n - kBttPreambleBytes) {
+        throw FormatError(path + ": header of " + std::to_string(header_bytes) + " bytes lies past end of file (" +
+                          std::to_string(n) + " bytes)");
+    }
+    if (data_offset_ < kBttPreambleBytes + header_bytes || data_offset_ > n || data_offset_ % kBttAlignment != 0) {
+        throw FormatError(path + ": data offset " + std::to_string(data_offset_) +
+                          " is inconsistent (header ends at " + std::to_string(kBttPreambleBytes + header_bytes) +
+                          ", file is " + std::to_string(n) + " bytes, alignment " + std::to_string(kBttAlignment) + ")");
+    }
+    const char* hdr = reinterpret_cast<const char*>(p + kBttPreambleBytes);
+    if (checksum64(hdr, header_bytes) != header_hash) {
+        throw FormatError(path + ": header checksum mismatch (the file is corrupt or was modified)");
+    }
+    try {
+        header_ = json::parse(hdr, hdr + header_bytes);
+    } catch (const json::parse_error& e) {
+        throw FormatError(path + ": header is not valid JSON: " + e.what());
+    }
+    if (!header_.is_object() || !header_.contains("tensors") || !header_.at("tensors").is_array()) {
+        throw FormatError(path + ": header has no 'tensors' array");
+    }
+    const std::uint64_t data_size = n - data_offset_;
+    for (const auto& tj : header_.at("tensors")) tensors_.push_back(BttTensor::from_json(tj, path));
+
+    std::vector<const BttTensor*> by_offset;
+    for (const auto& t : tensors_) {
+        auto where = [&] {
+            return "data [" + std::to_string(t.offset) + ", " + std::to_string(t.offset + t.size) + ")";
+        };
+        if (t.offset > data_size || t.size > data_size - t.offset) {
+            throw FormatError(path + ": tensor '" + t.name + "': " + where() + " lies past end of data section (" +
+                              std::to_string(data_size) + " bytes)");
+        }
+        if (t.offset % kBttAlignment != 0) {
+            throw FormatError(path + ": tensor '" + t.name + "': offset " + std::to_string(t.offset) +
+                              " is not a multiple of " + std::to_string(kBttAlignment));
+        }
+        for (auto d : t.shape) {
+            if (d < 0 || d > (std::int64_t{1} << 40)) {
+                throw FormatError(path + ": tensor '" + t.name + "': implausible dimension " + std::to_string(d));
+            }
+        }
+        std::uint64_t expect = 0;
+        switch (t.encoding) {
+            case Encoding::Ternary: expect = t.layout.total_bytes(); break;
+            case Encoding::F32: expect = static_cast<std::uint64_t>(t.numel()) * 4; break;
+            case Encoding::F16: expect = static_cast<std::uint64_t>(t.numel()) * 2; break;
+        }
+        if (t.size != expect) {
+            throw FormatError(path + ": tensor '" + t.name + "': " + where() + " holds " + std::to_string(t.size) +
+                              " bytes but its shape and encoding need " + std::to_string(expect));
+        }
+        by_offset.push_back(&t);
+    }
+    std::sort(by_offset.begin(), by_offset.end(),
+              [](const BttTensor* a, const BttTensor* b) { return a->offset < b->offset; });
+    for (std::size_t i = 1; i < by_offset.size(); ++i) {
+        const BttTensor* a = by_offset[i - 1];
+        const BttTensor* b = by_offset[i];
+        if (a->offset + a->size > b->offset) {
+            throw FormatError(path + ": tensors '" + a->name + "' and '" + b->name + "' overlap");
+        }
+    }
+    for (std::size_t i = 0; i < tensors_.size(); ++i) {
+        for (std::size_t k = i + 1; k < tensors_.size(); ++k) {
+            if (tensors_[i].name == tensors_[k].name) {
+                throw FormatError(path + ": tensor '" + tensors_[i].name + "' appears twice");
+            }
+        }
+    }
+}
+
+const BttTensor* BttFile::find(const std::string& name) const {
+    for (const auto& t : tensors_) {
+        if (t.name == name) return &t;
+    }
+    return nullptr;
+}
+
+bool BttFile::weights_only() const { return !header_.contains("model") || header_.at("model").is_null(); }
+
+void BttFile::verify(const BttTensor& t) const {
+    std::uint64_t h = checksum64(data(t), t.size);
+    if (h != t.xxh64) {
+        throw FormatError(path() + ": tensor '" + t.name + "': checksum mismatch (stored " + checksum_hex(t.xxh64) +
+                          ", computed " + checksum_hex(h) + "); the file is corrupt");
+    }
+}
+
+}  // namespace bitttt

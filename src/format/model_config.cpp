@@ -1,0 +1,252 @@
+#include "bitttt/model_config.h"
+
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "bitttt/error.h"
+
+namespace bitttt {
+namespace {
+
+using json = nlohmann::json;
+
+// Field readers that name the file and the field in every error.
+struct Reader {
+    const json& j;
+    const std::string& source;
+
+    [[noreturn]] void fail(const std::string& what) const { throw FormatError(source + ": " + what); }
+
+    bool has(const char* key) const { return j.contains(key) && !j.at(key).is_null(); }
+
+    std::int64_t integer(const char* key) const {
+        if (!has(key)) fail(std::string("missing required field '") + key + "'");
+        return integer_value(key, j.at(key));
+    }
+    std::int64_t integer_or(const char* key, std::int64_t dflt) const {
+        return has(key) ? integer_value(key, j.at(key)) : dflt;
+    }
+    std::int64_t integer_value(const char* key, const json& v) const {
+        if (v.is_number_integer()) return v.get<std::int64_t>();
+        if (v.is_number_float()) {
+            double d = v.get<double>();
+            if (d == static_cast<double>(static_cast<std::int64_t>(d))) return static_cast<std::int64_t>(d);
+        }
+        fail(std::string("field '") + key + "' must be an integer, got " + v.dump());
+    }
+    double number_or(const char* key, double dflt) const {
+        if (!has(key)) return dflt;
+        const json& v = j.at(key);
+        if (!v.is_number()) fail(std::string("field '") + key + "' must be a number, got " + v.dump());
+        return v.get<double>();
+    }
+    bool boolean_or(const char* key, bool dflt) const {
+        if (!has(key)) return dflt;
+        const json& v = j.at(key);
+        if (!v.is_boolean()) fail(std::string("field '") + key + "' must be true or false, got " + v.dump());
+        return v.get<bool>();
+    }
+    std::string string_or(const char* key, const std::string& dflt) const {
+        if (!has(key)) return dflt;
+        const json& v = j.at(key);
+        if (!v.is_string()) fail(std::string("field '") + key + "' must be a string, got " + v.dump());
+        return v.get<std::string>();
+    }
+    void positive(const char* key, std::int64_t v) const {
+        if (v <= 0) fail(std::string("field '") + key + "' must be positive, got " + std::to_string(v));
+    }
+};
+
+}  // namespace
+
+LlamaConfig LlamaConfig::from_json(const json& j, const std::string& source) {
+    if (!j.is_object()) throw FormatError(source + ": config must be a JSON object");
+    Reader r{j, source};
+    LlamaConfig c;
+
+    std::string model_type = r.string_or("model_type", "llama");
+    if (model_type != "llama") {
+        throw UnsupportedError(source + ": model_type '" + model_type +
+                               "' is not supported (bitttt converts Llama-family checkpoints, model_type 'llama')");
+    }
+    if (r.has("architectures")) {
+        const json& a = j.at("architectures");
+        if (a.is_array() && !a.empty() && a[0].is_string()) c.architecture = a[0].get<std::string>();
+    }
+    std::string act = r.string_or("hidden_act", "silu");
+    if (act != "silu") throw UnsupportedError(source + ": hidden_act '" + act + "' is not supported (only 'silu')");
+    if (r.boolean_or("attention_bias", false)) throw UnsupportedError(source + ": attention_bias true is not supported");
+    if (r.boolean_or("mlp_bias", false)) throw UnsupportedError(source + ": mlp_bias true is not supported");
+
+    c.hidden_size = r.integer("hidden_size");
+    c.intermediate_size = r.integer("intermediate_size");
+    c.num_hidden_layers = r.integer("num_hidden_layers");
+    c.num_attention_heads = r.integer("num_attention_heads");
+    c.vocab_size = r.integer("vocab_size");
+    r.positive("hidden_size", c.hidden_size);
+    r.positive("intermediate_size", c.intermediate_size);
+    r.positive("num_hidden_layers", c.num_hidden_layers);
+    r.positive("num_attention_heads", c.num_attention_heads);
+    r.positive("vocab_size", c.vocab_size);
+    c.num_key_value_heads = r.integer_or("num_key_value_heads", c.num_attention_heads);
+    r.positive("num_key_value_heads", c.num_key_value_heads);
+    if (c.num_attention_heads % c.num_key_value_heads != 0) {
+        r.fail("num_attention_heads (" + std::to_string(c.num_attention_heads) +
+               ") is not a multiple of num_key_value_heads (" + std::to_string(c.num_key_value_heads) + ")");
+    }
+    if (r.has("head_dim")) {
+        c.head_dim = r.integer("head_dim");
+    } else {
+        if (c.hidden_size % c.num_attention_heads != 0) {
+            r.fail("hidden_size (" + std::to_string(c.hidden_size) + ") is not a multiple of num_attention_heads (" +
+                   std::to_string(c.num_attention_heads) + ") and no head_dim is given");
+        }
+        c.head_dim = c.hidden_size / c.num_attention_heads;
+    }
+    r.positive("head_dim", c.head_dim);
+    if (c.head_dim % 2 != 0) r.fail("head_dim must be even for rotary embeddings, got " + std::to_string(c.head_dim));
+    c.max_position_embeddings = r.integer_or("max_position_embeddings", 2048);
+    r.positive("max_position_embeddings", c.max_position_embeddings);
+    c.rms_norm_eps = r.number_or("rms_norm_eps", 1e-6);
+    if (!(c.rms_norm_eps > 0)) r.fail("rms_norm_eps must be positive");
+    c.rope_theta = r.number_or("rope_theta", 10000.0);
+    if (!(c.rope_theta > 0)) r.fail("rope_theta must be positive");
+    c.tie_word_embeddings = r.boolean_or("tie_word_embeddings", false);
+
+    if (r.has("rope_scaling")) {
+        const json& rs = j.at("rope_scaling");
+        if (!rs.is_object()) r.fail("rope_scaling must be an object or null, got " + rs.dump());
+        Reader sr{rs, source};
+        std::string type = sr.string_or("rope_type", sr.string_or("type", "default"));
+        if (type == "default") {
+            c.rope_scaling.type = "none";
+        } else if (type == "linear" || type == "llama3") {
+            c.rope_scaling.type = type;
+            c.rope_scaling.factor = sr.number_or("factor", 1.0);
+            if (!(c.rope_scaling.factor > 0)) r.fail("rope_scaling.factor must be positive");
+            if (type == "llama3") {
+                c.rope_scaling.low_freq_factor = sr.number_or("low_freq_factor", 1.0);
+                c.rope_scaling.high_freq_factor = sr.number_or("high_freq_factor", 4.0);
+                c.rope_scaling.original_max_position_embeddings =
+                    sr.integer_or("original_max_position_embeddings", 8192);
+                if (!(c.rope_scaling.high_freq_factor > c.rope_scaling.low_freq_factor)) {
+                    r.fail("rope_scaling: high_freq_factor must be greater than low_freq_factor");
+                }
+                sr.positive("original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings);
+            }
+        } else {
+            throw UnsupportedError(source + ": rope_scaling type '" + type +
+                                   "' is not supported (supported: default, linear, llama3)");
+        }
+    }
+
+    if (r.has("bos_token_id")) c.bos_token_id = r.integer("bos_token_id");
+    if (r.has("eos_token_id")) {
+        const json& e = j.at("eos_token_id");
+        if (e.is_array()) {
+            for (const auto& v : e) c.eos_token_ids.push_back(r.integer_value("eos_token_id", v));
+        } else {
+            c.eos_token_ids.push_back(r.integer("eos_token_id"));
+        }
+    }
+    return c;
+}
+
+LlamaConfig LlamaConfig::load(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw IoError("cannot open '" + path + "'");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    json j;
+    try {
+        j = json::parse(ss.str());
+    } catch (const json::parse_error& e) {
+        throw FormatError(path + ": not valid JSON: " + e.what());
+    }
+    return from_json(j, path);
+}
+
+json LlamaConfig::to_json() const {
+    json j = {
+        {"architectures", json::array({architecture})},
+        {"model_type", "llama"},
+        {"hidden_size", hidden_size},
+        {"intermediate_size", intermediate_size},
+        {"num_hidden_layers", num_hidden_layers},
+        {"num_attention_heads", num_attention_heads},
+        {"num_key_value_heads", num_key_value_heads},
+        {"head_dim", head_dim},
+        {"vocab_size", vocab_size},
+        {"max_position_embeddings", max_position_embeddings},
+        {"rms_norm_eps", rms_norm_eps},
+        {"rope_theta", rope_theta},
+        {"tie_word_embeddings", tie_word_embeddings},
+        {"hidden_act", "silu"},
+    };
+    if (rope_scaling.type == "none") {
+        j["rope_scaling"] = nullptr;
+    } else {
+        json rs = {{"rope_type", rope_scaling.type}, {"factor", rope_scaling.factor}};
+        if (rope_scaling.type == "llama3") {
+            rs["low_freq_factor"] = rope_scaling.low_freq_factor;
+            rs["high_freq_factor"] = rope_scaling.high_freq_factor;
+            rs["original_max_position_embeddings"] = rope_scaling.original_max_position_embeddings;
+        }
+        j["rope_scaling"] = rs;
+    }
+    j["bos_token_id"] = bos_token_id ? json(*bos_token_id) : json(nullptr);
+    if (eos_token_ids.size() == 1) {
+        j["eos_token_id"] = eos_token_ids[0];
+    } else if (eos_token_ids.empty()) {
+        j["eos_token_id"] = nullptr;
+    } else {
+        j["eos_token_id"] = eos_token_ids;
+    }
+    return j;
+}
+
+std::vector<std::pair<std::string, std::vector<std::int64_t>>> LlamaConfig::required_tensors() const {
+    const std::int64_t h = hidden_size, q = num_attention_heads * head_dim, kv = num_key_value_heads * head_dim,
+                       ff = intermediate_size;
+    std::vector<std::pair<std::string, std::vector<std::int64_t>>> t;
+    t.push_back({"model.embed_tokens.weight", {vocab_size, h}});
+    for (std::int64_t l = 0; l < num_hidden_layers; ++l) {
+        const std::string p = "model.layers." + std::to_string(l) + ".";
+        t.push_back({p + "input_layernorm.weight", {h}});
+        t.push_back({p + "self_attn.q_proj.weight", {q, h}});   // [n_heads*head_dim, hidden]
+        t.push_back({p + "self_attn.k_proj.weight", {kv, h}});  // [n_kv_heads*head_dim, hidden]
+        t.push_back({p + "self_attn.v_proj.weight", {kv, h}});  // [n_kv_heads*head_dim, hidden]
+        t.push_back({p + "self_attn.o_proj.weight", {h, q}});   // [hidden, n_heads*head_dim]
+        t.push_back({p + "post_attention_layernorm.weight", {h}});
+        t.push_back({p + "mlp.gate_proj.weight", {ff, h}});     // [intermediate, hidden]
+        t.push_back({p + "mlp.up_proj.weight", {ff, h}});       // [intermediate, hidden]
+        t.push_back({p + "mlp.down_proj.weight", {h, ff}});     // [hidden, intermediate]
+    }
+    t.push_back({"model.norm.weight", {h}});
+    if (!tie_word_embeddings) t.push_back({"lm_head.weight", {vocab_size, h}});
+    return t;
+}
+
+std::int64_t LlamaConfig::parameter_count() const {
+    std::int64_t n = 0;
+    for (const auto& [name, shape] : required_tensors()) {
+        std::int64_t e = 1;
+        for (auto d : shape) e *= d;
+        n += e;
+    }
+    return n;
+}
+
+TensorRole tensor_role(const std::string& name) {
+    static const std::regex linear(
+        R"(model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)\.weight)");
+    static const std::regex norm(R"(model\.(layers\.\d+\.(input_layernorm|post_attention_layernorm)|norm)\.weight)");
+    if (name == "model.embed_tokens.weight") return TensorRole::Embedding;
+    if (name == "lm_head.weight") return TensorRole::LmHead;
+    if (std::regex_match(name, linear)) return TensorRole::Linear;
+    if (std::regex_match(name, norm)) return TensorRole::Norm;
+    return TensorRole::Other;
+}
+
+}  // namespace bitttt

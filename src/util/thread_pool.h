@@ -1,0 +1,53 @@
+// A persistent pool of worker threads (created once, reused for every job).
+//
+// parallel_for splits [0, n) into chunks of `grain` and hands them out dynamically; the
+// calling thread works too. Work must write only to places owned by its chunk, so
+// results never depend on how many threads ran or which thread took which chunk.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace bitttt {
+
+class ThreadPool {
+public:
+    // `threads` total, including the caller (so threads - 1 workers); at least 1.
+    explicit ThreadPool(int threads);
+    ~ThreadPool();
+    ThreadPool(const ThreadPool&) = delete;
+    ThreadPool& operator=(const ThreadPool&) = delete;
+
+    int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+    // Calls fn(begin, end) over chunks covering [0, n). The first exception thrown by
+    // any chunk is rethrown here after all threads stopped; remaining chunks are skipped.
+    void parallel_for(std::int64_t n, std::int64_t grain,
+                      const std::function<void(std::int64_t, std::int64_t)>& fn);
+
+private:
+    void worker_loop();
+    void run_chunks();
+
+    std::vector<std::thread> workers_;
+    std::mutex mu_;
+    std::condition_variable wake_;
+    std::condition_variable done_;
+    std::uint64_t generation_ = 0;
+    int busy_ = 0;
+    bool stop_ = false;
+
+    // Current job.
+    const std::function<void(std::int64_t, std::int64_t)>* fn_ = nullptr;
+    std::int64_t n_ = 0;
+    std::int64_t grain_ = 1;
+    std::int64_t next_ = 0;  // guarded by mu_
+    std::exception_ptr error_;
+};
+
+}  // namespace bitttt

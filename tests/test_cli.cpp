@@ -1,0 +1,114 @@
+// The `bitttt` command line: help, exit codes, JSON for scripts, one-line errors.
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "fixtures.h"
+#include "test_util.h"
+
+using bitttt::test::TempDir;
+using nlohmann::json;
+
+namespace {
+
+struct Result {
+    int code;
+    std::string out;
+    std::string err;
+};
+
+// Runs `bitttt ARGS` with stdout and stderr captured.
+Result run_cli(const std::string& args, const TempDir& dir) {
+    const std::string out = dir.file("stdout.txt"), err = dir.file("stderr.txt");
+    const std::string cmd = std::string("'") + BITTTT_CLI_PATH + "' " + args + " >'" + out + "' 2>'" + err + "'";
+    int status = std::system(cmd.c_str());
+    auto slurp = [](const std::string& p) {
+        std::ifstream in(p);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
+}  // namespace
+
+TEST_CASE("cli: no arguments and --help explain every command and flag", "[cli]") {
+    TempDir dir;
+    Result none = run_cli("", dir);
+    CHECK(none.code == 2);
+    Result help = run_cli("--help", dir);
+    CHECK(help.code == 0);
+    for (const char* word : {"convert", "inspect", "--bases", "--block-size", "--packing", "--method", "--threads",
+                             "--json", "--quiet", "--verify", "Exit codes"}) {
+        INFO(word);
+        CHECK(help.out.find(word) != std::string::npos);
+        CHECK(none.err.find(word) != std::string::npos);
+    }
+    CHECK(run_cli("--version", dir).out.find("bitttt") != std::string::npos);
+}
+
+TEST_CASE("cli: bad usage exits 2, failures exit 1 with one clear line", "[cli]") {
+    TempDir dir;
+    CHECK(run_cli("convert", dir).code == 2);                      // missing input and --bases
+    CHECK(run_cli("convert x --bases 0", dir).code == 2);          // out of range
+    CHECK(run_cli("convert x --bases 2 --packing 3bit", dir).code == 2);
+    CHECK(run_cli("frobnicate", dir).code == 2);
+
+    Result missing = run_cli("convert '" + dir.file("nope") + "' --bases 2", dir);
+    CHECK(missing.code == 1);
+    CHECK(missing.err.find(dir.file("nope")) != std::string::npos);
+    CHECK(std::count(missing.err.begin(), missing.err.end(), '\n') == 1);
+
+    std::ofstream(dir.file("junk.safetensors")) << "\x10\0\0\0\0\0\0\0{not json}";
+    Result junk = run_cli("convert '" + dir.file("junk.safetensors") + "' --bases 2 -o '" + dir.file("j.btt") + "'", dir);
+    CHECK(junk.code == 1);
+    CHECK(junk.err.find("junk.safetensors") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(dir.file("j.btt")));
+
+    Result notbtt = run_cli("inspect '" + dir.file("junk.safetensors") + "'", dir);
+    CHECK(notbtt.code == 1);
+    CHECK(notbtt.err.find("not a .btt file") != std::string::npos);
+}
+
+TEST_CASE("cli: convert --json and inspect --json give stable fields", "[cli]") {
+    TempDir dir;
+    bitttt::test::TinyModel().write(dir.path() / "tiny");
+    const std::string btt = dir.file("tiny.btt");
+    Result conv = run_cli("convert '" + (dir.path() / "tiny").string() + "' --bases 3 -o '" + btt + "' --json", dir);
+    REQUIRE(conv.code == 0);
+    json j = json::parse(conv.out);
+    for (const char* key : {"output", "size_bytes", "f16_size_bytes", "bits_per_weight", "relative_error_by_base",
+                            "seconds", "peak_rss_bytes", "tensors"}) {
+        INFO(key);
+        CHECK(j.contains(key));
+    }
+    CHECK(j["output"] == btt);
+    CHECK(j["relative_error_by_base"].size() == 3);
+    CHECK(j["size_bytes"].get<std::uint64_t>() == std::filesystem::file_size(btt));
+    bool saw_ternary = false;
+    for (const auto& t : j["tensors"]) {
+        for (const char* key : {"name", "shape", "bases", "relative_error_by_base"}) CHECK(t.contains(key));
+        if (t["bases"] == 3) saw_ternary = true;
+    }
+    CHECK(saw_ternary);
+
+    Result ins = run_cli("inspect '" + btt + "' --json --verify", dir);
+    REQUIRE(ins.code == 0);
+    json k = json::parse(ins.out);
+    CHECK(k["model"]["hidden_size"] == 32);
+    CHECK(k["verified"] == true);
+    CHECK(k["tensors"].size() == j["tensors"].size());
+    for (const auto& t : k["tensors"]) {
+        for (const char* key : {"name", "shape", "bases", "relative_error_by_base"}) CHECK(t.contains(key));
+    }
+
+    Result human = run_cli("inspect '" + btt + "'", dir);
+    CHECK(human.code == 0);
+    CHECK(human.out.find("model.layers.1.mlp.down_proj.weight") != std::string::npos);
+    Result summary = run_cli("convert '" + (dir.path() / "tiny").string() + "' --bases 1 -o '" + btt + "' -q", dir);
+    CHECK(summary.code == 0);
+    CHECK(summary.out.find("bits/weight") != std::string::npos);
+    CHECK(summary.err.find('\r') == std::string::npos);  // no progress bar when not a terminal
+}

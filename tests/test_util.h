@@ -1,0 +1,53 @@
+// Helpers shared by the tests: the ../shared folder, temporary folders.
+#pragma once
+
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+
+namespace bitttt::test {
+
+// ../shared (or $BITTTT_SHARED), "" when it is absent.
+inline std::string shared_dir() {
+    if (const char* env = std::getenv("BITTTT_SHARED")) return env;
+    std::filesystem::path p = BITTTT_SHARED_DIR;
+    return std::filesystem::is_directory(p) ? p.string() : std::string();
+}
+
+// Skips the current test with a clear message when ../shared is missing.
+#define BITTTT_REQUIRE_SHARED(relpath)                                                         \
+    do {                                                                                       \
+        if (::bitttt::test::shared_dir().empty() ||                                            \
+            !std::filesystem::exists(::bitttt::test::shared_dir() + "/" + (relpath))) {        \
+            WARN("SKIPPED: test data ../shared/" << (relpath) << " not found "                 \
+                 "(set BITTTT_SHARED to the shared folder to run this test)");                 \
+            return;                                                                            \
+        }                                                                                      \
+    } while (0)
+
+// A fresh temporary folder, removed when the object goes out of scope.
+class TempDir {
+public:
+    TempDir() {
+        std::random_device rd;
+        auto base = std::filesystem::temp_directory_path();
+        for (;;) {
+            path_ = base / ("bitttt-test-" + std::to_string(rd()));
+            if (std::filesystem::create_directory(path_)) break;
+        }
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::filesystem::path& path() const { return path_; }
+    std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+private:
+    std::filesystem::path path_;
+};
+
+}  // namespace bitttt::test
