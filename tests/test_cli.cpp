@@ -1,10 +1,15 @@
 // The `bitttt` command line: help, exit codes, JSON for scripts, one-line errors.
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <thread>
 
 #include "fixtures.h"
 #include "test_util.h"
@@ -111,4 +116,71 @@ TEST_CASE("cli: convert --json and inspect --json give stable fields", "[cli]") 
     CHECK(summary.code == 0);
     CHECK(summary.out.find("bits/weight") != std::string::npos);
     CHECK(summary.err.find('\r') == std::string::npos);  // no progress bar when not a terminal
+}
+
+namespace {
+
+// A bare safetensors file big enough that converting it takes a while on one thread.
+std::string write_slow_input(const TempDir& dir) {
+    bitttt::SafetensorsWriter w;
+    for (int i = 0; i < 6; ++i) {
+        w.add("w" + std::to_string(i), bitttt::DType::F32, {1024, 4096},
+              bitttt::test::f32_bytes(bitttt::test::gaussian(1024 * 4096, static_cast<std::uint32_t>(i))));
+    }
+    const std::string path = dir.file("in/slow.safetensors");
+    std::filesystem::create_directories(dir.file("in"));
+    w.write(path);
+    return path;
+}
+
+}  // namespace
+
+TEST_CASE("cli: Ctrl-C during a conversion leaves no partial output", "[cli][signal]") {
+    TempDir dir;
+    const std::string in = write_slow_input(dir);
+    std::filesystem::create_directories(dir.file("out"));
+    const std::string out = dir.file("out/slow.btt");
+    std::vector<std::string> args = {BITTTT_CLI_PATH, "convert", in, "--bases", "8", "--threads", "1", "-q",
+                                     "-o", out};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    REQUIRE(posix_spawn(&pid, BITTTT_CLI_PATH, nullptr, nullptr, argv.data(), environ) == 0);
+    // Wait until the temporary output exists (the conversion has started writing).
+    bool started = false;
+    for (int i = 0; i < 20000 && !started; ++i) {
+        started = !bitttt::test::list_dir(dir.file("out")).empty();
+        if (!started) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    REQUIRE(started);
+    kill(pid, SIGINT);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    REQUIRE(WIFSIGNALED(status));  // it was interrupted, not finished
+    CHECK(WTERMSIG(status) == SIGINT);
+    CHECK(bitttt::test::list_dir(dir.file("out")).empty());
+    CHECK(std::filesystem::file_size(in) > 0);  // the input is untouched
+}
+
+TEST_CASE("cli: a write failure (disk full) leaves no partial output", "[cli]") {
+    TempDir dir;
+    bitttt::SafetensorsWriter w;
+    w.add("w", bitttt::DType::F32, {512, 512}, bitttt::test::f32_bytes(bitttt::test::gaussian(512 * 512, 1)));
+    std::filesystem::create_directories(dir.file("in"));
+    std::filesystem::create_directories(dir.file("out"));
+    w.write(dir.file("in/w.safetensors"));
+    // RLIMIT_FSIZE of 100 blocks (51200 bytes) with SIGXFSZ ignored: writes past it fail
+    // with EFBIG, as they would with ENOSPC on a full disk. The output needs ~150 kB.
+    const std::string cmd = "sh -c \"trap '' XFSZ; ulimit -f 100; exec '" + std::string(BITTTT_CLI_PATH) +
+                            "' convert '" + dir.file("in/w.safetensors") + "' --bases 2 -o '" +
+                            dir.file("out/w.btt") + "'\" 2>'" + dir.file("err.txt") + "'";
+    int status = std::system(cmd.c_str());
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 1);
+    std::ifstream err(dir.file("err.txt"));
+    std::string msg(std::istreambuf_iterator<char>(err), {});
+    CHECK(msg.find("w.btt") != std::string::npos);
+    CHECK(msg.find("File too large") != std::string::npos);
+    CHECK(bitttt::test::list_dir(dir.file("out")).empty());
 }

@@ -16,6 +16,9 @@
 
 namespace bitttt {
 
+// "[4096, 14336]": a shape as error messages print it.
+std::string format_shape(const std::vector<std::int64_t>& shape);
+
 struct TensorInfo {
     std::string name;
     DType dtype = DType::F32;

@@ -37,12 +37,6 @@ struct Plan {
     Encoding encoding;
 };
 
-std::string shape_str(const std::vector<std::int64_t>& s) {
-    std::string out = "[";
-    for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-    return out + "]";
-}
-
 std::int64_t rows_of(const TensorInfo& t) { return t.shape.size() >= 2 ? t.shape[0] : 1; }
 std::int64_t cols_of(const TensorInfo& t) {
     std::int64_t rows = rows_of(t);
@@ -70,10 +64,10 @@ std::vector<Plan> plan_model(const Checkpoint& ckpt, const LlamaConfig& cfg, con
         const Checkpoint::Entry* e = ckpt.find(name);
         if (!e) {
             problems.push_back("tensor '" + name + "' is missing (" + config_path + " implies shape " +
-                               shape_str(shape) + ")");
+                               format_shape(shape) + ")");
         } else if (e->info->shape != shape) {
-            problems.push_back(e->file->path() + ": tensor '" + name + "' has shape " + shape_str(e->info->shape) +
-                               " but " + config_path + " implies " + shape_str(shape));
+            problems.push_back(e->file->path() + ": tensor '" + name + "' has shape " + format_shape(e->info->shape) +
+                               " but " + config_path + " implies " + format_shape(shape));
         } else if (!dtype_is_float_convertible(e->info->dtype)) {
             problems.push_back(e->file->path() + ": tensor '" + name + "' has dtype " + dtype_name(e->info->dtype) +
                                " (supported: F32, F16, BF16)");

@@ -39,7 +39,6 @@ struct BttWriter::Impl {
 
 BttWriter::BttWriter(const std::string& path, json header, std::size_t expected_tensors)
     : impl_(std::make_unique<Impl>(path)), header_(std::move(header)) {
-    install_signal_cleanup();
     impl_->data_offset = header_reserve(header_, expected_tensors);
 }
 

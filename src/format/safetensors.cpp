@@ -55,15 +55,6 @@ std::string quote_name(std::string_view s) {
     return out;
 }
 
-std::string shape_str(const std::vector<std::int64_t>& shape) {
-    std::string s = "[";
-    for (std::size_t i = 0; i < shape.size(); ++i) {
-        if (i) s += ", ";
-        s += std::to_string(shape[i]);
-    }
-    return s + "]";
-}
-
 std::string range_str(std::uint64_t begin, std::uint64_t end) {
     return "[" + std::to_string(begin) + ", " + std::to_string(end) + ")";
 }
@@ -202,17 +193,17 @@ TensorInfo parse_tensor(const std::string& path, const std::string& name, const 
     // size consistency: (end - begin) == numel * dtype size, both overflow-checked
     const auto numel = checked_numel(t.shape);
     if (!numel)
-        tensor_error(path, name, "shape " + shape_str(t.shape) +
+        tensor_error(path, name, "shape " + format_shape(t.shape) +
                                      " has more elements than fit in 64 bits");
     const std::uint64_t elem = dtype_size(t.dtype);
     const auto n = static_cast<std::uint64_t>(*numel);
     if (n > std::numeric_limits<std::uint64_t>::max() / elem)
-        tensor_error(path, name, "shape " + shape_str(t.shape) + " of " + dtype_name(t.dtype) +
+        tensor_error(path, name, "shape " + format_shape(t.shape) + " of " + dtype_name(t.dtype) +
                                      " needs more than 2^64 bytes");
     if (t.nbytes() != n * elem)
         tensor_error(path, name, "data " + range_str(t.begin, t.end) + " is " +
                                      std::to_string(t.nbytes()) + " bytes but shape " +
-                                     shape_str(t.shape) + " of " + dtype_name(t.dtype) +
+                                     format_shape(t.shape) + " of " + dtype_name(t.dtype) +
                                      " needs " + std::to_string(n * elem) + " bytes");
     return t;
 }
@@ -275,7 +266,7 @@ json parse_json(const std::string& path, const std::uint8_t* begin, std::size_t 
 std::int64_t TensorInfo::numel() const {
     const auto n = checked_numel(shape);
     if (!n)
-        throw UsageError("tensor " + quote_name(name) + ": shape " + shape_str(shape) +
+        throw UsageError("tensor " + quote_name(name) + ": shape " + format_shape(shape) +
                          " has a negative dim or more elements than fit in 64 bits");
     return *n;
 }
@@ -527,6 +518,15 @@ std::vector<float> Checkpoint::read_f32(const Entry& e) const {
 
 void Checkpoint::release(const Entry& e) const {
     e.file->mapped().release(e.file->data_offset() + e.info->begin, e.info->nbytes());
+}
+
+std::string format_shape(const std::vector<std::int64_t>& shape) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+        if (i) s += ", ";
+        s += std::to_string(shape[i]);
+    }
+    return s + "]";
 }
 
 }  // namespace bitttt

@@ -1,14 +1,7 @@
 // Writing safetensors files: header JSON ("__metadata__" first, then the tensors in the
 // order added, data offsets back to back), padded with spaces so the data section starts
-// on an 8-byte boundary. The file is written to PATH.tmp.<pid> and renamed over PATH only
-// once complete, so PATH is never seen half-written.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
+// on an 8-byte boundary. The file is written through AtomicOutputFile (a temporary file
+// renamed over PATH once complete), so PATH is never seen half-written.
 #include <limits>
 #include <string>
 #include <vector>
@@ -17,21 +10,13 @@
 
 #include "bitttt/error.h"
 #include "bitttt/safetensors.h"
+#include "util/atomic_file.h"
 
 namespace bitttt {
 
 namespace {
 
 using ordered_json = nlohmann::ordered_json;
-
-std::string shape_str(const std::vector<std::int64_t>& shape) {
-    std::string s = "[";
-    for (std::size_t i = 0; i < shape.size(); ++i) {
-        if (i) s += ", ";
-        s += std::to_string(shape[i]);
-    }
-    return s + "]";
-}
 
 // Bytes a tensor of this dtype and shape occupies; UsageError on negative dims or overflow.
 std::size_t tensor_bytes(const std::string& name, DType dtype,
@@ -41,72 +26,23 @@ std::size_t tensor_bytes(const std::string& name, DType dtype,
     for (const std::int64_t d : shape) {
         if (d < 0)
             throw UsageError("SafetensorsWriter: tensor '" + name + "': negative dimension in shape " +
-                             shape_str(shape));
+                             format_shape(shape));
         if (d == 0) zero = true;
     }
     if (zero) return 0;
     for (const std::int64_t d : shape) {
         if (n > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) /
                     static_cast<std::uint64_t>(d))
-            throw UsageError("SafetensorsWriter: tensor '" + name + "': shape " + shape_str(shape) +
+            throw UsageError("SafetensorsWriter: tensor '" + name + "': shape " + format_shape(shape) +
                              " has too many elements");
         n *= static_cast<std::uint64_t>(d);
     }
     const std::uint64_t elem = dtype_size(dtype);
     if (n > std::numeric_limits<std::size_t>::max() / elem)
-        throw UsageError("SafetensorsWriter: tensor '" + name + "': shape " + shape_str(shape) +
+        throw UsageError("SafetensorsWriter: tensor '" + name + "': shape " + format_shape(shape) +
                          " is too large");
     return static_cast<std::size_t>(n * elem);
 }
-
-// The temporary output file: removed on destruction unless commit() renamed it.
-class TempOutput {
-public:
-    explicit TempOutput(std::string final_path)
-        : final_(std::move(final_path)), tmp_(final_ + ".tmp." + std::to_string(::getpid())) {
-        do {
-            fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        } while (fd_ < 0 && errno == EINTR);
-        if (fd_ < 0) throw IoError("cannot create " + tmp_ + ": " + std::strerror(errno));
-    }
-    ~TempOutput() {
-        if (fd_ >= 0) ::close(fd_);
-        if (!committed_) ::unlink(tmp_.c_str());
-    }
-    TempOutput(const TempOutput&) = delete;
-    TempOutput& operator=(const TempOutput&) = delete;
-
-    void write(const void* data, std::size_t len) {
-        const auto* p = static_cast<const std::uint8_t*>(data);
-        while (len > 0) {
-            // Linux writes at most ~2 GiB per call; loop on short writes.
-            const ssize_t n = ::write(fd_, p, len);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                throw IoError("cannot write " + tmp_ + ": " + std::strerror(errno));
-            }
-            p += n;
-            len -= static_cast<std::size_t>(n);
-        }
-    }
-
-    // Flushes to disk, closes and renames over the final path.
-    void commit() {
-        if (::fsync(fd_) != 0) throw IoError("cannot fsync " + tmp_ + ": " + std::strerror(errno));
-        const int fd = fd_;
-        fd_ = -1;
-        if (::close(fd) != 0) throw IoError("cannot close " + tmp_ + ": " + std::strerror(errno));
-        if (std::rename(tmp_.c_str(), final_.c_str()) != 0)
-            throw IoError("cannot rename " + tmp_ + " to " + final_ + ": " + std::strerror(errno));
-        committed_ = true;
-    }
-
-private:
-    std::string final_;
-    std::string tmp_;
-    int fd_ = -1;
-    bool committed_ = false;
-};
 
 void check_new_name(const std::string& name, const auto& pending) {
     if (name == "__metadata__")
@@ -123,7 +59,7 @@ void SafetensorsWriter::add(const std::string& name, DType dtype, std::vector<st
     const std::size_t need = tensor_bytes(name, dtype, shape);
     if (bytes.size() != need)
         throw UsageError("SafetensorsWriter: tensor '" + name + "': " + std::to_string(bytes.size()) +
-                         " bytes given but shape " + shape_str(shape) + " of " + dtype_name(dtype) +
+                         " bytes given but shape " + format_shape(shape) + " of " + dtype_name(dtype) +
                          " needs " + std::to_string(need));
     pending_.push_back(Pending{name, dtype, std::move(shape), std::move(bytes), {}});
 }
@@ -169,20 +105,25 @@ void SafetensorsWriter::write(const std::string& path) const {
     std::uint8_t len_le[8];
     for (int i = 0; i < 8; ++i) len_le[i] = static_cast<std::uint8_t>(text.size() >> (8 * i));
 
-    TempOutput out(path);
-    out.write(len_le, sizeof len_le);
-    out.write(text.data(), text.size());
+    AtomicOutputFile out(path);
+    std::uint64_t pos = 0;
+    auto put = [&](const void* data, std::size_t n) {
+        out.write_at(data, n, pos);
+        pos += n;
+    };
+    put(len_le, sizeof len_le);
+    put(text.data(), text.size());
     for (std::size_t i = 0; i < pending_.size(); ++i) {
         const Pending& p = pending_[i];
         if (!p.fill) {
-            out.write(p.bytes.data(), p.bytes.size());
+            put(p.bytes.data(), p.bytes.size());
             continue;
         }
         // One buffer of exactly this tensor's size, zeroed so that a fill that leaves bytes
         // untouched still gives a deterministic file; freed before the next tensor.
         std::vector<std::uint8_t> buf(sizes[i]);
         p.fill(buf.data(), buf.size());
-        out.write(buf.data(), buf.size());
+        put(buf.data(), buf.size());
     }
     out.commit();
 }

@@ -67,18 +67,31 @@ void install_signal_cleanup() {
 }
 
 AtomicOutputFile::AtomicOutputFile(std::string final_path) : final_path_(std::move(final_path)) {
-    std::string templ = final_path_ + ".tmp.XXXXXX";
-    std::vector<char> buf(templ.begin(), templ.end());
-    buf.push_back('\0');
-    fd_ = ::mkstemp(buf.data());
+    install_signal_cleanup();
+    // The temporary name is built inside the signal-cleanup registry slot itself, so a
+    // signal arriving at any point after mkstemp() created the file finds it there.
+    const std::string templ = final_path_ + ".tmp.XXXXXX";
+    slot_ = claim_slot(templ);
+    std::vector<char> local;
+    char* name = nullptr;
+    if (slot_ >= 0) {
+        name = g_paths[slot_];
+    } else {
+        local.assign(templ.begin(), templ.end());
+        local.push_back('\0');
+        name = local.data();
+    }
+    fd_ = ::mkstemp(name);
     if (fd_ < 0) {
+        const int err = errno;
+        release_slot(slot_);
+        slot_ = -1;
         auto dir = std::filesystem::path(final_path_).parent_path();
         throw IoError("cannot create output in '" + (dir.empty() ? std::string(".") : dir.string()) +
-                      "': " + os_error(errno));
+                      "': " + os_error(err));
     }
-    temp_path_ = buf.data();
+    temp_path_ = name;
     ::fchmod(fd_, 0644);
-    slot_ = claim_slot(temp_path_);
 }
 
 AtomicOutputFile::~AtomicOutputFile() { discard(); }
