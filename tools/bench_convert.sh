@@ -43,6 +43,17 @@ print("| %s | %d | %d | %.3f | %s | %s %.4f |" % (j["packing"], j["bases"], j["s
   done
 fi
 
+if [ -d "$shared/models/stories260K-hf" ]; then
+  echo; echo "## Fitting rule (stories260K, block 64, 2bit)"
+  echo "| method | N | rel. error after 1..N bases |"
+  echo "|---|---|---|"
+  for m in greedy absmean absmean-tensor; do
+    json "$shared/models/stories260K-hf" --bases 3 --method "$m" -o "$work/m.btt" | python3 -c '
+import json,sys; j=json.load(sys.stdin)
+print("| %s | 3 | %s |" % (j["method"], " ".join("%.4f" % e for e in j["relative_error_by_base"])))'
+  done
+fi
+
 echo; echo "## Block size (N = 3)"
 echo "| block | source | 2bit bits/weight | dense bits/weight | rel. error after 1..3 bases |"
 echo "|---|---|---|---|---|"
