@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "fixtures.h"
@@ -183,4 +184,108 @@ TEST_CASE("cli: a write failure (disk full) leaves no partial output", "[cli]") 
     CHECK(msg.find("w.btt") != std::string::npos);
     CHECK(msg.find("File too large") != std::string::npos);
     CHECK(bitttt::test::list_dir(dir.file("out")).empty());
+}
+
+// ---- run, bitttt-run, perplexity, tokenize ----------------------------------------------
+
+namespace {
+
+std::string stories() { return bitttt::test::shared_dir() + "/models/stories260K-hf"; }
+
+}  // namespace
+
+TEST_CASE("cli: run --json gives text, ids and stats; bitttt-run gives the same", "[cli][run][shared]") {
+    BITTTT_REQUIRE_SHARED("models/stories260K-hf/model.safetensors");
+    TempDir dir;
+    const std::string btt = dir.file("s.btt");
+    REQUIRE(run_cli("convert '" + stories() + "' --bases 3 -o '" + btt + "' -q", dir).code == 0);
+    Result r = run_cli("run '" + btt + "' --prompt 'Once upon a time' -n 20 --seed 7 --json", dir);
+    REQUIRE(r.code == 0);
+    json j = json::parse(r.out);
+    for (const char* key : {"text", "prompt_ids", "ids", "stats"}) CHECK(j.contains(key));
+    for (const char* key : {"load_seconds", "prompt_tokens_per_s", "gen_tokens_per_s", "peak_rss_bytes"}) {
+        CHECK(j["stats"].contains(key));
+    }
+    CHECK(j["ids"].size() == 20);
+    CHECK(j["prompt_ids"][0] == 1);  // BOS
+    CHECK_FALSE(j["text"].get<std::string>().empty());
+
+    // The lean binary, same flags, same tokens for the same seed; any thread count.
+    const std::string cmd = std::string("'") + BITTTT_RUN_PATH + "' '" + btt +
+                            "' --prompt 'Once upon a time' -n 20 --seed 7 --json --threads 1 -q > '" + dir.file("o2") + "'";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    std::ifstream in(dir.file("o2"));
+    json j2 = json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
+    CHECK(j2["ids"] == j["ids"]);
+    CHECK(j2["text"] == j["text"]);
+
+    // Streaming mode prints the prompt and its continuation; stats go to stderr.
+    Result s = run_cli("run '" + btt + "' --prompt 'Once upon a time' -n 10 --temp 0", dir);
+    CHECK(s.code == 0);
+    CHECK(s.out.rfind("Once upon a time", 0) == 0);
+    CHECK(s.err.find("tokens/s") != std::string::npos);
+}
+
+TEST_CASE("cli: run --batch writes one JSON line per prompt; prompt errors are clear", "[cli][run][shared]") {
+    BITTTT_REQUIRE_SHARED("models/stories260K-hf/model.safetensors");
+    TempDir dir;
+    std::ofstream(dir.file("prompts.txt")) << "Once upon a time\nThe cat\n";
+    Result r = run_cli("run '" + stories() + "' --prompt-file '" + dir.file("prompts.txt") +
+                           "' --batch -n 5 --temp 0",
+                       dir);
+    REQUIRE(r.code == 0);
+    std::istringstream lines(r.out);
+    std::vector<json> out;
+    for (std::string line; std::getline(lines, line);) out.push_back(json::parse(line));
+    REQUIRE(out.size() == 2);
+    CHECK(out[0]["ids"].size() == 5);
+    CHECK(out[1]["prompt_ids"].size() > 1);
+
+    Result stdin_run = run_cli("run '" + stories() + "' --prompt-file - -n 3 --temp 0 --json < '" +
+                                   dir.file("prompts.txt") + "'",
+                               dir);
+    CHECK(stdin_run.code == 0);
+
+    Result too_long = run_cli("run '" + stories() + "' --prompt-file '" + dir.file("prompts.txt") + "' --ctx 4", dir);
+    CHECK(too_long.code == 2);
+    CHECK(too_long.err.find("longer than the context") != std::string::npos);
+
+    // A weights-only file is refused with a message that says why.
+    bitttt::SafetensorsWriter w;
+    w.add("w", bitttt::DType::F32, {8, 8}, bitttt::test::f32_bytes(bitttt::test::gaussian(64, 1)));
+    w.write(dir.file("bare.safetensors"));
+    REQUIRE(run_cli("convert '" + dir.file("bare.safetensors") + "' --bases 1 -o '" + dir.file("bare.btt") + "' -q",
+                    dir)
+                .code == 0);
+    Result bare = run_cli("run '" + dir.file("bare.btt") + "' --prompt hi", dir);
+    CHECK(bare.code == 2);
+    CHECK(bare.err.find("weights-only") != std::string::npos);
+}
+
+TEST_CASE("cli: perplexity and tokenize --json fields", "[cli][shared]") {
+    BITTTT_REQUIRE_SHARED("text/tinystories/tinystories_eval.txt");
+    TempDir dir;
+    const std::string text = bitttt::test::shared_dir() + "/text/tinystories/tinystories_eval.txt";
+    const std::string btt = dir.file("s.btt");
+    REQUIRE(run_cli("convert '" + stories() + "' --bases 2 -o '" + btt + "' -q", dir).code == 0);
+    Result p = run_cli("perplexity '" + btt + "' --file '" + text + "' --ctx 64 --chunks 4 --kld-base '" +
+                           stories() + "' --json",
+                       dir);
+    REQUIRE(p.code == 0);
+    json j = json::parse(p.out);
+    for (const char* key : {"perplexity", "stderr", "tokens", "chunks", "ctx", "kld", "top1_agreement"}) {
+        INFO(key);
+        CHECK(j.contains(key));
+    }
+    CHECK(j["chunks"] == 4);
+    CHECK(j["tokens"] == 4 * 31);
+    CHECK(j["kld"].get<double>() > 0);
+
+    Result t = run_cli("tokenize --model '" + stories() + "' 'Once upon a time' --json", dir);
+    REQUIRE(t.code == 0);
+    json k = json::parse(t.out);
+    CHECK(k["ids"] == json::array({1, 403, 407, 261, 378}));
+    CHECK(k["pieces"].size() == 5);
+    Result plain = run_cli("tokenize --model '" + btt + "' 'Once upon a time'", dir);
+    CHECK(plain.out == "1 403 407 261 378\n");
 }

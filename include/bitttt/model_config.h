@@ -53,6 +53,13 @@ struct LlamaConfig {
     std::int64_t parameter_count() const;
 };
 
+class Checkpoint;
+
+// Checks that `ckpt` holds every tensor `config` needs, with that shape and a float dtype
+// (F32/F16/BF16). Throws FormatError naming the first problem (file, tensor, shapes) and
+// how many more there are; `config_path` names the config in messages.
+void validate_checkpoint(const LlamaConfig& config, const Checkpoint& ckpt, const std::string& config_path);
+
 // The kind of role a tensor name has in a HF Llama checkpoint.
 enum class TensorRole { Linear, Embedding, LmHead, Norm, Other };
 TensorRole tensor_role(const std::string& name);

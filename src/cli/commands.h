@@ -10,19 +10,16 @@
 
 #include "bitttt/btt.h"
 #include "bitttt/converter.h"
+#include "cli/common.h"
 
 namespace bitttt::cli {
 
-using Runner = std::function<int()>;
-
-// Options every subcommand has.
-struct GlobalOptions {
-    bool quiet = false;
-    bool verbose = false;
-};
 
 Runner add_convert_command(CLI::App& root, const GlobalOptions& global);
 Runner add_inspect_command(CLI::App& root, const GlobalOptions& global);
+Runner add_run_command(CLI::App& root, const GlobalOptions& global);
+Runner add_perplexity_command(CLI::App& root, const GlobalOptions& global);
+Runner add_tokenize_command(CLI::App& root, const GlobalOptions& global);
 
 // Human-readable output (report.cpp).
 void print_convert_summary(const ConvertReport& r, std::FILE* out);

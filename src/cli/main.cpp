@@ -9,6 +9,7 @@
 
 #include "bitttt/error.h"
 #include "cli/commands.h"
+#include "cli/run_command.h"
 
 namespace {
 
@@ -31,7 +32,7 @@ int main(int argc, char** argv) {
         "bitttt " BITTTT_VERSION
         " - run existing LLMs as sums of ternary bases on small machines.\n"
         "Converts a Hugging Face Llama checkpoint so that each weight matrix W ~= s1*T1 + ... + sN*TN\n"
-        "with Tk in {-1, 0, +1} (greedy residual fitting, no retraining).",
+        "with Tk in {-1, 0, +1} (greedy residual fitting, no retraining), and runs it with add-only kernels.",
         "bitttt"};
     app.require_subcommand(0, 1);
     app.fallthrough();  // global flags (-q, -v) may follow the subcommand
@@ -44,6 +45,9 @@ int main(int argc, char** argv) {
     auto add = [&](bitttt::cli::Runner r) { runners[app.get_subcommands({}).back()] = std::move(r); };
     add(bitttt::cli::add_convert_command(app, global));
     add(bitttt::cli::add_inspect_command(app, global));
+    add(bitttt::cli::add_run_command(app, global));
+    add(bitttt::cli::add_perplexity_command(app, global));
+    add(bitttt::cli::add_tokenize_command(app, global));
 
     if (argc <= 1) {
         print_full_help(app, stderr);

@@ -59,25 +59,7 @@ json read_json_file(const std::string& path) {
 // dtype we can read, and decides how each is stored.
 std::vector<Plan> plan_model(const Checkpoint& ckpt, const LlamaConfig& cfg, const std::string& config_path,
                              const ConvertOptions& opt, std::vector<std::string>& skipped) {
-    std::vector<std::string> problems;
-    for (const auto& [name, shape] : cfg.required_tensors()) {
-        const Checkpoint::Entry* e = ckpt.find(name);
-        if (!e) {
-            problems.push_back("tensor '" + name + "' is missing (" + config_path + " implies shape " +
-                               format_shape(shape) + ")");
-        } else if (e->info->shape != shape) {
-            problems.push_back(e->file->path() + ": tensor '" + name + "' has shape " + format_shape(e->info->shape) +
-                               " but " + config_path + " implies " + format_shape(shape));
-        } else if (!dtype_is_float_convertible(e->info->dtype)) {
-            problems.push_back(e->file->path() + ": tensor '" + name + "' has dtype " + dtype_name(e->info->dtype) +
-                               " (supported: F32, F16, BF16)");
-        }
-    }
-    if (!problems.empty()) {
-        std::string msg = problems.front();
-        if (problems.size() > 1) msg += " (and " + std::to_string(problems.size() - 1) + " more problems)";
-        throw FormatError(ckpt.source() + ": " + msg);
-    }
+    validate_checkpoint(cfg, ckpt, config_path);
     std::vector<Plan> plans;
     for (const auto& e : ckpt.tensors()) {
         const std::string& name = e.info->name;

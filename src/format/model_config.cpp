@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "bitttt/error.h"
+#include "bitttt/safetensors.h"
 
 namespace bitttt {
 namespace {
@@ -236,6 +237,28 @@ std::int64_t LlamaConfig::parameter_count() const {
         n += e;
     }
     return n;
+}
+
+void validate_checkpoint(const LlamaConfig& config, const Checkpoint& ckpt, const std::string& config_path) {
+    std::vector<std::string> problems;
+    for (const auto& [name, shape] : config.required_tensors()) {
+        const Checkpoint::Entry* e = ckpt.find(name);
+        if (!e) {
+            problems.push_back("tensor '" + name + "' is missing (" + config_path + " implies shape " +
+                               format_shape(shape) + ")");
+        } else if (e->info->shape != shape) {
+            problems.push_back(e->file->path() + ": tensor '" + name + "' has shape " + format_shape(e->info->shape) +
+                               " but " + config_path + " implies " + format_shape(shape));
+        } else if (!dtype_is_float_convertible(e->info->dtype)) {
+            problems.push_back(e->file->path() + ": tensor '" + name + "' has dtype " + dtype_name(e->info->dtype) +
+                               " (supported: F32, F16, BF16)");
+        }
+    }
+    if (!problems.empty()) {
+        std::string msg = problems.front();
+        if (problems.size() > 1) msg += " (and " + std::to_string(problems.size() - 1) + " more problems)";
+        throw FormatError(ckpt.source() + ": " + msg);
+    }
 }
 
 TensorRole tensor_role(const std::string& name) {

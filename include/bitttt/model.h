@@ -1,0 +1,48 @@
+// A Llama model ready to run: from a .btt file (ternary bases, memory-mapped) or, as
+// the exact F32 reference, from the original Hugging Face folder / safetensors file.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "bitttt/model_config.h"
+
+namespace bitttt {
+
+struct LoadOptions {
+    int bases = 0;    // use the first K bases of every ternary tensor (0 = all)
+    int threads = 0;  // 0 = physical cores
+    int ctx = 0;      // context length (KV cache size); 0 = min(max_position_embeddings, 4096)
+};
+
+class Model {
+public:
+    // Opens `path`: a .btt file, or a HF folder / model.safetensors / index.json with a
+    // config.json beside it. Throws FormatError / UsageError / IoError naming the file
+    // and what is wrong (e.g. a weights-only .btt, --bases above the file's N).
+    static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& options);
+    virtual ~Model() = default;
+
+    virtual const LlamaConfig& config() const = 0;
+    // The tokenizer.json object the model came with (null if none).
+    virtual const nlohmann::json& tokenizer_json() const = 0;
+    // Context length (KV cache positions).
+    virtual int ctx() const = 0;
+    // Bases in use (0 for the F32 reference).
+    virtual int bases() const = 0;
+    virtual int threads() const = 0;
+    // One line describing what runs ("model.btt: ternary, 3 of 3 bases, 2bit, block 64").
+    virtual std::string description() const = 0;
+    // Weight bytes read to compute one token (linear layers + output layer).
+    virtual std::uint64_t weight_bytes_per_token() const = 0;
+
+    // Processes `token` at position `pos` (0 <= pos < ctx(); positions must be fed in
+    // order from 0, or from any earlier position to rewind) and returns the logits
+    // [vocab_size], valid until the next call.
+    virtual const float* forward(std::int32_t token, int pos) = 0;
+};
+
+}  // namespace bitttt

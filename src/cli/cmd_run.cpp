@@ -1,0 +1,174 @@
+// bitttt run MODEL --prompt TEXT | --prompt-file FILE [...]
+// Also the whole command line of the lean `bitttt-run` binary (run_main.cpp).
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <sstream>
+
+#include "bitttt/error.h"
+#include "bitttt/generate.h"
+#include "bitttt/model.h"
+#include "bitttt/tokenizer.h"
+#include "cli/common.h"
+#include "cli/run_command.h"
+#include "util/sysinfo.h"
+
+namespace bitttt::cli {
+
+namespace {
+
+using json = nlohmann::json;
+
+std::string read_all(const std::string& path) {
+    if (path == "-") {
+        std::stringstream ss;
+        ss << std::cin.rdbuf();
+        return ss.str();
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw IoError("cannot open prompt file '" + path + "'");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+double per_s(double n, double s) { return s > 0 ? n / s : 0.0; }
+
+}  // namespace
+
+Tokenizer tokenizer_for(const Model& model, const std::string& model_path) {
+    if (!model.tokenizer_json().is_object()) {
+        throw FormatError(model_path + ": the model has no tokenizer (no tokenizer.json was found when it was "
+                                       "converted); reconvert from a folder that has tokenizer.json");
+    }
+    return Tokenizer::from_json(model.tokenizer_json(), model_path + " (tokenizer)");
+}
+
+void add_run_options(CLI::App& cmd, RunArgs& a) {
+    cmd.add_option("model", a.model, "A .btt file, or a Hugging Face folder / safetensors file (runs the "
+                                     "unquantised F32 reference)")
+        ->required();
+    auto* p = cmd.add_option("-p,--prompt", a.prompt, "Prompt text");
+    auto* pf = cmd.add_option("-f,--prompt-file", a.prompt_file, "Read the prompt from a file ('-' for stdin)");
+    p->excludes(pf);
+    cmd.add_flag("--batch", a.batch,
+                 "With --prompt-file: one prompt per line, one JSON line out per prompt (implies --json)");
+    cmd.add_option("-n,--n-predict", a.n, "Tokens to generate at most (default 128)")->check(CLI::Range(0, 1 << 30));
+    cmd.add_option("--temp", a.temp, "Sampling temperature; 0 = greedy (default 0.8)")->check(CLI::Range(0.0, 100.0));
+    cmd.add_option("--top-k", a.top_k, "Sample from the K most likely tokens; 0 = all (default 40)")
+        ->check(CLI::Range(0, 1 << 30));
+    cmd.add_option("--top-p", a.top_p, "Nucleus sampling threshold in (0, 1] (default 0.95)");
+    cmd.add_option("--seed", a.seed, "Random seed (default: random, printed in the stats); the same seed gives the "
+                                     "same text on every run and thread count");
+    cmd.add_option("-t,--threads", a.threads, "Threads (default: physical cores)")->check(CLI::Range(1, 1024));
+    cmd.add_option("--bases", a.bases, "Use only the first K bases of each tensor (default: all)")
+        ->check(CLI::Range(1, 8));
+    cmd.add_option("--ctx", a.ctx, "Context length in tokens (default: min(model maximum, 4096))")
+        ->check(CLI::Range(1, 1 << 24));
+    cmd.add_flag("--json", a.json, "Print one JSON object (text, ids, stats) instead of streaming text");
+    cmd.add_flag("--special", a.special, "Match special tokens such as <|eot_id|> written in the prompt");
+}
+
+int run_generate(const RunArgs& a, bool quiet) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto model = Model::load(a.model, LoadOptions{a.bases, a.threads, a.ctx});
+    Tokenizer tok = tokenizer_for(*model, a.model);
+    const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+    GenerateOptions g;
+    g.max_new_tokens = a.n;
+    g.temperature = a.temp;
+    g.top_k = a.top_k;
+    g.top_p = a.top_p;
+    g.seed = a.seed >= 0 ? static_cast<std::uint64_t>(a.seed) : (static_cast<std::uint64_t>(std::random_device{}()) << 32 |
+                                                                   std::random_device{}());
+    for (std::int64_t id : model->config().eos_token_ids) g.stop_ids.push_back(static_cast<std::int32_t>(id));
+    if (!quiet) spdlog::info("{}, {} threads, context {}", model->description(), model->threads(), model->ctx());
+
+    std::vector<std::string> prompts;
+    if (a.batch) {
+        if (a.prompt_file.empty()) throw UsageError("--batch needs --prompt-file (one prompt per line)");
+        std::istringstream in(read_all(a.prompt_file));
+        for (std::string line; std::getline(in, line);) {
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            prompts.push_back(line);
+        }
+    } else {
+        prompts.push_back(a.prompt_file.empty() ? a.prompt : read_all(a.prompt_file));
+    }
+    const bool as_json = a.json || a.batch;
+
+    for (const std::string& text : prompts) {
+        std::vector<std::int32_t> ids = tok.encode(text, true, a.special);
+        if (!as_json) {
+            // Stream the prompt first so the output reads as one text (as llama.cpp does).
+            std::fwrite(text.data(), 1, text.size(), stdout);
+            std::fflush(stdout);
+        }
+        // Prefilled with the prompt, so the first generated piece keeps its leading space.
+        Tokenizer::StreamDecoder dec(tok);
+        dec.prefill(ids);
+        std::string generated;
+        auto on_token = [&](std::int32_t id) {
+            if (tok.is_special(id)) return;
+            std::string piece = dec.push(id);
+            generated += piece;
+            if (!as_json) {
+                std::fwrite(piece.data(), 1, piece.size(), stdout);
+                std::fflush(stdout);
+            }
+        };
+        GenerateResult r = generate(*model, ids, g, on_token);
+        std::string tail = dec.flush();
+        generated += tail;
+        const double pp = per_s(r.prompt_tokens, r.prompt_seconds), tg = per_s(static_cast<double>(r.ids.size()), r.gen_seconds);
+        if (as_json) {
+            json j = {
+                {"text", generated},
+                {"prompt_ids", ids},
+                {"ids", r.ids},
+                {"stop_reason", r.stop_reason},
+                {"stats",
+                 {{"load_seconds", load_seconds},
+                  {"prompt_tokens", r.prompt_tokens},
+                  {"prompt_tokens_per_s", pp},
+                  {"gen_tokens", r.ids.size()},
+                  {"gen_tokens_per_s", tg},
+                  {"peak_rss_bytes", peak_rss_bytes()},
+                  {"seed", g.seed},
+                  {"threads", model->threads()},
+                  {"bases", model->bases()}}},
+            };
+            std::printf("%s\n", a.batch ? j.dump().c_str() : j.dump(2).c_str());
+        } else {
+            std::fwrite(tail.data(), 1, tail.size(), stdout);
+            std::printf("\n");
+        }
+        std::fflush(stdout);
+        if (!quiet && !as_json) {
+            std::fprintf(stderr,
+                         "\nload %.2f s | prompt %d tokens, %.1f tokens/s | generation %zu tokens, %.1f tokens/s | "
+                         "peak memory %.1f MB | seed %llu | stop: %s\n",
+                         load_seconds, r.prompt_tokens, pp, r.ids.size(), tg, static_cast<double>(peak_rss_bytes()) / 1e6,
+                         static_cast<unsigned long long>(g.seed), r.stop_reason.c_str());
+        }
+    }
+    return 0;
+}
+
+Runner add_run_command(CLI::App& root, const GlobalOptions& global) {
+    auto args = std::make_shared<RunArgs>();
+    CLI::App* cmd = root.add_subcommand(
+        "run",
+        "Generate text with a converted model (.btt) or, as the exact reference, the original Hugging Face folder.\n"
+        "Streams the text to stdout; statistics (load time, tokens/s, memory) go to stderr.");
+    add_run_options(*cmd, *args);
+    return [args, &global]() { return run_generate(*args, global.quiet); };
+}
+
+}  // namespace bitttt::cli

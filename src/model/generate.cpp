@@ -1,0 +1,149 @@
+#include "bitttt/generate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "bitttt/error.h"
+#include "model/sampler.h"
+
+namespace bitttt {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// log-softmax of logits[0..n) into out (double, for stable sums over many tokens).
+void log_softmax(const float* logits, std::int64_t n, std::vector<double>& out) {
+    out.resize(static_cast<std::size_t>(n));
+    const double mx = *std::max_element(logits, logits + n);
+    double sum = 0.0;
+    for (std::int64_t i = 0; i < n; ++i) sum += std::exp(logits[i] - mx);
+    const double lse = mx + std::log(sum);
+    for (std::int64_t i = 0; i < n; ++i) out[i] = logits[i] - lse;
+}
+
+}  // namespace
+
+GenerateResult generate(Model& model, const std::vector<std::int32_t>& prompt, const GenerateOptions& opt,
+                        const std::function<void(std::int32_t)>& on_token) {
+    if (prompt.empty()) throw UsageError("the prompt has no tokens (and the tokenizer adds no BOS)");
+    if (static_cast<int>(prompt.size()) > model.ctx()) {
+        throw UsageError("the prompt is " + std::to_string(prompt.size()) + " tokens, longer than the context of " +
+                         std::to_string(model.ctx()) + " (raise --ctx or shorten the prompt)");
+    }
+    Sampler sampler(SamplerOptions{opt.temperature, opt.top_k, opt.top_p, opt.seed});
+    const std::int64_t vocab = model.config().vocab_size;
+    GenerateResult res;
+    res.prompt_tokens = static_cast<int>(prompt.size());
+
+    auto t0 = std::chrono::steady_clock::now();
+    const float* logits = nullptr;
+    int pos = 0;
+    for (std::int32_t id : prompt) logits = model.forward(id, pos++);
+    res.prompt_seconds = seconds_since(t0);
+
+    t0 = std::chrono::steady_clock::now();
+    res.stop_reason = "length";
+    for (int i = 0; i < opt.max_new_tokens; ++i) {
+        const std::int32_t next = sampler.sample(logits, vocab);
+        res.ids.push_back(next);
+        if (on_token) on_token(next);
+        if (std::find(opt.stop_ids.begin(), opt.stop_ids.end(), next) != opt.stop_ids.end()) {
+            res.stop_reason = "eos";
+            break;
+        }
+        if (i + 1 == opt.max_new_tokens) break;
+        if (pos >= model.ctx()) {
+            res.stop_reason = "context";
+            break;
+        }
+        logits = model.forward(next, pos++);
+    }
+    res.gen_seconds = seconds_since(t0);
+    return res;
+}
+
+PerplexityResult perplexity(Model& model, const std::vector<std::int32_t>& tokens, const PerplexityOptions& opt,
+                            Model* reference, const std::function<void(int, int)>& on_chunk) {
+    if (opt.ctx < 4) throw UsageError("--ctx must be at least 4 for perplexity");
+    if (opt.ctx > model.ctx()) {
+        throw UsageError("--ctx " + std::to_string(opt.ctx) + " is more than the model's context (" +
+                         std::to_string(model.ctx()) + ")");
+    }
+    if (reference && opt.ctx > reference->ctx()) throw UsageError("--ctx is more than the reference model's context");
+    const int available = static_cast<int>(tokens.size() / static_cast<std::size_t>(opt.ctx));
+    if (available < 1) {
+        throw UsageError("the text has " + std::to_string(tokens.size()) + " tokens, fewer than one chunk of " +
+                         std::to_string(opt.ctx) + " (lower --ctx or give more text)");
+    }
+    const int n_chunks = opt.chunks > 0 ? std::min(opt.chunks, available) : available;
+    const std::int64_t vocab = model.config().vocab_size;
+    if (reference && reference->config().vocab_size != vocab) {
+        throw UsageError("the reference model's vocabulary differs from the model's");
+    }
+    const int first = opt.ctx / 2;
+
+    double nll = 0.0, nll2 = 0.0, kl = 0.0, kl2 = 0.0, ref_nll = 0.0;
+    std::int64_t count = 0, agree = 0;
+    std::vector<double> lp, lq;
+    std::vector<float> ref_logits;
+    for (int c = 0; c < n_chunks; ++c) {
+        const std::size_t start = static_cast<std::size_t>(c) * static_cast<std::size_t>(opt.ctx);
+        for (int j = 0; j < opt.ctx - 1; ++j) {
+            std::int32_t tok = tokens[start + static_cast<std::size_t>(j)];
+            if (j == 0 && opt.bos_id >= 0) tok = opt.bos_id;
+            const float* logits = model.forward(tok, j);
+            const float* rlogits = nullptr;
+            if (reference) {
+                const float* r = reference->forward(tok, j);
+                if (j >= first) {
+                    ref_logits.assign(r, r + vocab);
+                    rlogits = ref_logits.data();
+                }
+            }
+            if (j < first) continue;
+            const std::int32_t target = tokens[start + static_cast<std::size_t>(j) + 1];
+            log_softmax(logits, vocab, lq);
+            const double v = -lq[static_cast<std::size_t>(target)];
+            nll += v;
+            nll2 += v * v;
+            ++count;
+            if (rlogits) {
+                log_softmax(rlogits, vocab, lp);
+                double d = 0.0;
+                for (std::int64_t i = 0; i < vocab; ++i) d += std::exp(lp[i]) * (lp[i] - lq[i]);
+                kl += d;
+                kl2 += d * d;
+                ref_nll += -lp[static_cast<std::size_t>(target)];
+                const auto am = std::max_element(lq.begin(), lq.end()) - lq.begin();
+                const auto ar = std::max_element(lp.begin(), lp.end()) - lp.begin();
+                agree += am == ar ? 1 : 0;
+            }
+        }
+        if (on_chunk) on_chunk(c + 1, n_chunks);
+    }
+
+    PerplexityResult res;
+    res.ctx = opt.ctx;
+    res.chunks = n_chunks;
+    res.tokens = count;
+    const double mean = nll / static_cast<double>(count);
+    res.perplexity = std::exp(mean);
+    // llama.cpp: standard error of the mean NLL, scaled by the perplexity.
+    double var = nll2 / static_cast<double>(count) - mean * mean;
+    res.stderr_ = (var > 0 && count > 1) ? std::sqrt(var / static_cast<double>(count - 1)) * res.perplexity : 0.0;
+    if (reference) {
+        const double km = kl / static_cast<double>(count);
+        const double kv = kl2 / static_cast<double>(count) - km * km;
+        res.kld = km;
+        res.kld_stderr = (kv > 0 && count > 1) ? std::sqrt(kv / static_cast<double>(count - 1)) : 0.0;
+        res.top1_agreement = static_cast<double>(agree) / static_cast<double>(count);
+        res.reference_perplexity = std::exp(ref_nll / static_cast<double>(count));
+    }
+    return res;
+}
+
+}  // namespace bitttt
