@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, converts a model and prints the conversion summary.
+# Installs what is missing, builds, converts a model, prints the conversion summary and
+# generates a short text with the converted model.
 # Usage: tools/quickstart.sh [MODEL] [BASES]
 #   MODEL  a Hugging Face Llama folder or .safetensors (default: ../shared/models/stories260K-hf)
 #   BASES  number of ternary bases (default 3)
@@ -15,4 +16,5 @@ fi
 out="$root/build/$(basename "${model%/}")-n$bases.btt"
 "$root/build/bitttt" convert "$model" --bases "$bases" -o "$out"
 echo
-"$root/build/bitttt" inspect "$out" | head -n 8
+echo "== bitttt run $(basename "$out") --prompt 'Once upon a time' -n 64 --temp 0"
+"$root/build/bitttt" run "$out" --prompt "Once upon a time" -n 64 --temp 0

@@ -8,7 +8,12 @@
 namespace bitttt {
 
 std::int64_t Linear::grain(const ThreadPool& pool) const {
-    return std::max<std::int64_t>(1, rows_ / (static_cast<std::int64_t>(pool.size()) * 8));
+    // About 8 chunks per thread, but at least ~16K weights per chunk: handing out less
+    // work costs more in synchronisation than it saves (small matrices run inline).
+    constexpr std::int64_t kMinWeights = 16384;
+    const std::int64_t balanced = rows_ / (static_cast<std::int64_t>(pool.size()) * 8);
+    const std::int64_t floor = (kMinWeights + cols_ - 1) / std::max<std::int64_t>(cols_, 1);
+    return std::max<std::int64_t>({1, balanced, floor});
 }
 
 namespace {

@@ -322,7 +322,10 @@ const float* LlamaModel::forward(std::int32_t token, int pos) {
         rope_->apply(k_.data(), n_kv, pos);
         std::copy(k_.begin(), k_.end(), kc + static_cast<std::size_t>(pos) * kvd);
         std::copy(v_.begin(), v_.end(), vc + static_cast<std::size_t>(pos) * kvd);
-        pool.parallel_for(n_heads, 1, [&](std::int64_t h0, std::int64_t h1) {
+        // Heads in parallel once the cache is long enough to be worth a hand-off.
+        const std::int64_t head_work = static_cast<std::int64_t>(pos + 1) * hd;
+        const std::int64_t head_grain = head_work * n_heads < 16384 ? n_heads : 1;
+        pool.parallel_for(n_heads, head_grain, [&](std::int64_t h0, std::int64_t h1) {
             for (std::int64_t head = h0; head < h1; ++head) {
                 const float* qh = q_.data() + head * hd;
                 const std::int64_t kvh = head / group;  // grouped-query attention
