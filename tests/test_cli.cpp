@@ -289,3 +289,14 @@ TEST_CASE("cli: perplexity and tokenize --json fields", "[cli][shared]") {
     Result plain = run_cli("tokenize --model '" + btt + "' 'Once upon a time'", dir);
     CHECK(plain.out == "1 403 407 261 378\n");
 }
+
+TEST_CASE("cli: BITTTT_ISA override is checked before any work", "[cli][avx2]") {
+    TempDir dir;
+    Result bad = run_cli("run '" + dir.file("missing.btt") + "' -p x -q", dir);
+    CHECK(bad.code == 1);  // the missing file, with a valid (default) ISA
+    setenv("BITTTT_ISA", "bogus", 1);
+    Result bogus = run_cli("run '" + dir.file("missing.btt") + "' -p x -q", dir);
+    unsetenv("BITTTT_ISA");
+    CHECK(bogus.code == 2);
+    CHECK(bogus.err.find("BITTTT_ISA") != std::string::npos);
+}

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kernels/dispatch.h"
 #include "kernels/ops.h"
 #include "kernels/ternary_gemv.h"
 
@@ -27,7 +28,7 @@ public:
     void forward(const float* x, float* y, ThreadPool& pool) const override {
         const float x_scale = kernels::quantize_int8(x, cols_, q_.data(), static_cast<std::int64_t>(q_.size()));
         pool.parallel_for(rows_, grain(pool), [&](std::int64_t r0, std::int64_t r1) {
-            kernels::ternary_gemv_ref(layout_, data_, k_, q_.data(), x_scale, r0, r1, y + r0);
+            kernels::ternary_gemv(layout_, data_, k_, q_.data(), x_scale, r0, r1, y + r0);
         });
     }
 

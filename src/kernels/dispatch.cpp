@@ -1,0 +1,67 @@
+#include "kernels/dispatch.h"
+
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "bitttt/error.h"
+#include "kernels/cpu.h"
+#include "kernels/ternary_gemv.h"
+
+namespace bitttt::kernels {
+
+const char* isa_name(Isa isa) {
+    switch (isa) {
+        case Isa::Generic: return "generic";
+        case Isa::Avx2: return "avx2";
+    }
+    return "?";
+}
+
+bool avx2_available() {
+#ifdef BITTTT_HAVE_AVX2_KERNEL
+    return cpu_features().avx2_usable();
+#else
+    return false;
+#endif
+}
+
+Isa choose_isa(const char* override_value, bool avx2_ok) {
+    const std::string_view v = override_value ? std::string_view(override_value) : std::string_view();
+    if (v.empty()) return avx2_ok ? Isa::Avx2 : Isa::Generic;
+    if (v == "generic") return Isa::Generic;
+    if (v == "avx2") {
+        if (!avx2_ok) {
+            throw UsageError("BITTTT_ISA=avx2 but this CPU lacks AVX2 (or the OS does not enable it, "
+                             "or this build has no AVX2 kernels); use BITTTT_ISA=generic or unset it");
+        }
+        return Isa::Avx2;
+    }
+    throw UsageError("BITTTT_ISA='" + std::string(v) + "' is not a known instruction set (allowed: generic, avx2)");
+}
+
+Isa active_isa() {
+    // If choose_isa throws, the static stays uninitialised and the next call throws again.
+    static const Isa isa = choose_isa(std::getenv("BITTTT_ISA"), avx2_available());
+    return isa;
+}
+
+TernaryGemvFn ternary_gemv_kernel(Isa isa) {
+    switch (isa) {
+        case Isa::Generic: return &ternary_gemv_ref;
+        case Isa::Avx2:
+#ifdef BITTTT_HAVE_AVX2_KERNEL
+            if (avx2_available()) return &ternary_gemv_avx2;
+#endif
+            throw UsageError("the AVX2 ternary kernel is not available on this CPU or in this build");
+    }
+    return &ternary_gemv_ref;
+}
+
+void ternary_gemv(const TernaryLayout& layout, const std::uint8_t* data, int k_bases, const std::int8_t* q,
+                  float x_scale, std::int64_t r0, std::int64_t r1, float* y) {
+    static const TernaryGemvFn fn = ternary_gemv_kernel(active_isa());
+    fn(layout, data, k_bases, q, x_scale, r0, r1, y);
+}
+
+}  // namespace bitttt::kernels

@@ -1,0 +1,302 @@
+// AVX2 ternary GEMV over the .btt block layout (compiled with -mavx2 -mfma -mf16c for this
+// file only; called only when kernels::avx2_available()).
+//
+// Bit-identical to ternary_gemv_ref: every (row, block, base) integer sum is exact, and the
+// float part does, per row, acc += f16(scale) * float(dot) for b = 0.., k = 0.. in order, then
+// y = acc * x_scale, with separate multiplies and adds (no FMA; built with -ffp-contract=off).
+//
+// Integer part. Trit position p = j + G*d lives in digit d of group byte j, so digit d of
+// the group's bytes [16c, 16c+16) lines up with activation positions G*d + 16c + [0, 16).
+// The activations are re-laid once per call in exactly that order ("digit-major": one
+// 16-byte slice per (block, digit, chunk), zero where the byte index is >= G or the
+// position is >= B) and summed per block. A 256-bit register holds the same 16 group bytes
+// of two rows (row i in the low half, row i+4 in the high half), the activation slice is
+// broadcast to both halves, and per digit one maddubs gives int16 pair sums:
+//   2bit : c_d = min((byte >> 2d) & 3, 2) (the min makes a corrupt code 3 count as +1, as in
+//          the reference); maddubs(c_d, q_d) = sum(c * q), and sum(t * q) = sum(c * q) -
+//          sum(q over the block) since t = c - 1.
+//   dense: c_d = (3 x_d) >> 8, x_{d+1} = 3 x_d mod 256, x_0 = byte (docs/FORMAT.md). With
+//          xs = x ^ 0x80 as a signed byte, xs_{d+1} = 3 xs_d (wrapping adds) and
+//          t_d = (xs_d < -42) ? -1 : (xs_d > 42) ? +1 : 0 (two compares and a subtract, no
+//          multiplies); maddubs(1, sign(q_d, t_d)) = sum(t * q).
+// Lanes past the group read neighbouring bytes (other bases, the next block), harmless
+// since their activations are zero; rows whose reads would pass the end of the tensor are
+// read from a zero-padded copy. Eight rows are done at once (four registers of two rows);
+// three hadds reduce the four int32 accumulators to the eight rows' block sums in lane
+// order, and eight float lanes carry the eight rows' accumulators.
+//
+// Measured alternatives (AMD Zen 5, 4096 x 4096, one thread): dense via c = |m1 + m2| and
+// maddubs(c, q) was 13% slower (GCC turned one compare into min + compare); a compile-time
+// chunk count gives +15% at B = 64; the software prefetch costs <= 8% from cache and gains
+// 40-70% at N = 1 from DRAM; dropping the 2bit min would gain ~10% but break equality with
+// the reference on corrupt files; 32-byte pre-broadcast activation slices were no faster
+// than broadcasting loads of 16-byte ones (which halve the L1 footprint).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "kernels/dispatch.h"
+
+namespace bitttt::kernels {
+
+namespace {
+
+constexpr int kChunk = 16;  // group bytes per 128-bit half
+// int16 accumulation per lane: 2bit <= 4 digits * 508 per chunk, dense <= 5 * 254; after
+// 12 chunks at most 24384 < 32767, then widened to int32.
+constexpr int kMaxChunksInt16 = 12;
+
+struct alignas(16) Slice {
+    std::int8_t b[16];
+};
+
+struct Scratch {
+    std::vector<Slice> q;             // [block][digit][chunk] 16 activations
+    std::vector<std::int32_t> sums;   // [block] sum of q over the block
+    std::vector<std::uint8_t> tail;   // rows near the end of the tensor, padded
+};
+
+thread_local Scratch t_scratch;
+
+struct Ctx {
+    std::int64_t nblocks;
+    int n_bases;   // N (scales per block)
+    int k_bases;   // K <= N used
+    int g;         // group bytes
+    int chunks;    // ceil(G / 16)
+    int digits;    // 4 (2bit) or 5 (dense)
+    std::size_t block_bytes;
+    const Slice* q;
+    const std::int32_t* sums;
+};
+
+constexpr std::size_t kPrefetchBytes = 192;
+
+inline void prefetch(const std::uint8_t* base, std::size_t off) {
+    // Address arithmetic on integers: the address may lie past the end of the tensor.
+    _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(base) + off), _MM_HINT_T0);
+}
+
+inline std::uint16_t load_u16(const std::uint8_t* p) {
+    std::uint16_t v;
+    std::memcpy(&v, p, 2);  // little-endian host (x86)
+    return v;
+}
+
+inline __m256i load_pair(const std::uint8_t* lo, const std::uint8_t* hi) {
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lo))),
+                                   _mm_loadu_si128(reinterpret_cast<const __m128i*>(hi)), 1);
+}
+
+inline __m256i qload(const Slice* s) { return _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(s))); }
+
+// sum over digits of maddubs(code_d(g), q_d): int16 lanes, each <= 4 * 508 (2bit).
+inline __m256i dot_2bit(__m256i g, const Slice* q, int chunks) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    const __m256i two = _mm256_set1_epi8(2);
+    const __m256i c0 = _mm256_min_epu8(_mm256_and_si256(g, m3), two);
+    const __m256i c1 = _mm256_min_epu8(_mm256_and_si256(_mm256_srli_epi16(g, 2), m3), two);
+    const __m256i c2 = _mm256_min_epu8(_mm256_and_si256(_mm256_srli_epi16(g, 4), m3), two);
+    const __m256i c3 = _mm256_min_epu8(_mm256_and_si256(_mm256_srli_epi16(g, 6), m3), two);
+    const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(c0, qload(q)), _mm256_maddubs_epi16(c1, qload(q + chunks)));
+    const __m256i s23 =
+        _mm256_add_epi16(_mm256_maddubs_epi16(c2, qload(q + 2 * chunks)), _mm256_maddubs_epi16(c3, qload(q + 3 * chunks)));
+    return _mm256_add_epi16(s01, s23);
+}
+
+// sum over digits of maddubs(1, sign(q_d, t_d)): int16 lanes, each <= 5 * 254 (dense).
+inline __m256i dot_dense(__m256i g, const Slice* q, int chunks) {
+    const __m256i lo = _mm256_set1_epi8(-42);
+    const __m256i hi = _mm256_set1_epi8(42);
+    const __m256i ones = _mm256_set1_epi8(1);
+    __m256i xs = _mm256_xor_si256(g, _mm256_set1_epi8(static_cast<char>(0x80)));
+    __m256i sum = _mm256_setzero_si256();
+    for (int d = 0; d < 5; ++d) {
+        const __m256i t = _mm256_sub_epi8(_mm256_cmpgt_epi8(lo, xs), _mm256_cmpgt_epi8(xs, hi));
+        sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(ones, _mm256_sign_epi8(qload(q + d * chunks), t)));
+        if (d < 4) xs = _mm256_add_epi8(xs, _mm256_add_epi8(xs, xs));
+    }
+    return sum;
+}
+
+// The eight f16 scales at offset `off` of the tile's rows, in lane order (lane p: lo[p],
+// lane 4 + p: hi[p]; lanes of absent pairs 0).
+template <int NP>
+inline __m128i load_scales(const std::uint8_t* const* lo, const std::uint8_t* const* hi, std::size_t off) {
+    __m128i s = _mm_cvtsi32_si128(load_u16(lo[0] + off));
+    if constexpr (NP > 1) s = _mm_insert_epi16(s, load_u16(lo[1] + off), 1);
+    if constexpr (NP > 2) s = _mm_insert_epi16(s, load_u16(lo[2] + off), 2);
+    if constexpr (NP > 3) s = _mm_insert_epi16(s, load_u16(lo[3] + off), 3);
+    s = _mm_insert_epi16(s, load_u16(hi[0] + off), 4);
+    if constexpr (NP > 1) s = _mm_insert_epi16(s, load_u16(hi[1] + off), 5);
+    if constexpr (NP > 2) s = _mm_insert_epi16(s, load_u16(hi[2] + off), 6);
+    if constexpr (NP > 3) s = _mm_insert_epi16(s, load_u16(hi[3] + off), 7);
+    return s;
+}
+
+// Up to eight rows: NP pairs (lo[p], hi[p]). out[lane] = that row's acc * x_scale.
+// CT: the chunk count if known at compile time, else 0.
+template <Packing P, int NP, int CT>
+void tile(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi, float x_scale, float* out) {
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    const int C = CT ? CT : cx.chunks;
+    const std::size_t scales_bytes = 2 * static_cast<std::size_t>(cx.n_bases);
+    __m256 acc = _mm256_setzero_ps();
+    for (std::int64_t b = 0; b < cx.nblocks; ++b) {
+        const std::size_t boff = static_cast<std::size_t>(b) * cx.block_bytes;
+        const Slice* qb = cx.q + b * cx.digits * C;
+        const __m256i sumq = _mm256_set1_epi32(cx.sums[b]);
+        // Software prefetch a few cache lines ahead in each row: eight interleaved streams
+        // of small blocks are more than the hardware prefetchers follow well (measured:
+        // +40-70% at one base when the weights come from DRAM). Prefetching past the end of
+        // the tensor is harmless (never faults).
+        for (std::size_t o = boff + kPrefetchBytes; o < boff + kPrefetchBytes + cx.block_bytes; o += 64) {
+            for (int p = 0; p < NP; ++p) {
+                prefetch(lo[p], o);
+                prefetch(hi[p], o);
+            }
+        }
+        for (int k = 0; k < cx.k_bases; ++k) {
+            const std::size_t goff = boff + scales_bytes + static_cast<std::size_t>(k) * static_cast<std::size_t>(cx.g);
+            __m256i a32[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                              _mm256_setzero_si256()};
+            __m256i a16[NP];
+            for (int p = 0; p < NP; ++p) a16[p] = _mm256_setzero_si256();
+            int pending = 0;
+            for (int c = 0; c < C; ++c) {
+                const std::size_t off = goff + static_cast<std::size_t>(c) * kChunk;
+                for (int p = 0; p < NP; ++p) {
+                    const __m256i g = load_pair(lo[p] + off, hi[p] + off);
+                    const __m256i s = P == Packing::TwoBit ? dot_2bit(g, qb + c, C) : dot_dense(g, qb + c, C);
+                    a16[p] = _mm256_add_epi16(a16[p], s);
+                }
+                if (++pending == kMaxChunksInt16 || c == C - 1) {
+                    for (int p = 0; p < NP; ++p) {
+                        a32[p] = _mm256_add_epi32(a32[p], _mm256_madd_epi16(a16[p], ones16));
+                        a16[p] = _mm256_setzero_si256();
+                    }
+                    pending = 0;
+                }
+            }
+            // Lanes [p0.lo p1.lo p2.lo p3.lo | p0.hi p1.hi p2.hi p3.hi]: the rows' sum(c * q)
+            // (2bit) or sum(t * q) (dense).
+            const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(a32[0], a32[1]), _mm256_hadd_epi32(a32[2], a32[3]));
+            const __m256i dot = P == Packing::TwoBit ? _mm256_sub_epi32(h, sumq) : h;
+            const __m256 scale = _mm256_cvtph_ps(load_scales<NP>(lo, hi, boff + 2 * static_cast<std::size_t>(k)));
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(dot)));
+        }
+    }
+    _mm256_storeu_ps(out, _mm256_mul_ps(acc, _mm256_set1_ps(x_scale)));
+}
+
+template <Packing P, int CT>
+void run_tile_c(int np, const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi, float x_scale,
+                float* out) {
+    switch (np) {
+        case 1: tile<P, 1, CT>(cx, lo, hi, x_scale, out); break;
+        case 2: tile<P, 2, CT>(cx, lo, hi, x_scale, out); break;
+        case 3: tile<P, 3, CT>(cx, lo, hi, x_scale, out); break;
+        default: tile<P, 4, CT>(cx, lo, hi, x_scale, out); break;
+    }
+}
+
+// The chunk count is a compile-time constant for the common groups (1 chunk: 2bit B = 64,
+// dense B <= 80; 2 chunks: 2bit B = 128, dense B <= 160).
+template <Packing P>
+void run_tile(int np, const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi, float x_scale,
+              float* out) {
+    if (cx.chunks == 1) run_tile_c<P, 1>(np, cx, lo, hi, x_scale, out);
+    else if (cx.chunks == 2) run_tile_c<P, 2>(np, cx, lo, hi, x_scale, out);
+    else run_tile_c<P, 0>(np, cx, lo, hi, x_scale, out);
+}
+
+// Re-lays q (blocks * B values) digit-major into s.q and computes the block sums. Runs once
+// per call, so it is vectorised: ~1 us for 4096 columns.
+void prepare_activations(const TernaryLayout& layout, const std::int8_t* q, int digits, int g, int chunks, Scratch& s) {
+    const std::int64_t nb = layout.blocks_per_row();
+    const int bs = layout.block_size;
+    const std::int64_t q_len = nb * bs;
+    s.q.resize(static_cast<std::size_t>(nb * digits * chunks));
+    s.sums.resize(static_cast<std::size_t>(nb));
+    alignas(16) static constexpr std::int8_t kOnes[32] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                          0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0};
+    for (std::int64_t b = 0; b < nb; ++b) {
+        const std::int8_t* qb = q + b * bs;
+        std::int32_t sum = 0;
+        for (int i = 0; i < bs; ++i) sum += qb[i];
+        s.sums[static_cast<std::size_t>(b)] = sum;
+        Slice* dst = &s.q[static_cast<std::size_t>(b * digits * chunks)];
+        for (int d = 0; d < digits; ++d) {
+            const int len = std::min(g, bs - g * d);  // activations of this digit (may be <= 0)
+            for (int c = 0; c < chunks; ++c, ++dst) {
+                const int n = std::clamp(len - c * kChunk, 0, kChunk);  // valid lanes of this slice
+                const std::int64_t start = b * bs + g * d + c * kChunk;
+                __m128i v = _mm_setzero_si128();
+                if (n > 0 && start + kChunk <= q_len) {
+                    // Lanes >= n belong to other positions: masked to zero.
+                    const __m128i keep = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kOnes + kChunk - n));
+                    v = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + start)), keep);
+                } else if (n > 0) {  // the last slices of the vector: never read past q's end
+                    alignas(16) std::int8_t tmp[kChunk] = {};
+                    std::memcpy(tmp, q + start, static_cast<std::size_t>(n));
+                    v = _mm_load_si128(reinterpret_cast<const __m128i*>(tmp));
+                }
+                _mm_store_si128(reinterpret_cast<__m128i*>(dst), v);
+            }
+        }
+    }
+}
+
+}  // namespace
+
+void ternary_gemv_avx2(const TernaryLayout& layout, const std::uint8_t* data, int k_bases, const std::int8_t* q,
+                       float x_scale, std::int64_t r0, std::int64_t r1, float* y) {
+    if (r1 <= r0) return;
+    Scratch& s = t_scratch;
+    const bool two_bit = layout.packing == Packing::TwoBit;
+    const int digits = two_bit ? 4 : 5;
+    const int g = static_cast<int>(layout.group_bytes());
+    const int chunks = (g + kChunk - 1) / kChunk;
+    prepare_activations(layout, q, digits, g, chunks, s);
+
+    const std::size_t row_bytes = layout.row_bytes();
+    // Chunk loads may run up to `overread` bytes past a row's last group: rows that close to
+    // the end of the tensor are read from a zero-padded copy instead.
+    const std::size_t overread = static_cast<std::size_t>(chunks * kChunk - g);
+    std::int64_t r_safe = layout.rows;
+    while (r_safe > 0 && static_cast<std::size_t>(layout.rows - r_safe) * row_bytes < overread) --r_safe;
+    if (r1 > r_safe) {
+        const std::size_t n = static_cast<std::size_t>(layout.rows - r_safe) * row_bytes;
+        s.tail.assign(n + 2 * kChunk, 0);
+        std::memcpy(s.tail.data(), data + static_cast<std::size_t>(r_safe) * row_bytes, n);
+    }
+    auto row_ptr = [&](std::int64_t r) -> const std::uint8_t* {
+        return r < r_safe ? data + static_cast<std::size_t>(r) * row_bytes
+                          : s.tail.data() + static_cast<std::size_t>(r - r_safe) * row_bytes;
+    };
+
+    const Ctx cx{layout.blocks_per_row(), layout.bases, k_bases, g, chunks, digits, layout.block_bytes(),
+                 s.q.data(), s.sums.data()};
+    for (std::int64_t r = r0; r < r1; r += 8) {
+        const int n = static_cast<int>(std::min<std::int64_t>(8, r1 - r));
+        const int np = (n + 1) / 2;
+        // Row i of the tile is pair i % np, half i / np (lane (i / np) * 4 + i % np); a
+        // missing last row repeats row n - 1 and is not stored.
+        const std::uint8_t* lo[4];
+        const std::uint8_t* hi[4];
+        for (int p = 0; p < np; ++p) {
+            lo[p] = row_ptr(r + p);
+            hi[p] = row_ptr(r + std::min(np + p, n - 1));
+        }
+        alignas(32) float out[8];
+        if (two_bit) run_tile<Packing::TwoBit>(np, cx, lo, hi, x_scale, out);
+        else run_tile<Packing::Dense>(np, cx, lo, hi, x_scale, out);
+        for (int i = 0; i < n; ++i) y[r - r0 + i] = out[(i / np) * 4 + i % np];
+    }
+}
+
+}  // namespace bitttt::kernels
