@@ -1,10 +1,9 @@
 // bitttt perplexity MODEL --file TEXT [--ctx C] [--chunks K] [--bases K] [--kld-base REF] [--json]
 #include <cstdio>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "bitttt/error.h"
+#include "bitttt/file_io.h"
 #include "bitttt/generate.h"
 #include "cli/commands.h"
 #include "cli/run_command.h"
@@ -50,24 +49,19 @@ Runner add_perplexity_command(CLI::App& root, const GlobalOptions& global) {
         std::unique_ptr<Model> ref;
         if (!a->reference.empty()) ref = Model::load(a->reference, LoadOptions{0, a->threads, a->ctx});
         Tokenizer tok = tokenizer_for(*model, a->model);
-        std::ifstream in(a->file, std::ios::binary);
-        if (!in) throw IoError("cannot open text file '" + a->file + "'");
-        std::stringstream ss;
-        ss << in.rdbuf();
-        const std::vector<std::int32_t> tokens = tok.encode(ss.str(), true, false);
+        const std::vector<std::int32_t> tokens = tok.encode(read_file(a->file), true, false);
 
         PerplexityOptions o;
         o.ctx = a->ctx;
         o.chunks = a->chunks;
         if (tok.adds_bos() && tok.bos_id()) o.bos_id = *tok.bos_id();
         std::unique_ptr<Progress> progress;
-        PerplexityResult r = perplexity(*model, tokens, o, ref.get(), [&](int done, int total) {
+        PerplexityResult r = perplexity(*model, tokens, o, ref.get(), [&](int /*done*/, int total) {
             if (!progress) {
                 progress = std::make_unique<Progress>(!global.quiet && is_terminal(2), static_cast<std::uint64_t>(total),
                                                       "chunks");
             }
             progress->advance(1);
-            (void)done;
         });
         if (progress) progress->finish();
         if (a->json) {

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "bitttt/error.h"
+#include "bitttt/file_io.h"
 #include "bitttt/generate.h"
 #include "bitttt/model.h"
 #include "bitttt/tokenizer.h"
@@ -31,11 +32,7 @@ std::string read_all(const std::string& path) {
         ss << std::cin.rdbuf();
         return ss.str();
     }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw IoError("cannot open prompt file '" + path + "'");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    return read_file(path);
 }
 
 double per_s(double n, double s) { return s > 0 ? n / s : 0.0; }

@@ -7,11 +7,11 @@
 #include <cstring>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <set>
 
 #include "bitttt/dtype.h"
 #include "bitttt/error.h"
+#include "bitttt/file_io.h"
 #include "bitttt/model_config.h"
 #include "bitttt/safetensors.h"
 #include "util/progress.h"
@@ -43,18 +43,6 @@ std::int64_t cols_of(const TensorInfo& t) {
     return rows ? t.numel() / rows : 0;
 }
 
-json read_json_file(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw IoError("cannot open '" + path + "'");
-    std::stringstream ss;
-    ss << f.rdbuf();
-    try {
-        return json::parse(ss.str());
-    } catch (const json::parse_error& e) {
-        throw FormatError(path + ": not valid JSON: " + e.what());
-    }
-}
-
 // Checks that the checkpoint has every tensor config.json implies, with that shape and a
 // dtype we can read, and decides how each is stored.
 std::vector<Plan> plan_model(const Checkpoint& ckpt, const LlamaConfig& cfg, const std::string& config_path,
@@ -83,16 +71,11 @@ std::vector<Plan> plan_model(const Checkpoint& ckpt, const LlamaConfig& cfg, con
     }
     // Layers whose index is past num_hidden_layers have a Linear/Norm role but are not
     // required: drop them too.
+    std::set<std::string> required;
+    for (const auto& [name, shape] : cfg.required_tensors()) required.insert(name);
     std::vector<Plan> kept;
     for (const auto& p : plans) {
-        bool needed = false;
-        for (const auto& [name, shape] : cfg.required_tensors()) {
-            if (name == p.entry->info->name) {
-                needed = true;
-                break;
-            }
-        }
-        if (needed) {
+        if (required.count(p.entry->info->name)) {
             kept.push_back(p);
         } else {
             skipped.push_back(p.entry->info->name + ": not needed by config.json's model");

@@ -1,10 +1,9 @@
 #include "bitttt/model_config.h"
 
-#include <fstream>
 #include <regex>
-#include <sstream>
 
 #include "bitttt/error.h"
+#include "bitttt/file_io.h"
 #include "bitttt/safetensors.h"
 
 namespace bitttt {
@@ -155,17 +154,7 @@ LlamaConfig LlamaConfig::from_json(const json& j, const std::string& source) {
 }
 
 LlamaConfig LlamaConfig::load(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw IoError("cannot open '" + path + "'");
-    std::stringstream ss;
-    ss << f.rdbuf();
-    json j;
-    try {
-        j = json::parse(ss.str());
-    } catch (const json::parse_error& e) {
-        throw FormatError(path + ": not valid JSON: " + e.what());
-    }
-    return from_json(j, path);
+    return from_json(read_json_file(path), path);
 }
 
 json LlamaConfig::to_json() const {

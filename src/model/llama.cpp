@@ -7,11 +7,11 @@
 #include <functional>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "bitttt/btt.h"
 #include "bitttt/dtype.h"
 #include "bitttt/error.h"
+#include "bitttt/file_io.h"
 #include "bitttt/model.h"
 #include "bitttt/safetensors.h"
 #include "kernels/ops.h"
@@ -208,16 +208,7 @@ void LlamaModel::load_reference(const std::string& path, const LoadOptions& opt)
     }
     cfg_ = LlamaConfig::load(*ckpt.config_path());
     validate_checkpoint(cfg_, ckpt, *ckpt.config_path());
-    if (ckpt.tokenizer_path()) {
-        std::ifstream in(*ckpt.tokenizer_path(), std::ios::binary);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        try {
-            tokenizer_ = json::parse(ss.str());
-        } catch (const json::parse_error& e) {
-            throw FormatError(*ckpt.tokenizer_path() + ": not valid JSON: " + e.what());
-        }
-    }
+    if (ckpt.tokenizer_path()) tokenizer_ = read_json_file(*ckpt.tokenizer_path());
     auto load = [&](const std::string& name) -> const float* {
         owned_.push_back(ckpt.read_f32(*ckpt.find(name)));
         ckpt.release(*ckpt.find(name));

@@ -3,15 +3,12 @@
 #include "bitttt/tokenizer.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "bitttt/error.h"
+#include "bitttt/file_io.h"
 #include "model/tokenizer_internal.h"
 #include "model/tokenizer_utf8.h"
 
@@ -672,18 +669,7 @@ Tokenizer Tokenizer::from_json(const nlohmann::json& j, const std::string& sourc
 }
 
 Tokenizer Tokenizer::load(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw IoError(path + ": cannot open: " + std::strerror(errno));
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    if (in.bad()) throw IoError(path + ": read failed");
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(ss.str());
-    } catch (const nlohmann::json::parse_error& e) {
-        throw FormatError(path + ": not valid JSON: " + e.what());
-    }
-    return from_json(j, path);
+    return from_json(read_json_file(path), path);
 }
 
 std::string Tokenizer::piece(std::int32_t id) const {
