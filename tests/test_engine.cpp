@@ -335,6 +335,44 @@ TEST_CASE("engine: results do not depend on the thread count", "[engine][threads
     }
 }
 
+TEST_CASE("engine: batched prompt processing equals token-by-token", "[engine][batch]") {
+    TempDir dir;
+    TinyModel().write(dir.path() / "m");
+    ConvertOptions o;
+    o.input = (dir.path() / "m").string();
+    o.output = dir.file("m.btt");
+    o.bases = 2;
+    o.threads = 1;
+    convert(o);
+    // 75 tokens: more than two micro-batches, the last one partial.
+    std::vector<std::int32_t> toks(75);
+    for (std::size_t i = 0; i < toks.size(); ++i) toks[i] = static_cast<std::int32_t>((i * 13 + 5) % 64);
+    const std::size_t vocab = 64;
+    for (const std::string& path : {o.output, (dir.path() / "m").string()}) {
+        for (int threads : {1, 2}) {
+            CAPTURE(path, threads);
+            auto seq = Model::load(path, LoadOptions{0, threads, 96});
+            std::vector<float> want;
+            for (int pos = 0; pos < 75; ++pos) {
+                const float* l = seq->forward(toks[static_cast<std::size_t>(pos)], pos);
+                want.insert(want.end(), l, l + vocab);
+            }
+            auto bat = Model::load(path, LoadOptions{0, threads, 96});
+            std::vector<float> got(75 * vocab);
+            // Positions 0..39, then 40..74 continuing the same cache.
+            bat->forward_batch(toks.data(), 40, 0, got.data());
+            const float* last = bat->forward_batch(toks.data() + 40, 35, 40, got.data() + 40 * vocab);
+            CHECK(got == want);
+            CHECK(std::vector<float>(last, last + vocab) == std::vector<float>(want.end() - 64, want.end()));
+            // Without all_logits only the last token's logits come back; rewinding works.
+            const float* l2 = bat->forward_batch(toks.data(), 33, 0, nullptr);
+            CHECK(std::vector<float>(l2, l2 + vocab) ==
+                  std::vector<float>(want.begin() + 32 * 64, want.begin() + 33 * 64));
+            CHECK_THROWS_WITH(bat->forward_batch(toks.data(), 75, 30, nullptr), Catch::Contains("raise --ctx"));
+        }
+    }
+}
+
 TEST_CASE("engine: sampler", "[engine][sampler]") {
     std::vector<float> logits = {0.1f, 2.0f, 2.0f, -1.0f};
     CHECK(argmax(logits.data(), 4) == 1);  // ties -> lowest id

@@ -203,6 +203,45 @@ TEST_CASE("AVX2 ternary GEMV: large blocks, extremes, corrupt codes, K = 0", "[k
     }
 }
 
+TEST_CASE("AVX2 batched ternary GEMM is bit-identical to the reference per input", "[kernels][avx2]") {
+    if (skip_without_avx2()) return;
+    std::mt19937 rng(99);
+    std::uniform_real_distribution<float> val(-3.0f, 3.0f);
+    for (Packing p : {Packing::TwoBit, Packing::Dense}) {
+        for (std::int64_t cols : {1, 7, 64, 257}) {
+            for (std::int64_t rows : {1, 9, 33}) {
+                const TernaryLayout l{rows, cols, 3, 64, p};
+                const auto data = random_tensor(l, rng);
+                for (int m : {1, 2, 5}) {
+                    CAPTURE(packing_name(p), cols, rows, m);
+                    std::vector<TernaryInput> in(static_cast<std::size_t>(m));
+                    std::vector<const TernaryInput*> ptrs;
+                    for (auto& x : in) {
+                        std::vector<float> v(static_cast<std::size_t>(cols));
+                        for (auto& e : v) e = val(rng);
+                        prepare_ternary_input(Isa::Avx2, v.data(), cols, 64, p, x);
+                        ptrs.push_back(&x);
+                    }
+                    for (int k = 1; k <= 3; ++k) {
+                        // Rows [r0, r1) with outputs of input j at y[j * ldy].
+                        const std::int64_t r0 = rows > 2 ? 1 : 0, r1 = rows, ldy = rows + 3;
+                        std::vector<float> got(static_cast<std::size_t>(m * ldy), -7.0f), want = got;
+                        ternary_gemm_kernel(Isa::Avx2)(l, data.data(), k, ptrs.data(), m, r0, r1, got.data(), ldy);
+                        ternary_gemm_ref(l, data.data(), k, ptrs.data(), m, r0, r1, want.data(), ldy);
+                        CHECK(got == want);
+                        for (int j = 0; j < m; ++j) {
+                            std::vector<float> one(static_cast<std::size_t>(r1 - r0));
+                            ternary_gemv_ref(l, data.data(), k, in[static_cast<std::size_t>(j)].q.data(),
+                                             in[static_cast<std::size_t>(j)].scale, r0, r1, one.data());
+                            CHECK(std::equal(one.begin(), one.end(), got.begin() + j * ldy));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 TEST_CASE("AVX2 dense decoding matches the reference for every byte value", "[kernels][avx2]") {
     if (skip_without_avx2()) return;
     std::mt19937 rng(11);

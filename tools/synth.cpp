@@ -4,6 +4,8 @@
 //
 //   bitttt-synth gaussian --rows 4096 --cols 4096 -o gauss.safetensors
 //   bitttt-synth model --preset llama3-8b --layers 1 -o synth-8b-1layer/
+//   bitttt-synth model --preset llama3.2-1b -o synth-1b/
+//       --tokenizer ../shared/models/llama3-tokenizer/tokenizer.json   (one command)
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -13,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <algorithm>
 
 #include "bitttt/dtype.h"
 #include "bitttt/error.h"
@@ -98,6 +101,26 @@ void add_gaussian(bitttt::SafetensorsWriter& w, const std::string& name, std::ve
     });
 }
 
+// The highest token id a tokenizer.json defines (its model vocab and added tokens).
+std::int64_t max_token_id(const json& tok) {
+    std::int64_t top = -1;
+    if (tok.contains("model") && tok["model"].contains("vocab")) {
+        for (const auto& [piece, id] : tok["model"]["vocab"].items()) top = std::max<std::int64_t>(top, id.get<std::int64_t>());
+    }
+    for (const auto& a : tok.value("added_tokens", json::array())) top = std::max<std::int64_t>(top, a.value("id", -1));
+    return top;
+}
+
+// The id of the first of `names` among the tokenizer's added tokens, or -1.
+std::int64_t special_id(const json& tok, std::initializer_list<const char*> names) {
+    for (const char* n : names) {
+        for (const auto& a : tok.value("added_tokens", json::array())) {
+            if (a.value("content", std::string()) == n) return a.value("id", -1);
+        }
+    }
+    return -1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -126,6 +149,12 @@ int main(int argc, char** argv) {
     m->add_option("--vocab", vocab, "Override the vocabulary size");
     m->add_option("--dtype", dtype_s, "f32, f16 or bf16 (default bf16)");
     m->add_option("--seed", seed, "Random seed (default 1)");
+    std::string tokenizer;
+    m->add_option("--tokenizer", tokenizer,
+                  "Copy this tokenizer.json into the folder (its ids must fit the vocabulary; e.g. "
+                  "../shared/models/llama3-tokenizer/tokenizer.json with llama3.2-1b or llama3-8b), so the "
+                  "converted model can take text prompts")
+        ->check(CLI::ExistingFile);
     m->add_option("-o,--output", out, "Output folder (created)")->required();
 
     CLI11_PARSE(app, argc, argv);
@@ -145,6 +174,21 @@ int main(int argc, char** argv) {
         if (layers >= 0) p.layers = layers;
         if (vocab > 0) p.vocab = vocab;
         const std::int64_t hd = p.hidden / p.heads;
+        json tok;
+        std::int64_t bos = 1, eos = 2;
+        if (!tokenizer.empty()) {
+            std::ifstream in(tokenizer);
+            tok = json::parse(in, nullptr, false);
+            if (tok.is_discarded() || !tok.is_object()) throw bitttt::FormatError(tokenizer + ": not a JSON object");
+            const std::int64_t top = max_token_id(tok);
+            if (top >= p.vocab) {
+                throw bitttt::UsageError(tokenizer + " has token ids up to " + std::to_string(top) +
+                                         " but the model's vocabulary is " + std::to_string(p.vocab) +
+                                         "; pass --vocab " + std::to_string(top + 1) + " or another preset");
+            }
+            if (std::int64_t id = special_id(tok, {"<|begin_of_text|>", "<s>"}); id >= 0) bos = id;
+            if (std::int64_t id = special_id(tok, {"<|end_of_text|>", "</s>"}); id >= 0) eos = id;
+        }
         std::filesystem::create_directories(out);
 
         json cfg = {
@@ -155,7 +199,7 @@ int main(int argc, char** argv) {
             {"vocab_size", p.vocab}, {"max_position_embeddings", 8192},
             {"rms_norm_eps", 1e-5}, {"rope_theta", p.rope_theta},
             {"hidden_act", "silu"}, {"tie_word_embeddings", p.tied},
-            {"bos_token_id", 1}, {"eos_token_id", 2},
+            {"bos_token_id", bos}, {"eos_token_id", eos},
             {"torch_dtype", dtype_s == "f32" ? "float32" : dtype_s == "f16" ? "float16" : "bfloat16"},
         };
         cfg["rope_scaling"] = p.llama3_rope ? json{{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
@@ -166,6 +210,11 @@ int main(int argc, char** argv) {
             std::ofstream f(std::filesystem::path(out) / "config.json");
             f << cfg.dump(2) << "\n";
             if (!f) throw bitttt::IoError("cannot write " + out + "/config.json");
+        }
+        if (!tok.is_null()) {
+            std::ofstream f(std::filesystem::path(out) / "tokenizer.json");
+            f << tok.dump() << "\n";
+            if (!f) throw bitttt::IoError("cannot write " + out + "/tokenizer.json");
         }
         bitttt::SafetensorsWriter w;
         add_gaussian(w, "model.embed_tokens.weight", {p.vocab, p.hidden}, dtype, 0.0, std_dev, seed);

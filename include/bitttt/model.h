@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -43,6 +45,16 @@ public:
     // order from 0, or from any earlier position to rewind) and returns the logits
     // [vocab_size], valid until the next call.
     virtual const float* forward(std::int32_t token, int pos) = 0;
+    // Processes tokens[0..n) at positions pos..pos+n-1 in micro-batches (prompt processing:
+    // each weight is read once per batch rather than once per token) and returns the last
+    // token's logits, valid until the next call. With `all_logits` (room for [n, vocab])
+    // it also receives every token's logits. Results are exactly those of n forward() calls.
+    virtual const float* forward_batch(const std::int32_t* tokens, int n, int pos, float* all_logits) = 0;
+
+    // Per-op timing of forward passes: set_profiling(true) starts (and zeroes) it; profile()
+    // gives (op, seconds) totals since then, in the order a step runs them.
+    virtual void set_profiling(bool on) = 0;
+    virtual std::vector<std::pair<std::string, double>> profile() const = 0;
 };
 
 }  // namespace bitttt

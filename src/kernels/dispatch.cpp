@@ -64,4 +64,39 @@ void ternary_gemv(const TernaryLayout& layout, const std::uint8_t* data, int k_b
     fn(layout, data, k_bases, q, x_scale, r0, r1, y);
 }
 
+void prepare_ternary_input(Isa isa, const float* x, std::int64_t cols, int block_size, Packing packing,
+                           TernaryInput& in) {
+    const std::int64_t padded = (cols + block_size - 1) / block_size * block_size;
+    in.cols = cols;
+    in.block_size = block_size;
+    in.packing = packing;
+    in.q.resize(static_cast<std::size_t>(padded));
+    in.scale = quantize_int8(x, cols, in.q.data(), padded);
+    in.slices.clear();
+    in.block_sums.clear();
+#ifdef BITTTT_HAVE_AVX2_KERNEL
+    if (isa == Isa::Avx2) prepare_ternary_input_avx2(in);
+#else
+    (void)isa;
+#endif
+}
+
+TernaryGemmFn ternary_gemm_kernel(Isa isa) {
+    switch (isa) {
+        case Isa::Generic: return &ternary_gemm_ref;
+        case Isa::Avx2:
+#ifdef BITTTT_HAVE_AVX2_KERNEL
+            if (avx2_available()) return &ternary_gemm_avx2;
+#endif
+            throw UsageError("the AVX2 ternary kernel is not available on this CPU or in this build");
+    }
+    return &ternary_gemm_ref;
+}
+
+void ternary_gemm(const TernaryLayout& layout, const std::uint8_t* data, int k_bases, const TernaryInput* const* in,
+                  int m, std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy) {
+    static const TernaryGemmFn fn = ternary_gemm_kernel(active_isa());
+    fn(layout, data, k_bases, in, m, r0, r1, y, ldy);
+}
+
 }  // namespace bitttt::kernels

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "bitttt/ternary.h"
+#include "kernels/ternary_gemv.h"
 
 namespace bitttt::kernels {
 
@@ -39,11 +40,30 @@ TernaryGemvFn ternary_gemv_kernel(Isa isa);
 void ternary_gemv(const TernaryLayout& layout, const std::uint8_t* data, int k_bases, const std::int8_t* q,
                   float x_scale, std::int64_t r0, std::int64_t r1, float* y);
 
+// Quantises x[0..cols) into `in` for tensors with this block size and packing, laid out
+// for `isa`'s kernel (for Isa::Avx2 also usable by the reference, which reads only q).
+void prepare_ternary_input(Isa isa, const float* x, std::int64_t cols, int block_size, Packing packing,
+                           TernaryInput& in);
+
+// The batched kernel (ternary_gemm_ref's contract); inputs prepared for the same ISA.
+using TernaryGemmFn = void (*)(const TernaryLayout& layout, const std::uint8_t* data, int k_bases,
+                               const TernaryInput* const* in, int m, std::int64_t r0, std::int64_t r1, float* y,
+                               std::int64_t ldy);
+TernaryGemmFn ternary_gemm_kernel(Isa isa);
+// ternary_gemm_ref's contract, run by the kernel of active_isa() (inputs prepared for it).
+void ternary_gemm(const TernaryLayout& layout, const std::uint8_t* data, int k_bases, const TernaryInput* const* in,
+                  int m, std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy);
+
 #ifdef BITTTT_HAVE_AVX2_KERNEL
 // The AVX2 kernel (ternary_gemv_avx2.cpp, compiled with -mavx2 -mfma -mf16c). Call it only
 // when avx2_available().
 void ternary_gemv_avx2(const TernaryLayout& layout, const std::uint8_t* data, int k_bases, const std::int8_t* q,
                        float x_scale, std::int64_t r0, std::int64_t r1, float* y);
+void ternary_gemm_avx2(const TernaryLayout& layout, const std::uint8_t* data, int k_bases,
+                       const TernaryInput* const* in, int m, std::int64_t r0, std::int64_t r1, float* y,
+                       std::int64_t ldy);
+// Fills in.slices and in.block_sums from in.q (and its layout fields).
+void prepare_ternary_input_avx2(TernaryInput& in);
 #endif
 
 }  // namespace bitttt::kernels

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "bitttt/ternary.h"
 
@@ -23,9 +24,40 @@ float quantize_int8(const float* x, std::int64_t n, std::int8_t* q, std::int64_t
 // Sum over one packed group of `block_size` trits of t_p * q_p (exact, in int32).
 std::int32_t ternary_block_dot_ref(Packing p, const std::uint8_t* group, int block_size, const std::int8_t* q);
 
+// Sixteen int8 activations, 16-byte aligned (the AVX2 kernel's unit of activation loads).
+struct alignas(16) Slice16 {
+    std::int8_t b[16];
+};
+
+// One activation vector prepared for the ternary kernels: quantised once to int8, and for
+// the AVX2 kernel also re-laid in the order its loads want. Built once per input vector
+// (prepare_ternary_input in dispatch.h) and read-only afterwards, so one preparation
+// serves every matrix that multiplies the same vector (q/k/v, gate/up), all their bases
+// and all threads.
+struct TernaryInput {
+    std::int64_t cols = 0;
+    int block_size = 0;
+    Packing packing = Packing::TwoBit;
+    float scale = 0.0f;                    // x ~= q * scale
+    std::vector<std::int8_t> q;            // [blocks * block_size], zero padded
+    // Filled only when prepared for the AVX2 kernel (see ternary_gemv_avx2.cpp):
+    std::vector<Slice16> slices;           // [block][digit][chunk] digit-major activations
+    std::vector<std::int32_t> block_sums;  // [block] sum of q over the block
+
+    // True when this preparation fits a tensor of this layout.
+    bool fits(const TernaryLayout& l) const {
+        return cols == l.cols && block_size == l.block_size && packing == l.packing;
+    }
+};
+
 // y[r - r0] = x_scale * sum_b sum_{k < k_bases} scale(r, b, k) * dot(r, b, k) for rows
 // r in [r0, r1). `q` holds blocks_per_row * block_size int8 values (zero padded).
 void ternary_gemv_ref(const TernaryLayout& layout, const std::uint8_t* data, int k_bases, const std::int8_t* q,
                       float x_scale, std::int64_t r0, std::int64_t r1, float* y);
+
+// The batched form (a small GEMM): for each of the m inputs j, y[j * ldy + r - r0] is what
+// ternary_gemv_ref gives for in[j]->q and in[j]->scale. Every input must fit `layout`.
+void ternary_gemm_ref(const TernaryLayout& layout, const std::uint8_t* data, int k_bases, const TernaryInput* const* in,
+                      int m, std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy);
 
 }  // namespace bitttt::kernels

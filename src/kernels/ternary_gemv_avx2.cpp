@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "kernels/dispatch.h"
+#include "kernels/ternary_gemv.h"
 
 namespace bitttt::kernels {
 
@@ -50,13 +51,10 @@ constexpr int kChunk = 16;  // group bytes per 128-bit half
 // 12 chunks at most 24384 < 32767, then widened to int32.
 constexpr int kMaxChunksInt16 = 12;
 
-struct alignas(16) Slice {
-    std::int8_t b[16];
-};
+using Slice = Slice16;
 
 struct Scratch {
-    std::vector<Slice> q;             // [block][digit][chunk] 16 activations
-    std::vector<std::int32_t> sums;   // [block] sum of q over the block
+    TernaryInput input;               // ternary_gemv_avx2's own preparation
     std::vector<std::uint8_t> tail;   // rows near the end of the tensor, padded
 };
 
@@ -214,22 +212,29 @@ void run_tile(int np, const Ctx& cx, const std::uint8_t* const* lo, const std::u
     else run_tile_c<P, 0>(np, cx, lo, hi, x_scale, out);
 }
 
-// Re-lays q (blocks * B values) digit-major into s.q and computes the block sums. Runs once
-// per call, so it is vectorised: ~1 us for 4096 columns.
-void prepare_activations(const TernaryLayout& layout, const std::int8_t* q, int digits, int g, int chunks, Scratch& s) {
-    const std::int64_t nb = layout.blocks_per_row();
-    const int bs = layout.block_size;
-    const std::int64_t q_len = nb * bs;
-    s.q.resize(static_cast<std::size_t>(nb * digits * chunks));
-    s.sums.resize(static_cast<std::size_t>(nb));
+int digits_of(Packing p) { return p == Packing::TwoBit ? 4 : 5; }
+int chunks_of(int g) { return (g + kChunk - 1) / kChunk; }
+
+// Re-lays in.q (blocks * B values) digit-major into in.slices and computes the block sums.
+// Vectorised: ~1 us for 4096 columns.
+void relay_activations(TernaryInput& in) {
+    const int bs = in.block_size;
+    const int digits = digits_of(in.packing);
+    const int g = static_cast<int>(group_bytes(in.packing, bs));
+    const int chunks = chunks_of(g);
+    const std::int64_t q_len = static_cast<std::int64_t>(in.q.size());
+    const std::int64_t nb = q_len / bs;
+    const std::int8_t* q = in.q.data();
+    in.slices.resize(static_cast<std::size_t>(nb * digits * chunks));
+    in.block_sums.resize(static_cast<std::size_t>(nb));
     alignas(16) static constexpr std::int8_t kOnes[32] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
                                                           0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0};
     for (std::int64_t b = 0; b < nb; ++b) {
         const std::int8_t* qb = q + b * bs;
         std::int32_t sum = 0;
         for (int i = 0; i < bs; ++i) sum += qb[i];
-        s.sums[static_cast<std::size_t>(b)] = sum;
-        Slice* dst = &s.q[static_cast<std::size_t>(b * digits * chunks)];
+        in.block_sums[static_cast<std::size_t>(b)] = sum;
+        Slice* dst = &in.slices[static_cast<std::size_t>(b * digits * chunks)];
         for (int d = 0; d < digits; ++d) {
             const int len = std::min(g, bs - g * d);  // activations of this digit (may be <= 0)
             for (int c = 0; c < chunks; ++c, ++dst) {
@@ -253,15 +258,17 @@ void prepare_activations(const TernaryLayout& layout, const std::int8_t* q, int 
 
 }  // namespace
 
-void ternary_gemv_avx2(const TernaryLayout& layout, const std::uint8_t* data, int k_bases, const std::int8_t* q,
-                       float x_scale, std::int64_t r0, std::int64_t r1, float* y) {
-    if (r1 <= r0) return;
+void prepare_ternary_input_avx2(TernaryInput& in) { relay_activations(in); }
+
+void ternary_gemm_avx2(const TernaryLayout& layout, const std::uint8_t* data, int k_bases,
+                       const TernaryInput* const* in, int m, std::int64_t r0, std::int64_t r1, float* y,
+                       std::int64_t ldy) {
+    if (r1 <= r0 || m <= 0) return;
     Scratch& s = t_scratch;
     const bool two_bit = layout.packing == Packing::TwoBit;
-    const int digits = two_bit ? 4 : 5;
+    const int digits = digits_of(layout.packing);
     const int g = static_cast<int>(layout.group_bytes());
-    const int chunks = (g + kChunk - 1) / kChunk;
-    prepare_activations(layout, q, digits, g, chunks, s);
+    const int chunks = chunks_of(g);
 
     const std::size_t row_bytes = layout.row_bytes();
     // Chunk loads may run up to `overread` bytes past a row's last group: rows that close to
@@ -279,8 +286,7 @@ void ternary_gemv_avx2(const TernaryLayout& layout, const std::uint8_t* data, in
                           : s.tail.data() + static_cast<std::size_t>(r - r_safe) * row_bytes;
     };
 
-    const Ctx cx{layout.blocks_per_row(), layout.bases, k_bases, g, chunks, digits, layout.block_bytes(),
-                 s.q.data(), s.sums.data()};
+    Ctx cx{layout.blocks_per_row(), layout.bases, k_bases, g, chunks, digits, layout.block_bytes(), nullptr, nullptr};
     for (std::int64_t r = r0; r < r1; r += 8) {
         const int n = static_cast<int>(std::min<std::int64_t>(8, r1 - r));
         const int np = (n + 1) / 2;
@@ -292,11 +298,32 @@ void ternary_gemv_avx2(const TernaryLayout& layout, const std::uint8_t* data, in
             lo[p] = row_ptr(r + p);
             hi[p] = row_ptr(r + std::min(np + p, n - 1));
         }
-        alignas(32) float out[8];
-        if (two_bit) run_tile<Packing::TwoBit>(np, cx, lo, hi, x_scale, out);
-        else run_tile<Packing::Dense>(np, cx, lo, hi, x_scale, out);
-        for (int i = 0; i < n; ++i) y[r - r0 + i] = out[(i / np) * 4 + i % np];
+        // The tile's weights (8 rows, a few KB) come from memory for the first input and
+        // from cache for the others: a batch of m inputs streams the matrix once.
+        for (int j = 0; j < m; ++j) {
+            cx.q = in[j]->slices.data();
+            cx.sums = in[j]->block_sums.data();
+            alignas(32) float out[8];
+            if (two_bit) run_tile<Packing::TwoBit>(np, cx, lo, hi, in[j]->scale, out);
+            else run_tile<Packing::Dense>(np, cx, lo, hi, in[j]->scale, out);
+            float* yj = y + j * ldy + (r - r0);
+            for (int i = 0; i < n; ++i) yj[i] = out[(i / np) * 4 + i % np];
+        }
     }
+}
+
+void ternary_gemv_avx2(const TernaryLayout& layout, const std::uint8_t* data, int k_bases, const std::int8_t* q,
+                       float x_scale, std::int64_t r0, std::int64_t r1, float* y) {
+    if (r1 <= r0) return;
+    TernaryInput& in = t_scratch.input;
+    in.cols = layout.cols;
+    in.block_size = layout.block_size;
+    in.packing = layout.packing;
+    in.scale = x_scale;
+    in.q.assign(q, q + layout.blocks_per_row() * layout.block_size);
+    relay_activations(in);
+    const TernaryInput* one = &in;
+    ternary_gemm_avx2(layout, data, k_bases, &one, 1, r0, r1, y, 0);
 }
 
 }  // namespace bitttt::kernels

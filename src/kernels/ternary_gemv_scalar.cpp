@@ -87,4 +87,11 @@ void ternary_gemv_ref(const TernaryLayout& layout, const std::uint8_t* data, int
     }
 }
 
+void ternary_gemm_ref(const TernaryLayout& layout, const std::uint8_t* data, int k_bases, const TernaryInput* const* in,
+                      int m, std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy) {
+    for (int j = 0; j < m; ++j) {
+        ternary_gemv_ref(layout, data, k_bases, in[j]->q.data(), in[j]->scale, r0, r1, y + j * ldy);
+    }
+}
+
 }  // namespace bitttt::kernels

@@ -40,9 +40,9 @@ GenerateResult generate(Model& model, const std::vector<std::int32_t>& prompt, c
     res.prompt_tokens = static_cast<int>(prompt.size());
 
     auto t0 = std::chrono::steady_clock::now();
-    const float* logits = nullptr;
-    int pos = 0;
-    for (std::int32_t id : prompt) logits = model.forward(id, pos++);
+    // The prompt in batches: each weight is read once per batch, not once per token.
+    const float* logits = model.forward_batch(prompt.data(), static_cast<int>(prompt.size()), 0, nullptr);
+    int pos = static_cast<int>(prompt.size());
     res.prompt_seconds = seconds_since(t0);
 
     t0 = std::chrono::steady_clock::now();
@@ -89,22 +89,26 @@ PerplexityResult perplexity(Model& model, const std::vector<std::int32_t>& token
     double nll = 0.0, nll2 = 0.0, kl = 0.0, kl2 = 0.0, ref_nll = 0.0;
     std::int64_t count = 0, agree = 0;
     std::vector<double> lp, lq;
-    std::vector<float> ref_logits;
+    std::vector<std::int32_t> chunk;
+    std::vector<float> all(static_cast<std::size_t>(opt.ctx - first) * static_cast<std::size_t>(vocab));
+    std::vector<float> ref_all(reference ? all.size() : 0);
     for (int c = 0; c < n_chunks; ++c) {
         const std::size_t start = static_cast<std::size_t>(c) * static_cast<std::size_t>(opt.ctx);
-        for (int j = 0; j < opt.ctx - 1; ++j) {
-            std::int32_t tok = tokens[start + static_cast<std::size_t>(j)];
-            if (j == 0 && opt.bos_id >= 0) tok = opt.bos_id;
-            const float* logits = model.forward(tok, j);
-            const float* rlogits = nullptr;
-            if (reference) {
-                const float* r = reference->forward(tok, j);
-                if (j >= first) {
-                    ref_logits.assign(r, r + vocab);
-                    rlogits = ref_logits.data();
-                }
-            }
-            if (j < first) continue;
+        // The chunk in batched passes: the unscored first half, then the scored half with
+        // every position's logits.
+        const int n = opt.ctx - 1;
+        chunk.assign(tokens.begin() + static_cast<std::ptrdiff_t>(start),
+                     tokens.begin() + static_cast<std::ptrdiff_t>(start) + n);
+        if (opt.bos_id >= 0) chunk[0] = opt.bos_id;
+        for (Model* m : {&model, reference}) {
+            if (!m) continue;
+            m->forward_batch(chunk.data(), first, 0, nullptr);
+            m->forward_batch(chunk.data() + first, n - first, first, m == &model ? all.data() : ref_all.data());
+        }
+        for (int j = first; j < n; ++j) {
+            const std::size_t row = static_cast<std::size_t>(j - first) * static_cast<std::size_t>(vocab);
+            const float* logits = all.data() + row;
+            const float* rlogits = reference ? ref_all.data() + row : nullptr;
             const std::int32_t target = tokens[start + static_cast<std::size_t>(j) + 1];
             log_softmax(logits, vocab, lq);
             const double v = -lq[static_cast<std::size_t>(target)];

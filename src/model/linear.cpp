@@ -8,6 +8,39 @@
 
 namespace bitttt {
 
+void LinearInput::set(const float* x, int m, std::int64_t cols) {
+    x_ = x;
+    m_ = m;
+    cols_ = cols;
+    for (auto& p : cache_) p.valid = false;
+}
+
+const kernels::TernaryInput* const* LinearInput::ternary(int block_size, Packing packing, ThreadPool& pool) const {
+    Prepared* p = nullptr;
+    for (auto& c : cache_) {
+        if (c.block_size == block_size && c.packing == packing) p = &c;
+    }
+    if (!p) {
+        cache_.push_back(Prepared{block_size, packing, false, {}, {}});
+        p = &cache_.back();
+    }
+    if (!p->valid) {
+        if (p->rows.size() < static_cast<std::size_t>(m_)) p->rows.resize(static_cast<std::size_t>(m_));
+        p->ptrs.resize(static_cast<std::size_t>(m_));
+        const kernels::Isa isa = kernels::active_isa();
+        // Rows in parallel only when there are enough to be worth a hand-off.
+        pool.parallel_for(m_, m_ >= 8 ? 2 : m_, [&](std::int64_t j0, std::int64_t j1) {
+            for (std::int64_t j = j0; j < j1; ++j) {
+                kernels::prepare_ternary_input(isa, x_ + j * cols_, cols_, block_size, packing,
+                                               p->rows[static_cast<std::size_t>(j)]);
+            }
+        });
+        for (int j = 0; j < m_; ++j) p->ptrs[static_cast<std::size_t>(j)] = &p->rows[static_cast<std::size_t>(j)];
+        p->valid = true;
+    }
+    return p->ptrs.data();
+}
+
 std::int64_t Linear::grain(const ThreadPool& pool) const {
     // About 8 chunks per thread, but at least ~16K weights per chunk: handing out less
     // work costs more in synchronisation than it saves (small matrices run inline).
@@ -22,13 +55,12 @@ namespace {
 class TernaryLinear final : public Linear {
 public:
     TernaryLinear(const TernaryLayout& layout, const std::uint8_t* data, int k_bases)
-        : Linear(layout.rows, layout.cols), layout_(layout), data_(data), k_(k_bases),
-          q_(static_cast<std::size_t>(layout.blocks_per_row() * layout.block_size)) {}
+        : Linear(layout.rows, layout.cols), layout_(layout), data_(data), k_(k_bases) {}
 
-    void forward(const float* x, float* y, ThreadPool& pool) const override {
-        const float x_scale = kernels::quantize_int8(x, cols_, q_.data(), static_cast<std::int64_t>(q_.size()));
+    void forward(const LinearInput& in, float* y, ThreadPool& pool) const override {
+        const kernels::TernaryInput* const* x = in.ternary(layout_.block_size, layout_.packing, pool);
         pool.parallel_for(rows_, grain(pool), [&](std::int64_t r0, std::int64_t r1) {
-            kernels::ternary_gemv(layout_, data_, k_, q_.data(), x_scale, r0, r1, y + r0);
+            kernels::ternary_gemm(layout_, data_, k_, x, in.m(), r0, r1, y + r0, rows_);
         });
     }
 
@@ -42,15 +74,14 @@ private:
     TernaryLayout layout_;
     const std::uint8_t* data_;
     int k_;
-    mutable std::vector<std::int8_t> q_;
 };
 
 class F16Linear final : public Linear {
 public:
     F16Linear(const std::uint8_t* data, std::int64_t rows, std::int64_t cols) : Linear(rows, cols), data_(data) {}
-    void forward(const float* x, float* y, ThreadPool& pool) const override {
+    void forward(const LinearInput& in, float* y, ThreadPool& pool) const override {
         pool.parallel_for(rows_, grain(pool), [&](std::int64_t r0, std::int64_t r1) {
-            kernels::gemv_f16(data_, cols_, x, r0, r1, y + r0);
+            for (int j = 0; j < in.m(); ++j) kernels::gemv_f16(data_, cols_, in.x() + j * cols_, r0, r1, y + j * rows_ + r0);
         });
     }
     std::uint64_t weight_bytes() const override { return static_cast<std::uint64_t>(rows_ * cols_) * 2; }
@@ -62,9 +93,9 @@ private:
 class F32Linear final : public Linear {
 public:
     F32Linear(const float* data, std::int64_t rows, std::int64_t cols) : Linear(rows, cols), data_(data) {}
-    void forward(const float* x, float* y, ThreadPool& pool) const override {
+    void forward(const LinearInput& in, float* y, ThreadPool& pool) const override {
         pool.parallel_for(rows_, grain(pool), [&](std::int64_t r0, std::int64_t r1) {
-            kernels::gemv_f32(data_, cols_, x, r0, r1, y + r0);
+            for (int j = 0; j < in.m(); ++j) kernels::gemv_f32(data_, cols_, in.x() + j * cols_, r0, r1, y + j * rows_ + r0);
         });
     }
     std::uint64_t weight_bytes() const override { return static_cast<std::uint64_t>(rows_ * cols_) * 4; }

@@ -1,6 +1,7 @@
 // The Llama forward pass (one token at a time), over weights from a .btt file or, as the
 // F32 reference, from the original safetensors checkpoint. Sections read top to bottom:
 // weights, loading from .btt, loading from safetensors, the forward pass.
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <deque>
@@ -64,6 +65,30 @@ struct Embedding {
     }
 };
 
+// Where a step's time goes (bench --profile).
+enum Op { kOpEmbed, kOpNorm, kOpQkv, kOpRope, kOpAttention, kOpWo, kOpGateUp, kOpSwiglu, kOpDown, kOpLmHead, kOpCount };
+constexpr const char* kOpNames[kOpCount] = {"embedding", "rmsnorm",     "q/k/v",  "rope+kv store", "attention",
+                                            "o_proj",    "gate/up proj", "swiglu", "down_proj",     "lm_head"};
+
+// Adds the wall time since the previous lap to an op's total (no-op unless profiling).
+class OpTimer {
+public:
+    OpTimer(bool on, std::vector<double>& totals) : on_(on), totals_(totals) {
+        if (on_) last_ = std::chrono::steady_clock::now();
+    }
+    void lap(Op op) {
+        if (!on_) return;
+        const auto now = std::chrono::steady_clock::now();
+        totals_[op] += std::chrono::duration<double>(now - last_).count();
+        last_ = now;
+    }
+
+private:
+    bool on_;
+    std::vector<double>& totals_;
+    std::chrono::steady_clock::time_point last_;
+};
+
 std::unique_ptr<Linear> linear_from(Encoding e, const std::uint8_t* data, const TernaryLayout& layout, int k,
                                     std::int64_t rows, std::int64_t cols) {
     switch (e) {
@@ -92,7 +117,17 @@ public:
         }
         return n;
     }
-    const float* forward(std::int32_t token, int pos) override;
+    const float* forward(std::int32_t token, int pos) override { return forward_batch(&token, 1, pos, nullptr); }
+    const float* forward_batch(const std::int32_t* tokens, int n, int pos, float* all_logits) override;
+    void set_profiling(bool on) override {
+        profiling_ = on;
+        std::fill(op_seconds_.begin(), op_seconds_.end(), 0.0);
+    }
+    std::vector<std::pair<std::string, double>> profile() const override {
+        std::vector<std::pair<std::string, double>> out;
+        for (int i = 0; i < kOpCount; ++i) out.emplace_back(kOpNames[i], op_seconds_[static_cast<std::size_t>(i)]);
+        return out;
+    }
 
     void load_btt(const std::string& path, const LoadOptions& opt);
     void load_reference(const std::string& path, const LoadOptions& opt);
@@ -103,6 +138,8 @@ private:
     // Wires every layer's weights by HF name, whatever they are stored as.
     void build_layers(const NormFn& norm, const LinearFn& linear);
     void finish_setup(const LoadOptions& opt);
+    // One micro-batch of m <= kMaxBatch tokens at positions pos..pos+m-1.
+    void step(const std::int32_t* tokens, int m, int pos, float* all_logits);
 
     LlamaConfig cfg_;
     json tokenizer_;
@@ -122,20 +159,25 @@ private:
     std::unique_ptr<Rope> rope_;
     std::unique_ptr<ThreadPool> pool_;
 
-    // Activations of the current token.
-    std::vector<float> x_;       // [hidden] residual stream
-    std::vector<float> xb_;      // [hidden] normalised input of a sub-block
-    std::vector<float> xb2_;     // [hidden] output of a sub-block
-    std::vector<float> q_;       // [n_heads * head_dim]
-    std::vector<float> k_;       // [n_kv_heads * head_dim]
-    std::vector<float> v_;       // [n_kv_heads * head_dim]
-    std::vector<float> att_;     // [n_heads, ctx] attention weights
-    std::vector<float> att_out_; // [n_heads * head_dim]
-    std::vector<float> hb_;      // [intermediate]
-    std::vector<float> hb2_;     // [intermediate]
-    std::vector<float> logits_;  // [vocab]
+    // Activations of the current micro-batch of m <= kMaxBatch tokens (row-major [m, dim]).
+    static constexpr int kMaxBatch = 32;
+    std::vector<float> x_;       // [m, hidden] residual stream
+    std::vector<float> xb_;      // [m, hidden] normalised input of a sub-block
+    std::vector<float> xb2_;     // [m, hidden] output of a sub-block
+    std::vector<float> q_;       // [m, n_heads * head_dim]
+    std::vector<float> k_;       // [m, n_kv_heads * head_dim]
+    std::vector<float> v_;       // [m, n_kv_heads * head_dim]
+    std::vector<float> att_out_; // [m, n_heads * head_dim]
+    std::vector<float> hb_;      // [m, intermediate]
+    std::vector<float> hb2_;     // [m, intermediate]
+    std::vector<float> logits_;  // [vocab] of the last token
     std::vector<float> key_cache_;    // [layers, ctx, n_kv_heads * head_dim]
     std::vector<float> value_cache_;  // [layers, ctx, n_kv_heads * head_dim]
+    LinearInput in_;             // the input of the linear layers, prepared once per use
+
+    // Per-op wall time, when profiling.
+    bool profiling_ = false;
+    std::vector<double> op_seconds_ = std::vector<double>(kOpCount, 0.0);
 };
 
 // ---- loading from a .btt file -----------------------------------------------------------
@@ -264,16 +306,16 @@ void LlamaModel::finish_setup(const LoadOptions& opt) {
     const std::size_t qd = static_cast<std::size_t>(cfg_.num_attention_heads) * hd;
     const std::size_t kvd = static_cast<std::size_t>(cfg_.num_key_value_heads) * hd;
     const std::size_t ff = static_cast<std::size_t>(cfg_.intermediate_size);
-    x_.assign(h, 0.0f);
-    xb_.assign(h, 0.0f);
-    xb2_.assign(h, 0.0f);
-    q_.assign(qd, 0.0f);
-    k_.assign(kvd, 0.0f);
-    v_.assign(kvd, 0.0f);
-    att_.assign(static_cast<std::size_t>(cfg_.num_attention_heads) * static_cast<std::size_t>(ctx_), 0.0f);
-    att_out_.assign(qd, 0.0f);
-    hb_.assign(ff, 0.0f);
-    hb2_.assign(ff, 0.0f);
+    const std::size_t mb = kMaxBatch;
+    x_.assign(mb * h, 0.0f);
+    xb_.assign(mb * h, 0.0f);
+    xb2_.assign(mb * h, 0.0f);
+    q_.assign(mb * qd, 0.0f);
+    k_.assign(mb * kvd, 0.0f);
+    v_.assign(mb * kvd, 0.0f);
+    att_out_.assign(mb * qd, 0.0f);
+    hb_.assign(mb * ff, 0.0f);
+    hb2_.assign(mb * ff, 0.0f);
     logits_.assign(static_cast<std::size_t>(cfg_.vocab_size), 0.0f);
     const std::size_t cache = static_cast<std::size_t>(cfg_.num_hidden_layers) * static_cast<std::size_t>(ctx_) * kvd;
     key_cache_.assign(cache, 0.0f);
@@ -282,68 +324,110 @@ void LlamaModel::finish_setup(const LoadOptions& opt) {
 
 // ---- the forward pass ----------------------------------------------------------------------
 
-const float* LlamaModel::forward(std::int32_t token, int pos) {
-    if (token < 0 || token >= cfg_.vocab_size) {
-        throw UsageError("token id " + std::to_string(token) + " is outside the vocabulary (0.." +
-                         std::to_string(cfg_.vocab_size - 1) + ")");
+const float* LlamaModel::forward_batch(const std::int32_t* tokens, int n, int pos, float* all_logits) {
+    if (n <= 0) throw UsageError("forward_batch needs at least one token");
+    for (int i = 0; i < n; ++i) {
+        if (tokens[i] < 0 || tokens[i] >= cfg_.vocab_size) {
+            throw UsageError("token id " + std::to_string(tokens[i]) + " is outside the vocabulary (0.." +
+                             std::to_string(cfg_.vocab_size - 1) + ")");
+        }
     }
-    if (pos < 0 || pos >= ctx_) {
-        throw UsageError("position " + std::to_string(pos) + " is outside the context of " + std::to_string(ctx_) +
-                         " tokens (raise --ctx)");
+    if (pos < 0 || pos + static_cast<std::int64_t>(n) > ctx_) {
+        throw UsageError("position " + std::to_string(pos + n - 1) + " is outside the context of " +
+                         std::to_string(ctx_) + " tokens (raise --ctx)");
     }
+    const std::size_t vocab = static_cast<std::size_t>(cfg_.vocab_size);
+    for (int i0 = 0; i0 < n; i0 += kMaxBatch) {
+        const int m = std::min(kMaxBatch, n - i0);
+        step(tokens + i0, m, pos + i0, all_logits ? all_logits + static_cast<std::size_t>(i0) * vocab : nullptr);
+    }
+    return logits_.data();
+}
+
+void LlamaModel::step(const std::int32_t* tokens, int m, int pos, float* all_logits) {
     const std::int64_t h = cfg_.hidden_size, hd = cfg_.head_dim, ff = cfg_.intermediate_size;
     const std::int64_t n_heads = cfg_.num_attention_heads, n_kv = cfg_.num_key_value_heads;
-    const std::int64_t kvd = n_kv * hd, group = n_heads / n_kv;
+    const std::int64_t qd = n_heads * hd, kvd = n_kv * hd, group = n_heads / n_kv;
     const float eps = static_cast<float>(cfg_.rms_norm_eps);
     const float att_scale = 1.0f / std::sqrt(static_cast<float>(hd));
     ThreadPool& pool = *pool_;
+    OpTimer timer(profiling_, op_seconds_);
 
-    embed_.row(token, x_.data());
+    for (int i = 0; i < m; ++i) embed_.row(tokens[i], x_.data() + i * h);
+    timer.lap(kOpEmbed);
     for (std::size_t l = 0; l < layers_.size(); ++l) {
         const Layer& L = layers_[l];
         float* kc = key_cache_.data() + (l * static_cast<std::size_t>(ctx_)) * static_cast<std::size_t>(kvd);
         float* vc = value_cache_.data() + (l * static_cast<std::size_t>(ctx_)) * static_cast<std::size_t>(kvd);
 
-        // Attention.
-        kernels::rmsnorm(x_.data(), L.attn_norm, h, eps, xb_.data());
-        L.wq->forward(xb_.data(), q_.data(), pool);
-        L.wk->forward(xb_.data(), k_.data(), pool);
-        L.wv->forward(xb_.data(), v_.data(), pool);
-        rope_->apply(q_.data(), n_heads, pos);
-        rope_->apply(k_.data(), n_kv, pos);
-        std::copy(k_.begin(), k_.end(), kc + static_cast<std::size_t>(pos) * kvd);
-        std::copy(v_.begin(), v_.end(), vc + static_cast<std::size_t>(pos) * kvd);
-        // Heads in parallel once the cache is long enough to be worth a hand-off.
-        const std::int64_t head_work = static_cast<std::int64_t>(pos + 1) * hd;
-        const std::int64_t head_grain = head_work * n_heads < 16384 ? n_heads : 1;
-        pool.parallel_for(n_heads, head_grain, [&](std::int64_t h0, std::int64_t h1) {
-            for (std::int64_t head = h0; head < h1; ++head) {
-                const float* qh = q_.data() + head * hd;
+        // Attention. q/k/v share one prepared input.
+        for (int i = 0; i < m; ++i) kernels::rmsnorm(x_.data() + i * h, L.attn_norm, h, eps, xb_.data() + i * h);
+        timer.lap(kOpNorm);
+        in_.set(xb_.data(), m, h);
+        L.wq->forward(in_, q_.data(), pool);
+        L.wk->forward(in_, k_.data(), pool);
+        L.wv->forward(in_, v_.data(), pool);
+        timer.lap(kOpQkv);
+        for (int i = 0; i < m; ++i) {
+            rope_->apply(q_.data() + i * qd, n_heads, pos + i);
+            rope_->apply(k_.data() + i * kvd, n_kv, pos + i);
+        }
+        std::copy(k_.begin(), k_.begin() + m * kvd, kc + static_cast<std::size_t>(pos) * kvd);
+        std::copy(v_.begin(), v_.begin() + m * kvd, vc + static_cast<std::size_t>(pos) * kvd);
+        timer.lap(kOpRope);
+        // (token, head) pairs in parallel once the cache is long enough to be worth a hand-off.
+        const std::int64_t items = m * n_heads;
+        const std::int64_t work = static_cast<std::int64_t>(pos + m) * hd * items;
+        pool.parallel_for(items, work < 16384 ? items : 1, [&](std::int64_t w0, std::int64_t w1) {
+            thread_local std::vector<float> scores;
+            scores.resize(static_cast<std::size_t>(ctx_));
+            for (std::int64_t w = w0; w < w1; ++w) {
+                const std::int64_t i = w / n_heads, head = w % n_heads;
+                const int p = pos + static_cast<int>(i);  // this token attends to [0, p]
+                const float* qh = q_.data() + i * qd + head * hd;
                 const std::int64_t kvh = head / group;  // grouped-query attention
-                float* att = att_.data() + head * ctx_;
-                for (int t = 0; t <= pos; ++t) {
-                    att[t] = kernels::dot(qh, kc + t * kvd + kvh * hd, hd) * att_scale;
-                }
-                kernels::softmax(att, pos + 1);
-                float* out = att_out_.data() + head * hd;
+                float* att = scores.data();
+                for (int t = 0; t <= p; ++t) att[t] = kernels::dot(qh, kc + t * kvd + kvh * hd, hd) * att_scale;
+                kernels::softmax(att, p + 1);
+                float* out = att_out_.data() + i * qd + head * hd;
                 std::fill(out, out + hd, 0.0f);
-                for (int t = 0; t <= pos; ++t) kernels::axpy(att[t], vc + t * kvd + kvh * hd, hd, out);
+                for (int t = 0; t <= p; ++t) kernels::axpy(att[t], vc + t * kvd + kvh * hd, hd, out);
             }
         });
-        L.wo->forward(att_out_.data(), xb2_.data(), pool);
-        for (std::int64_t i = 0; i < h; ++i) x_[i] += xb2_[i];
+        timer.lap(kOpAttention);
+        in_.set(att_out_.data(), m, qd);
+        L.wo->forward(in_, xb2_.data(), pool);
+        for (std::int64_t i = 0; i < m * h; ++i) x_[i] += xb2_[i];
+        timer.lap(kOpWo);
 
-        // SwiGLU MLP.
-        kernels::rmsnorm(x_.data(), L.ffn_norm, h, eps, xb_.data());
-        L.w_gate->forward(xb_.data(), hb_.data(), pool);
-        L.w_up->forward(xb_.data(), hb2_.data(), pool);
-        kernels::swiglu(hb_.data(), hb2_.data(), ff, hb_.data());
-        L.w_down->forward(hb_.data(), xb2_.data(), pool);
-        for (std::int64_t i = 0; i < h; ++i) x_[i] += xb2_[i];
+        // SwiGLU MLP. gate/up share one prepared input.
+        for (int i = 0; i < m; ++i) kernels::rmsnorm(x_.data() + i * h, L.ffn_norm, h, eps, xb_.data() + i * h);
+        timer.lap(kOpNorm);
+        in_.set(xb_.data(), m, h);
+        L.w_gate->forward(in_, hb_.data(), pool);
+        L.w_up->forward(in_, hb2_.data(), pool);
+        timer.lap(kOpGateUp);
+        for (int i = 0; i < m; ++i) kernels::swiglu(hb_.data() + i * ff, hb2_.data() + i * ff, ff, hb_.data() + i * ff);
+        timer.lap(kOpSwiglu);
+        in_.set(hb_.data(), m, ff);
+        L.w_down->forward(in_, xb2_.data(), pool);
+        for (std::int64_t i = 0; i < m * h; ++i) x_[i] += xb2_[i];
+        timer.lap(kOpDown);
     }
-    kernels::rmsnorm(x_.data(), final_norm_, h, eps, x_.data());
-    lm_head_->forward(x_.data(), logits_.data(), pool);
-    return logits_.data();
+    // The output layer: every token's logits when asked for, else only the last one's.
+    const int first = all_logits ? 0 : m - 1;
+    for (int i = first; i < m; ++i) kernels::rmsnorm(x_.data() + i * h, final_norm_, h, eps, x_.data() + i * h);
+    timer.lap(kOpNorm);
+    const std::size_t vocab = static_cast<std::size_t>(cfg_.vocab_size);
+    if (all_logits) {
+        in_.set(x_.data(), m, h);
+        lm_head_->forward(in_, all_logits, pool);
+        std::copy(all_logits + (m - 1) * vocab, all_logits + m * vocab, logits_.begin());
+    } else {
+        in_.set(x_.data() + (m - 1) * h, 1, h);
+        lm_head_->forward(in_, logits_.data(), pool);
+    }
+    timer.lap(kOpLmHead);
 }
 
 }  // namespace
