@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "fixtures.h"
+#include "kernels/dispatch.h"
 #include "test_util.h"
 
 using bitttt::test::TempDir;
@@ -299,4 +300,87 @@ TEST_CASE("cli: BITTTT_ISA override is checked before any work", "[cli][avx2]") 
     unsetenv("BITTTT_ISA");
     CHECK(bogus.code == 2);
     CHECK(bogus.err.find("BITTTT_ISA") != std::string::npos);
+}
+
+TEST_CASE("cli: --version names the kernels in use", "[cli][avx2]") {
+    TempDir dir;
+    Result v = run_cli("--version", dir);
+    CHECK(v.code == 0);
+    CHECK(v.out.find("kernels: ") != std::string::npos);
+    setenv("BITTTT_ISA", "generic", 1);
+    Result g = run_cli("--version", dir);
+    unsetenv("BITTTT_ISA");
+    CHECK(g.out.find("kernels: generic") != std::string::npos);
+}
+
+TEST_CASE("cli: bench reports pp/tg speed, bytes per token and bandwidth as JSON", "[cli][bench]") {
+    TempDir dir;
+    bitttt::test::TinyModel().write(dir.path() / "m");
+    REQUIRE(run_cli("convert '" + (dir.path() / "m").string() + "' --bases 2 -o '" + dir.file("m.btt") + "' -q", dir)
+                .code == 0);
+    Result b = run_cli("bench '" + dir.file("m.btt") + "' -p 20 -n 6 -r 3 -t 2 --bandwidth-mib 4 --json --profile -q",
+                       dir);
+    REQUIRE(b.code == 0);
+    json j = json::parse(b.out);
+    CHECK(j["isa"].is_string());
+    CHECK(j["threads"] == 2);
+    CHECK(j["repetitions"] == 3);
+    for (const char* k : {"pp_tokens_per_s", "tg_tokens_per_s"}) {
+        INFO(k);
+        CHECK(j[k]["runs"].size() == 3);
+        CHECK(j[k]["mean"].get<double>() > 0);
+        CHECK(j[k]["sd"].get<double>() >= 0);
+        CHECK(j[k]["median"].get<double>() > 0);
+    }
+    // Bytes per token: the linear layers at 2 bases plus the F16 output layer, exactly.
+    const double linear = j["linear_bytes"].get<double>(), out = j["output_layer_bytes"].get<double>();
+    CHECK(j["weight_bytes_per_token"].get<double>() == linear + out);
+    CHECK(out == 64.0 * 32 * 2);
+    CHECK(j["bandwidth_gb_s"].get<double>() > 0);
+    CHECK(j["bandwidth_runs_gb_s"].size() == 20);
+    const double limit = j["bandwidth_gb_s"].get<double>() * 1e9 / j["weight_bytes_per_token"].get<double>();
+    CHECK(j["fraction_of_bandwidth_limit"].get<double>() ==
+          Approx(j["tg_tokens_per_s"]["mean"].get<double>() / limit).epsilon(1e-9));
+    REQUIRE(j["profile"]["ops"].size() == 10);
+    double pct = 0;
+    for (const auto& op : j["profile"]["ops"]) pct += op["percent"].get<double>();
+    CHECK(pct == Approx(100.0));
+
+    // Markdown: a header and one row per test; plain text names both tests.
+    Result md = run_cli("bench '" + dir.file("m.btt") + "' -p 4 -n 2 -r 1 --bandwidth-mib 0 --markdown -q", dir);
+    REQUIRE(md.code == 0);
+    CHECK(md.out.find("| model |") == 0);
+    CHECK(md.out.find("| pp4 |") != std::string::npos);
+    CHECK(md.out.find("| tg2 |") != std::string::npos);
+    Result txt = run_cli("bench '" + dir.file("m.btt") + "' -p 4 -n 2 -r 1 --bandwidth-mib 0 --batch 1 -q", dir);
+    REQUIRE(txt.code == 0);
+    CHECK(txt.out.find("batch 1") != std::string::npos);
+
+    // Usage errors.
+    CHECK(run_cli("bench -q", dir).code == 2);  // no model
+    CHECK(run_cli("bench '" + dir.file("m.btt") + "' -p 0 -n 0 -q", dir).code == 2);
+    CHECK(run_cli("bench '" + dir.file("m.btt") + "' --json --markdown -q", dir).code == 2);
+    CHECK(run_cli("bench '" + dir.file("m.btt") + "' -n 100000 -q", dir).code == 2);  // past the context
+}
+
+TEST_CASE("cli: bench --kernels times every N, packing and ISA", "[cli][bench]") {
+    TempDir dir;
+    Result k = run_cli("bench --kernels --shapes 33x70,8x64 --kernel-bases 1,2 -r 1 --bandwidth-mib 4 --json -q", dir);
+    REQUIRE(k.code == 0);
+    json j = json::parse(k.out);
+    CHECK(j["bandwidth_gb_s"].get<double>() > 0);
+    REQUIRE(j["kernels"].size() == 2 * 2 * 2);  // shapes x N x packings
+    for (const auto& r : j["kernels"]) {
+        CHECK(r["generic"]["gb_s"].get<double>() > 0);
+        if (bitttt::kernels::avx2_available()) CHECK(r["avx2_speedup"].get<double>() > 0);
+    }
+    CHECK(j["kernels"][0]["rows"] == 33);
+    CHECK(j["kernels"][0]["bytes"] == 33 * 2 * (2 + 16));  // 2 blocks of one base, 2bit, B = 64
+    CHECK(run_cli("bench --kernels --shapes 12by4 -q", dir).code == 2);
+    // A model's own layer shapes.
+    bitttt::test::TinyModel().write(dir.path() / "m");
+    Result m = run_cli("bench --kernels '" + (dir.path() / "m").string() + "' --kernel-bases 1 -r 1 "
+                       "--bandwidth-mib 0 -q", dir);
+    REQUIRE(m.code == 0);
+    CHECK(m.out.find("gate_proj/up_proj") != std::string::npos);
 }

@@ -14,12 +14,12 @@
 
 namespace bitttt::cli {
 
-
 Runner add_convert_command(CLI::App& root, const GlobalOptions& global);
 Runner add_inspect_command(CLI::App& root, const GlobalOptions& global);
 Runner add_run_command(CLI::App& root, const GlobalOptions& global);
 Runner add_perplexity_command(CLI::App& root, const GlobalOptions& global);
 Runner add_tokenize_command(CLI::App& root, const GlobalOptions& global);
+Runner add_bench_command(CLI::App& root, const GlobalOptions& global);
 
 // Human-readable output (report.cpp).
 void print_convert_summary(const ConvertReport& r, std::FILE* out);

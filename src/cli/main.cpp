@@ -10,6 +10,7 @@
 #include "bitttt/error.h"
 #include "cli/commands.h"
 #include "cli/run_command.h"
+#include "kernels/dispatch.h"
 
 namespace {
 
@@ -36,7 +37,17 @@ int main(int argc, char** argv) {
         "bitttt"};
     app.require_subcommand(0, 1);
     app.fallthrough();  // global flags (-q, -v) may follow the subcommand
-    app.set_version_flag("--version", "bitttt " BITTTT_VERSION " (.btt format v1)");
+    // The version line also names the kernels this CPU will run (BITTTT_ISA applied).
+    app.set_version_flag("--version", [] {
+        std::string isa;
+        try {
+            isa = bitttt::kernels::isa_name(bitttt::kernels::active_isa());
+        } catch (const bitttt::Error& e) {
+            isa = std::string("none (") + e.what() + ")";
+        }
+        return std::string("bitttt " BITTTT_VERSION " (.btt format v1), kernels: ") + isa +
+               (bitttt::kernels::avx2_available() ? " (avx2 available)" : " (avx2 not available)");
+    });
     bitttt::cli::GlobalOptions global;
     app.add_flag("-q,--quiet", global.quiet, "No progress bar and no informational messages")->configurable(false);
     app.add_flag("-v,--verbose", global.verbose, "Debug messages on stderr");
@@ -48,6 +59,7 @@ int main(int argc, char** argv) {
     add(bitttt::cli::add_run_command(app, global));
     add(bitttt::cli::add_perplexity_command(app, global));
     add(bitttt::cli::add_tokenize_command(app, global));
+    add(bitttt::cli::add_bench_command(app, global));
 
     if (argc <= 1) {
         print_full_help(app, stderr);

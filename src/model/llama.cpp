@@ -108,15 +108,23 @@ public:
     int threads() const override { return pool_->size(); }
     std::string description() const override { return description_; }
     std::uint64_t weight_bytes_per_token() const override {
-        std::uint64_t n = lm_head_->weight_bytes();
+        const WeightStats w = weight_stats();
+        return w.linear_bytes + w.output_bytes;
+    }
+    WeightStats weight_stats() const override {
+        WeightStats w;
+        w.output_params = static_cast<std::uint64_t>(lm_head_->rows() * lm_head_->cols());
+        w.output_bytes = lm_head_->weight_bytes();
         for (const auto& l : layers_) {
-            for (const Linear* w : {l.wq.get(), l.wk.get(), l.wv.get(), l.wo.get(), l.w_gate.get(), l.w_up.get(),
+            for (const Linear* m : {l.wq.get(), l.wk.get(), l.wv.get(), l.wo.get(), l.w_gate.get(), l.w_up.get(),
                                     l.w_down.get()}) {
-                n += w->weight_bytes();
+                w.linear_params += static_cast<std::uint64_t>(m->rows() * m->cols());
+                w.linear_bytes += m->weight_bytes();
             }
         }
-        return n;
+        return w;
     }
+    int batch() const override { return batch_; }
     const float* forward(std::int32_t token, int pos) override { return forward_batch(&token, 1, pos, nullptr); }
     const float* forward_batch(const std::int32_t* tokens, int n, int pos, float* all_logits) override;
     void set_profiling(bool on) override {
@@ -138,7 +146,7 @@ private:
     // Wires every layer's weights by HF name, whatever they are stored as.
     void build_layers(const NormFn& norm, const LinearFn& linear);
     void finish_setup(const LoadOptions& opt);
-    // One micro-batch of m <= kMaxBatch tokens at positions pos..pos+m-1.
+    // One micro-batch of m <= batch_ tokens at positions pos..pos+m-1.
     void step(const std::int32_t* tokens, int m, int pos, float* all_logits);
 
     LlamaConfig cfg_;
@@ -159,8 +167,8 @@ private:
     std::unique_ptr<Rope> rope_;
     std::unique_ptr<ThreadPool> pool_;
 
-    // Activations of the current micro-batch of m <= kMaxBatch tokens (row-major [m, dim]).
-    static constexpr int kMaxBatch = 32;
+    // Activations of the current micro-batch of m <= batch_ tokens (row-major [m, dim]).
+    int batch_ = 32;             // micro-batch size (LoadOptions::batch)
     std::vector<float> x_;       // [m, hidden] residual stream
     std::vector<float> xb_;      // [m, hidden] normalised input of a sub-block
     std::vector<float> xb2_;     // [m, hidden] output of a sub-block
@@ -298,6 +306,8 @@ void LlamaModel::finish_setup(const LoadOptions& opt) {
                          std::to_string(cfg_.max_position_embeddings) + ")");
     }
     ctx_ = static_cast<int>(opt.ctx > 0 ? opt.ctx : max_ctx);
+    if (opt.batch < 0) throw UsageError("--batch must be positive");
+    batch_ = opt.batch > 0 ? opt.batch : 32;
     rope_ = std::make_unique<Rope>(cfg_);
     pool_ = std::make_unique<ThreadPool>(opt.threads > 0 ? opt.threads : physical_cores());
 
@@ -306,7 +316,7 @@ void LlamaModel::finish_setup(const LoadOptions& opt) {
     const std::size_t qd = static_cast<std::size_t>(cfg_.num_attention_heads) * hd;
     const std::size_t kvd = static_cast<std::size_t>(cfg_.num_key_value_heads) * hd;
     const std::size_t ff = static_cast<std::size_t>(cfg_.intermediate_size);
-    const std::size_t mb = kMaxBatch;
+    const std::size_t mb = static_cast<std::size_t>(batch_);
     x_.assign(mb * h, 0.0f);
     xb_.assign(mb * h, 0.0f);
     xb2_.assign(mb * h, 0.0f);
@@ -337,8 +347,8 @@ const float* LlamaModel::forward_batch(const std::int32_t* tokens, int n, int po
                          std::to_string(ctx_) + " tokens (raise --ctx)");
     }
     const std::size_t vocab = static_cast<std::size_t>(cfg_.vocab_size);
-    for (int i0 = 0; i0 < n; i0 += kMaxBatch) {
-        const int m = std::min(kMaxBatch, n - i0);
+    for (int i0 = 0; i0 < n; i0 += batch_) {
+        const int m = std::min(batch_, n - i0);
         step(tokens + i0, m, pos + i0, all_logits ? all_logits + static_cast<std::size_t>(i0) * vocab : nullptr);
     }
     return logits_.data();
