@@ -1,6 +1,7 @@
 #include "model/linear.h"
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "kernels/dispatch.h"
 #include "kernels/ops.h"
@@ -15,7 +16,7 @@ void LinearInput::set(const float* x, int m, std::int64_t cols) {
     for (auto& p : cache_) p.valid = false;
 }
 
-const kernels::TernaryInput* const* LinearInput::ternary(int block_size, Packing packing, ThreadPool& pool) const {
+void LinearInput::prepare_ternary(int block_size, Packing packing, ThreadPool& pool) const {
     Prepared* p = nullptr;
     for (auto& c : cache_) {
         if (c.block_size == block_size && c.packing == packing) p = &c;
@@ -24,21 +25,50 @@ const kernels::TernaryInput* const* LinearInput::ternary(int block_size, Packing
         cache_.push_back(Prepared{block_size, packing, false, {}, {}});
         p = &cache_.back();
     }
-    if (!p->valid) {
-        if (p->rows.size() < static_cast<std::size_t>(m_)) p->rows.resize(static_cast<std::size_t>(m_));
-        p->ptrs.resize(static_cast<std::size_t>(m_));
-        const kernels::Isa isa = kernels::active_isa();
-        // Rows in parallel only when there are enough to be worth a hand-off.
-        pool.parallel_for(m_, m_ >= 8 ? 2 : m_, [&](std::int64_t j0, std::int64_t j1) {
-            for (std::int64_t j = j0; j < j1; ++j) {
-                kernels::prepare_ternary_input(isa, x_ + j * cols_, cols_, block_size, packing,
-                                               p->rows[static_cast<std::size_t>(j)]);
-            }
-        });
-        for (int j = 0; j < m_; ++j) p->ptrs[static_cast<std::size_t>(j)] = &p->rows[static_cast<std::size_t>(j)];
-        p->valid = true;
+    if (p->valid) return;
+    if (p->rows.size() < static_cast<std::size_t>(m_)) p->rows.resize(static_cast<std::size_t>(m_));
+    p->ptrs.resize(static_cast<std::size_t>(m_));
+    const kernels::Isa isa = kernels::active_isa();
+    // Rows in parallel only when there are enough to be worth a hand-off.
+    pool.parallel_for(m_, m_ >= 8 ? 2 : m_, [&](std::int64_t j0, std::int64_t j1) {
+        for (std::int64_t j = j0; j < j1; ++j) {
+            kernels::prepare_ternary_input(isa, x_ + j * cols_, cols_, block_size, packing,
+                                           p->rows[static_cast<std::size_t>(j)]);
+        }
+    });
+    for (int j = 0; j < m_; ++j) p->ptrs[static_cast<std::size_t>(j)] = &p->rows[static_cast<std::size_t>(j)];
+    p->valid = true;
+}
+
+const kernels::TernaryInput* const* LinearInput::ternary(int block_size, Packing packing) const {
+    for (const auto& c : cache_) {
+        if (c.block_size == block_size && c.packing == packing && c.valid) return c.ptrs.data();
     }
-    return p->ptrs.data();
+    throw std::logic_error("LinearInput::ternary called before prepare_ternary");
+}
+
+void Linear::forward(const LinearInput& in, float* y, ThreadPool& pool) const { forward_group({{this, y}}, in, pool); }
+
+void forward_group(std::initializer_list<LinearOutput> group, const LinearInput& in, ThreadPool& pool) {
+    struct Chunk {
+        const LinearOutput* out;
+        std::int64_t r0, r1;
+    };
+    // The caller's own list (a thread_local named inside the lambda would be each worker's).
+    thread_local std::vector<Chunk> scratch;
+    std::vector<Chunk>& chunks = scratch;
+    chunks.clear();
+    for (const LinearOutput& o : group) {
+        o.w->prepare(in, pool);
+        const std::int64_t g = o.w->grain(pool);
+        for (std::int64_t r = 0; r < o.w->rows(); r += g) chunks.push_back({&o, r, std::min(o.w->rows(), r + g)});
+    }
+    pool.parallel_for(static_cast<std::int64_t>(chunks.size()), 1, [&](std::int64_t c0, std::int64_t c1) {
+        for (std::int64_t c = c0; c < c1; ++c) {
+            const Chunk& ch = chunks[static_cast<std::size_t>(c)];
+            ch.out->w->forward_rows(in, ch.r0, ch.r1, ch.out->y + ch.r0);
+        }
+    });
 }
 
 std::int64_t Linear::grain(const ThreadPool& pool) const {
@@ -57,11 +87,12 @@ public:
     TernaryLinear(const TernaryLayout& layout, const std::uint8_t* data, int k_bases)
         : Linear(layout.rows, layout.cols), layout_(layout), data_(data), k_(k_bases) {}
 
-    void forward(const LinearInput& in, float* y, ThreadPool& pool) const override {
-        const kernels::TernaryInput* const* x = in.ternary(layout_.block_size, layout_.packing, pool);
-        pool.parallel_for(rows_, grain(pool), [&](std::int64_t r0, std::int64_t r1) {
-            kernels::ternary_gemm(layout_, data_, k_, x, in.m(), r0, r1, y + r0, rows_);
-        });
+    void prepare(const LinearInput& in, ThreadPool& pool) const override {
+        in.prepare_ternary(layout_.block_size, layout_.packing, pool);
+    }
+    void forward_rows(const LinearInput& in, std::int64_t r0, std::int64_t r1, float* y) const override {
+        kernels::ternary_gemm(layout_, data_, k_, in.ternary(layout_.block_size, layout_.packing), in.m(), r0, r1, y,
+                              rows_);
     }
 
     std::uint64_t weight_bytes() const override {
@@ -79,10 +110,8 @@ private:
 class F16Linear final : public Linear {
 public:
     F16Linear(const std::uint8_t* data, std::int64_t rows, std::int64_t cols) : Linear(rows, cols), data_(data) {}
-    void forward(const LinearInput& in, float* y, ThreadPool& pool) const override {
-        pool.parallel_for(rows_, grain(pool), [&](std::int64_t r0, std::int64_t r1) {
-            for (int j = 0; j < in.m(); ++j) kernels::gemv_f16(data_, cols_, in.x() + j * cols_, r0, r1, y + j * rows_ + r0);
-        });
+    void forward_rows(const LinearInput& in, std::int64_t r0, std::int64_t r1, float* y) const override {
+        for (int j = 0; j < in.m(); ++j) kernels::gemv_f16(data_, cols_, in.x() + j * cols_, r0, r1, y + j * rows_);
     }
     std::uint64_t weight_bytes() const override { return static_cast<std::uint64_t>(rows_ * cols_) * 2; }
 
@@ -93,10 +122,8 @@ private:
 class F32Linear final : public Linear {
 public:
     F32Linear(const float* data, std::int64_t rows, std::int64_t cols) : Linear(rows, cols), data_(data) {}
-    void forward(const LinearInput& in, float* y, ThreadPool& pool) const override {
-        pool.parallel_for(rows_, grain(pool), [&](std::int64_t r0, std::int64_t r1) {
-            for (int j = 0; j < in.m(); ++j) kernels::gemv_f32(data_, cols_, in.x() + j * cols_, r0, r1, y + j * rows_ + r0);
-        });
+    void forward_rows(const LinearInput& in, std::int64_t r0, std::int64_t r1, float* y) const override {
+        for (int j = 0; j < in.m(); ++j) kernels::gemv_f32(data_, cols_, in.x() + j * cols_, r0, r1, y + j * rows_);
     }
     std::uint64_t weight_bytes() const override { return static_cast<std::uint64_t>(rows_ * cols_) * 4; }
 

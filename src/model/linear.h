@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <vector>
 
@@ -24,9 +25,11 @@ public:
     const float* x() const { return x_; }
     int m() const { return m_; }
     std::int64_t cols() const { return cols_; }
-    // Every row prepared for the active ternary kernel and tensors of this block size and
-    // packing (built on first use; m pointers).
-    const kernels::TernaryInput* const* ternary(int block_size, Packing packing, ThreadPool& pool) const;
+    // Prepares every row for the active ternary kernel and tensors of this block size and
+    // packing (once per set(); not thread-safe).
+    void prepare_ternary(int block_size, Packing packing, ThreadPool& pool) const;
+    // The prepared rows (m pointers); prepare_ternary must have run. Thread-safe.
+    const kernels::TernaryInput* const* ternary(int block_size, Packing packing) const;
 
 private:
     struct Prepared {
@@ -49,16 +52,31 @@ public:
     std::int64_t rows() const { return rows_; }
     std::int64_t cols() const { return cols_; }
     // y[j * rows + r] = W[r, :] . x_j for the input's m rows (in.cols() == cols()).
-    virtual void forward(const LinearInput& in, float* y, ThreadPool& pool) const = 0;
+    void forward(const LinearInput& in, float* y, ThreadPool& pool) const;
     // Bytes of weights one forward() reads.
     virtual std::uint64_t weight_bytes() const = 0;
 
-protected:
-    // Splits rows over the pool in chunks of a size that keeps every thread busy.
+    // The two halves of forward(), so that several matrices can share one parallel job
+    // (forward_group): prepare() once per input (not thread-safe), then forward_rows() for
+    // disjoint row ranges from any threads.
+    virtual void prepare(const LinearInput& /*in*/, ThreadPool& /*pool*/) const {}
+    virtual void forward_rows(const LinearInput& in, std::int64_t r0, std::int64_t r1, float* y) const = 0;
+    // Rows per chunk of work: enough chunks to keep every thread busy, enough weights per
+    // chunk to be worth a hand-off.
     std::int64_t grain(const ThreadPool& pool) const;
 
     std::int64_t rows_, cols_;
 };
+
+// One matrix of a group and where its output goes ([m, rows]).
+struct LinearOutput {
+    const Linear* w;
+    float* y;
+};
+
+// Computes several matrices that multiply the same input (q/k/v; gate/up) in one parallel
+// job: one hand-off to the threads instead of one per matrix.
+void forward_group(std::initializer_list<LinearOutput> group, const LinearInput& in, ThreadPool& pool);
 
 // Uses the first k_bases (1..layout.bases) of a ternary tensor stored at `data`.
 std::unique_ptr<Linear> make_ternary_linear(const TernaryLayout& layout, const std::uint8_t* data, int k_bases);

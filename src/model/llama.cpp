@@ -374,9 +374,7 @@ void LlamaModel::step(const std::int32_t* tokens, int m, int pos, float* all_log
         for (int i = 0; i < m; ++i) kernels::rmsnorm(x_.data() + i * h, L.attn_norm, h, eps, xb_.data() + i * h);
         timer.lap(kOpNorm);
         in_.set(xb_.data(), m, h);
-        L.wq->forward(in_, q_.data(), pool);
-        L.wk->forward(in_, k_.data(), pool);
-        L.wv->forward(in_, v_.data(), pool);
+        forward_group({{L.wq.get(), q_.data()}, {L.wk.get(), k_.data()}, {L.wv.get(), v_.data()}}, in_, pool);
         timer.lap(kOpQkv);
         for (int i = 0; i < m; ++i) {
             rope_->apply(q_.data() + i * qd, n_heads, pos + i);
@@ -414,8 +412,7 @@ void LlamaModel::step(const std::int32_t* tokens, int m, int pos, float* all_log
         for (int i = 0; i < m; ++i) kernels::rmsnorm(x_.data() + i * h, L.ffn_norm, h, eps, xb_.data() + i * h);
         timer.lap(kOpNorm);
         in_.set(xb_.data(), m, h);
-        L.w_gate->forward(in_, hb_.data(), pool);
-        L.w_up->forward(in_, hb2_.data(), pool);
+        forward_group({{L.w_gate.get(), hb_.data()}, {L.w_up.get(), hb2_.data()}}, in_, pool);
         timer.lap(kOpGateUp);
         for (int i = 0; i < m; ++i) kernels::swiglu(hb_.data() + i * ff, hb2_.data() + i * ff, ff, hb_.data() + i * ff);
         timer.lap(kOpSwiglu);

@@ -3,8 +3,13 @@
 // parallel_for splits [0, n) into chunks of `grain` and hands them out dynamically; the
 // calling thread works too. Work must write only to places owned by its chunk, so
 // results never depend on how many threads ran or which thread took which chunk.
+//
+// A token's forward pass is ~100 short jobs, so hand-off latency matters: idle workers
+// spin briefly (with pause, then yield) before sleeping on a condition variable, and
+// chunks are claimed with an atomic counter rather than a lock.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -36,18 +41,20 @@ private:
 
     std::vector<std::thread> workers_;
     std::mutex mu_;
-    std::condition_variable wake_;
-    std::condition_variable done_;
-    std::uint64_t generation_ = 0;
-    int busy_ = 0;
-    bool stop_ = false;
+    std::condition_variable wake_;  // a new job (or stop) for sleeping workers
+    std::condition_variable done_;  // the last worker left the job
+    std::atomic<std::uint64_t> generation_{0};  // bumped once per job
+    std::atomic<bool> stop_{false};
+    int sleepers_ = 0;  // guarded by mu_
 
-    // Current job.
+    // Current job (written before generation_ is bumped, read after it is seen).
     const std::function<void(std::int64_t, std::int64_t)>* fn_ = nullptr;
     std::int64_t n_ = 0;
     std::int64_t grain_ = 1;
-    std::int64_t next_ = 0;  // guarded by mu_
-    std::exception_ptr error_;
+    std::atomic<std::int64_t> next_{0};  // first row not yet claimed
+    std::atomic<int> pending_{0};        // workers that have not finished the job
+    std::atomic<bool> failed_{false};
+    std::exception_ptr error_;           // guarded by mu_
 };
 
 }  // namespace bitttt
