@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kernels/dispatch.h"
+#include "kernels/int8_gemv.h"
 #include "kernels/ops.h"
 #include "kernels/ternary_gemv.h"
 
@@ -45,6 +46,26 @@ private:
     mutable std::vector<std::int8_t> q_;
 };
 
+class Int8Linear final : public Linear {
+public:
+    Int8Linear(const Int8Layout& layout, const std::uint8_t* data)
+        : Linear(layout.rows, layout.cols), layout_(layout), data_(data), q_(static_cast<std::size_t>(layout.cols)) {}
+
+    void forward(const float* x, float* y, ThreadPool& pool) const override {
+        const float x_scale = kernels::quantize_int8(x, cols_, q_.data(), cols_);
+        pool.parallel_for(rows_, grain(pool), [&](std::int64_t r0, std::int64_t r1) {
+            kernels::int8_gemv(layout_, data_, q_.data(), x_scale, r0, r1, y + r0);
+        });
+    }
+
+    std::uint64_t weight_bytes() const override { return layout_.values_bytes() + 4 * static_cast<std::uint64_t>(rows_); }
+
+private:
+    Int8Layout layout_;
+    const std::uint8_t* data_;
+    mutable std::vector<std::int8_t> q_;
+};
+
 class F16Linear final : public Linear {
 public:
     F16Linear(const std::uint8_t* data, std::int64_t rows, std::int64_t cols) : Linear(rows, cols), data_(data) {}
@@ -77,6 +98,9 @@ private:
 
 std::unique_ptr<Linear> make_ternary_linear(const TernaryLayout& layout, const std::uint8_t* data, int k_bases) {
     return std::make_unique<TernaryLinear>(layout, data, k_bases);
+}
+std::unique_ptr<Linear> make_int8_linear(const Int8Layout& layout, const std::uint8_t* data) {
+    return std::make_unique<Int8Linear>(layout, data);
 }
 std::unique_ptr<Linear> make_f16_linear(const std::uint8_t* data, std::int64_t rows, std::int64_t cols) {
     return std::make_unique<F16Linear>(data, rows, cols);

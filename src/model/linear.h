@@ -1,5 +1,6 @@
 // A weight matrix W [rows, cols] the forward pass multiplies by: y = W x.
-// Implementations: ternary (.btt bases, add-only), F16 and F32 (reference / embeddings).
+// Implementations: ternary (.btt bases, add-only), int8 with per-row scales (the output
+// layer), F16 and F32 (reference / embeddings).
 // Every output row is computed the same way whichever thread computes it, so results
 // do not depend on the thread count.
 #pragma once
@@ -8,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "bitttt/int8.h"
 #include "bitttt/ternary.h"
 #include "util/thread_pool.h"
 
@@ -33,6 +35,8 @@ protected:
 
 // Uses the first k_bases (1..layout.bases) of a ternary tensor stored at `data`.
 std::unique_ptr<Linear> make_ternary_linear(const TernaryLayout& layout, const std::uint8_t* data, int k_bases);
+// An int8 tensor (per-row scales) stored at `data`; activations are quantised to int8.
+std::unique_ptr<Linear> make_int8_linear(const Int8Layout& layout, const std::uint8_t* data);
 std::unique_ptr<Linear> make_f16_linear(const std::uint8_t* data, std::int64_t rows, std::int64_t cols);
 std::unique_ptr<Linear> make_f32_linear(const float* data, std::int64_t rows, std::int64_t cols);
 
