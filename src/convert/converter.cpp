@@ -130,7 +130,11 @@ public:
             row_bytes = static_cast<std::size_t>(cols) * 2;
         } else if (plan.encoding == Encoding::Int8) {
             t.int8 = Int8Layout{rows, cols};
-            t.int8.validate();
+            if (cols > kInt8MaxCols) {
+                throw UnsupportedError(e.file->path() + ": tensor '" + t.name + "': rows of " + std::to_string(cols) +
+                                       " values are too long for int8 (at most " + std::to_string(kInt8MaxCols) +
+                                       "); store it as f16 or ternary");
+            }
             n_stats = 1;
             row_bytes = static_cast<std::size_t>(cols);  // the values; the scales follow at the end
         } else {
