@@ -332,10 +332,11 @@ TEST_CASE("cli: bench reports pp/tg speed, bytes per token and bandwidth as JSON
         CHECK(j[k]["sd"].get<double>() >= 0);
         CHECK(j[k]["median"].get<double>() > 0);
     }
-    // Bytes per token: the linear layers at 2 bases plus the F16 output layer, exactly.
+    // Bytes per token: the linear layers at 2 bases plus the int8 output layer (values and
+    // one f32 scale per row), exactly.
     const double linear = j["linear_bytes"].get<double>(), out = j["output_layer_bytes"].get<double>();
     CHECK(j["weight_bytes_per_token"].get<double>() == linear + out);
-    CHECK(out == 64.0 * 32 * 2);
+    CHECK(out == 64.0 * 32 + 4 * 64);
     CHECK(j["bandwidth_gb_s"].get<double>() > 0);
     CHECK(j["bandwidth_runs_gb_s"].size() == 20);
     const double limit = j["bandwidth_gb_s"].get<double>() * 1e9 / j["weight_bytes_per_token"].get<double>();
@@ -383,4 +384,44 @@ TEST_CASE("cli: bench --kernels times every N, packing and ISA", "[cli][bench]")
                        "--bandwidth-mib 0 -q", dir);
     REQUIRE(m.code == 0);
     CHECK(m.out.find("gate_proj/up_proj") != std::string::npos);
+}
+
+TEST_CASE("cli: convert --lm-head / --embeddings, the old flags, and conflicts", "[cli][int8]") {
+    TempDir dir;
+    bitttt::test::TinyModel().write(dir.path() / "tiny");
+    bitttt::test::TinyModel tied;
+    tied.tied = true;
+    tied.write(dir.path() / "tied");
+    const std::string btt = dir.file("t.btt");
+    auto conv = [&](const std::string& model, const std::string& flags) {
+        return run_cli("convert '" + (dir.path() / model).string() + "' --bases 2 -o '" + btt + "' --json " + flags,
+                       dir);
+    };
+    auto encodings = [&](const Result& r) {
+        REQUIRE(r.code == 0);
+        json j = json::parse(r.out);
+        return j["embeddings"].get<std::string>() + "/" + j["lm_head"].get<std::string>();
+    };
+    CHECK(encodings(conv("tiny", "")) == "int8/int8");
+    CHECK(encodings(conv("tiny", "--lm-head f16")) == "int8/f16");
+    CHECK(encodings(conv("tiny", "--embeddings f16 --lm-head ternary")) == "f16/ternary");
+    CHECK(encodings(conv("tiny", "--ternary-lm-head")) == "int8/ternary");
+    CHECK(encodings(conv("tiny", "--ternary-embeddings --lm-head int8")) == "ternary/int8");
+    CHECK(encodings(conv("tied", "")) == "int8/int8");
+    CHECK(encodings(conv("tied", "--lm-head f16")) == "f16/f16");
+    CHECK(encodings(conv("tied", "--ternary-embeddings")) == "ternary/ternary");
+    Result ins = run_cli("inspect '" + btt + "' --json", dir);
+    REQUIRE(ins.code == 0);
+    CHECK(json::parse(ins.out)["conversion"]["lm_head"] == "ternary");
+
+    Result conflict = conv("tied", "--embeddings f16 --lm-head int8");
+    CHECK(conflict.code == 2);
+    CHECK(conflict.err.find("tie_word_embeddings") != std::string::npos);
+    Result contradiction = conv("tiny", "--ternary-lm-head --lm-head f16");
+    CHECK(contradiction.code == 2);
+    CHECK(contradiction.err.find("--ternary-lm-head contradicts --lm-head f16") != std::string::npos);
+    CHECK(conv("tiny", "--lm-head int4").code == 2);
+    Result help = run_cli("convert --help", dir);
+    CHECK(help.out.find("--lm-head") != std::string::npos);
+    CHECK(help.out.find("--embeddings") != std::string::npos);
 }

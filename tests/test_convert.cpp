@@ -66,8 +66,8 @@ TEST_CASE("convert: stories260K at N = 1, 2, 3", "[convert][shared]") {
         for (int k = 1; k < n; ++k) CHECK(rep.relative_error_by_base[k] < rep.relative_error_by_base[k - 1]);
         final_errors.push_back(rep.relative_error_by_base.back());
         CHECK(rep.ternary_parameters == 5 * (64 * 64 * 2 + 32 * 64 * 2 + 172 * 64 * 3));
-        // The bare minimum size: 2 bits per trit per base, plus the F16 embedding.
-        CHECK(rep.size_bytes > static_cast<std::uint64_t>(rep.ternary_parameters) * n / 4 + 512 * 64 * 2);
+        // The bare minimum size: 2 bits per trit per base, plus the int8 embedding.
+        CHECK(rep.size_bytes > static_cast<std::uint64_t>(rep.ternary_parameters) * n / 4 + 512 * 64);
         CHECK(rep.size_bytes == std::filesystem::file_size(out));
 
         BttFile f(out);
@@ -75,7 +75,10 @@ TEST_CASE("convert: stories260K at N = 1, 2, 3", "[convert][shared]") {
         CHECK(f.header()["model"]["num_hidden_layers"] == 5);
         CHECK(f.header()["tokenizer"]["model"]["type"] == "BPE");
         CHECK(f.find("lm_head.weight") == nullptr);  // tied
-        CHECK(f.find("model.embed_tokens.weight")->encoding == Encoding::F16);
+        // Tied: the table is the output layer and takes the lm_head default.
+        CHECK(f.find("model.embed_tokens.weight")->encoding == kDefaultLmHeadEncoding);
+        CHECK(f.header()["conversion"]["lm_head"] == encoding_name(kDefaultLmHeadEncoding));
+        CHECK(f.header()["conversion"]["embeddings"] == encoding_name(kDefaultLmHeadEncoding));
         CHECK(f.find("model.norm.weight")->encoding == Encoding::F32);
         std::size_t ternary = 0;
         for (const auto& t : f.tensors()) {
@@ -91,13 +94,18 @@ TEST_CASE("convert: stories260K at N = 1, 2, 3", "[convert][shared]") {
             }
         }
         CHECK(ternary == 35);
-        // The F16 embedding matches the source to F16 precision.
+        // The int8 table matches the source to within half a step of its row's scale.
         const BttTensor* emb = f.find("model.embed_tokens.weight");
+        REQUIRE(emb->encoding == Encoding::Int8);
         std::vector<float> src_emb = ckpt.read_f32(*ckpt.find(emb->name));
-        const std::uint8_t* p = f.data(*emb);
-        for (std::size_t i = 0; i < src_emb.size(); i += 97) {
-            float v = f16_to_f32(static_cast<std::uint16_t>(p[2 * i] | p[2 * i + 1] << 8));
-            CHECK(v == f16_to_f32(f32_to_f16(src_emb[i])));
+        std::vector<float> row(64);
+        for (std::int64_t r = 0; r < 512; ++r) {
+            dequantize_row_int8(emb->int8, f.data(*emb), r, row.data());
+            float amax = 0;
+            for (int c = 0; c < 64; ++c) amax = std::max(amax, std::fabs(src_emb[static_cast<std::size_t>(r * 64 + c)]));
+            for (int c = 0; c < 64; ++c) {
+                REQUIRE(std::fabs(row[c] - src_emb[static_cast<std::size_t>(r * 64 + c)]) <= amax / 254 * 1.0001f);
+            }
         }
     }
     // Each added base must buy real accuracy on a trained model.
@@ -139,11 +147,11 @@ TEST_CASE("convert: tiny model, every option combination reconstructs as reporte
                 o.packing = p;
                 o.method = m;
                 o.block_size = block;
-                o.ternary_lm_head = true;
+                o.lm_head = Encoding::Ternary;
                 ConvertReport rep = convert(o);
                 BttFile f(o.output);
                 CHECK(f.find("lm_head.weight")->encoding == Encoding::Ternary);
-                CHECK(f.find("model.embed_tokens.weight")->encoding == Encoding::F16);
+                CHECK(f.find("model.embed_tokens.weight")->encoding == kDefaultEmbeddingEncoding);
                 for (const auto& t : f.tensors()) {
                     if (t.encoding != Encoding::Ternary) continue;
                     CHECK(t.layout.block_size == block);

@@ -16,10 +16,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "bitttt/int8.h"
 #include "bitttt/mapped_file.h"
 #include "bitttt/ternary.h"
 
@@ -29,14 +31,17 @@ inline constexpr std::uint32_t kBttVersion = 1;
 inline constexpr std::size_t kBttPreambleBytes = 32;
 inline constexpr std::size_t kBttAlignment = 64;
 
-enum class Encoding { Ternary, F32, F16 };
-const char* encoding_name(Encoding e);  // "ternary", "f32", "f16"
+enum class Encoding { Ternary, F32, F16, Int8 };
+const char* encoding_name(Encoding e);  // "ternary", "f32", "f16", "int8"
+// The encoding named `s` ("ternary", "f32", "f16", "int8"), or nullopt.
+std::optional<Encoding> encoding_from_string(std::string_view s);
 
 struct BttTensor {
     std::string name;
     std::vector<std::int64_t> shape;
     Encoding encoding = Encoding::F32;
     TernaryLayout layout;  // ternary only; rows/cols = the 2-D view of shape
+    Int8Layout int8;       // int8 only; rows/cols = shape
     std::string method;    // ternary only: "greedy", "absmean", "absmean-tensor"
     std::uint64_t offset = 0;  // relative to the data section
     std::uint64_t size = 0;
@@ -58,7 +63,7 @@ std::string checksum_hex(std::uint64_t h);
 
 // A .btt file opened for reading (memory-mapped). The constructor validates the
 // preamble, the header checksum, the JSON schema, every tensor's byte range (in bounds,
-// aligned, not overlapping) and that ternary sizes match their layout; it throws
+// aligned, not overlapping) and that every size matches its shape and encoding; it throws
 // FormatError naming the file and tensor. Tensor checksums are verified on request.
 class BttFile {
 public:

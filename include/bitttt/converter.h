@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,11 +22,35 @@ struct ConvertOptions {
     Packing packing = Packing::TwoBit;
     Method method = Method::Greedy;
     int threads = 0;                  // 0 -> physical cores
-    bool ternary_embeddings = false;  // embed_tokens (and a tied lm_head) as ternary instead of F16
-    bool ternary_lm_head = false;     // an untied lm_head as ternary instead of F16
+    // How the token embedding table and the output layer (lm_head) are stored: F16, Int8
+    // or Ternary (with the settings above); unset = the defaults below. See
+    // resolve_output_encodings for tied models.
+    std::optional<Encoding> embeddings;
+    std::optional<Encoding> lm_head;
     bool progress = false;            // draw a progress bar on stderr
     std::string tool_version = "unknown";
 };
+
+// Defaults when ConvertOptions::embeddings / lm_head are unset. int8 because the output
+// layer is read whole for every token: at F16 it was 30-50% of the bytes a 1-2 bit model
+// reads per token, and int8 halves that at a quality cost far below the ternary layers'
+// (docs/BENCHMARKS.md, "Output layer: f16 vs int8 vs ternary").
+inline constexpr Encoding kDefaultLmHeadEncoding = Encoding::Int8;
+inline constexpr Encoding kDefaultEmbeddingEncoding = Encoding::Int8;
+
+// The encodings the embedding table and the output layer get.
+struct OutputEncodings {
+    Encoding embeddings = kDefaultEmbeddingEncoding;
+    Encoding lm_head = kDefaultLmHeadEncoding;  // with tied embeddings: the same as `embeddings`
+};
+
+// Resolves the options for a model with (`tied`) or without tie_word_embeddings. Only F16,
+// Int8 and Ternary are allowed (UsageError otherwise). Untied: each unset choice takes its
+// default. Tied: the one table is both the embedding and the output layer, and as the
+// output layer it is read whole for every token while as the embedding one row is, so it
+// takes the lm_head choice; if only `embeddings` is set it takes that (so the older
+// --ternary-embeddings keeps its meaning); both set and different is a UsageError.
+OutputEncodings resolve_output_encodings(const ConvertOptions& options, bool tied);
 
 struct ConvertReport {
     std::string input;
@@ -36,6 +61,7 @@ struct ConvertReport {
     Packing packing = Packing::TwoBit;
     Method method = Method::Greedy;
     int threads = 0;
+    OutputEncodings encodings;  // as resolved (weights-only files: unused)
 
     std::uint64_t size_bytes = 0;        // the .btt file
     std::uint64_t f16_size_bytes = 0;    // the converted tensors stored as F16

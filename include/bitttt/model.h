@@ -18,6 +18,15 @@ struct LoadOptions {
     int bases = 0;    // use the first K bases of every ternary tensor (0 = all)
     int threads = 0;  // 0 = physical cores
     int ctx = 0;      // context length (KV cache size); 0 = min(max_position_embeddings, 4096)
+    int batch = 0;    // prompt micro-batch: tokens per pass over the weights (0 = 32; 1 = one at a time)
+};
+
+// The weights one token reads, split as a bits-per-weight comparison needs them.
+struct WeightStats {
+    std::uint64_t linear_params = 0;  // q/k/v/o/gate/up/down of every layer
+    std::uint64_t linear_bytes = 0;
+    std::uint64_t output_params = 0;  // lm_head (or the tied embedding used as one)
+    std::uint64_t output_bytes = 0;
 };
 
 class Model {
@@ -40,6 +49,9 @@ public:
     virtual std::string description() const = 0;
     // Weight bytes read to compute one token (linear layers + output layer).
     virtual std::uint64_t weight_bytes_per_token() const = 0;
+    virtual WeightStats weight_stats() const = 0;
+    // Tokens per pass over the weights in forward_batch.
+    virtual int batch() const = 0;
 
     // Processes `token` at position `pos` (0 <= pos < ctx(); positions must be fed in
     // order from 0, or from any earlier position to rewind) and returns the logits

@@ -1,6 +1,7 @@
 // bitttt convert INPUT --bases N [-o OUT] [...]
 #include <cstdio>
 #include <memory>
+#include <optional>
 
 #include "bitttt/error.h"
 #include "cli/commands.h"
@@ -18,8 +19,10 @@ struct ConvertArgs {
     std::string packing = "2bit";
     std::string method = "greedy";
     int threads = 0;
-    bool ternary_embeddings = false;
-    bool ternary_lm_head = false;
+    std::string embeddings;  // "" = default
+    std::string lm_head;
+    bool ternary_embeddings = false;  // old spelling of --embeddings ternary
+    bool ternary_lm_head = false;     // old spelling of --lm-head ternary
     bool json = false;
 };
 
@@ -31,7 +34,8 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
         "convert",
         "Convert a Hugging Face Llama checkpoint (folder, model.safetensors, sharded index) into a .btt file.\n"
         "Each linear weight W becomes N ternary bases, W ~= s1*T1 + ... + sN*TN, fitted greedily to the\n"
-        "residual with one scale per block of B weights along each row. Norms stay F32, embeddings F16.\n"
+        "residual with one scale per block of B weights along each row. Norms stay F32; the embedding table\n"
+        "and the output layer are int8 with one scale per row unless --embeddings / --lm-head say otherwise.\n"
         "A bare .safetensors without config.json gives a weights-only .btt: every 2-D tensor decomposed,\n"
         "inspectable but not runnable. The output is written to a temporary file and renamed when complete.");
     cmd->add_option("input", args->input, "HF model folder, model.safetensors, model.safetensors.index.json, "
@@ -55,10 +59,17 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
         ->check(CLI::IsMember({"greedy", "absmean", "absmean-tensor"}));
     cmd->add_option("-t,--threads", args->threads, "Worker threads (default: physical cores)")
         ->check(CLI::Range(1, 1024));
-    cmd->add_flag("--ternary-embeddings", args->ternary_embeddings,
-                  "Decompose the token embedding (and a tied output layer) too, instead of storing F16");
-    cmd->add_flag("--ternary-lm-head", args->ternary_lm_head,
-                  "Decompose an untied lm_head too, instead of storing F16");
+    cmd->add_option("--lm-head", args->lm_head,
+                    "Output layer (lm_head): int8 (default: per-row scale, half of F16's bytes), f16, or ternary "
+                    "(decomposed like the linear layers). With tie_word_embeddings the embedding table is the "
+                    "output layer, and this sets it")
+        ->check(CLI::IsMember({"f16", "int8", "ternary"}));
+    cmd->add_option("--embeddings", args->embeddings,
+                    "Token embedding table: int8 (default), f16 or ternary. With tie_word_embeddings the table "
+                    "follows --lm-head; giving both with different values is an error")
+        ->check(CLI::IsMember({"f16", "int8", "ternary"}));
+    cmd->add_flag("--ternary-embeddings", args->ternary_embeddings, "Deprecated: the same as --embeddings ternary");
+    cmd->add_flag("--ternary-lm-head", args->ternary_lm_head, "Deprecated: the same as --lm-head ternary");
     cmd->add_flag("--json", args->json, "Print the summary as one JSON object on stdout (for scripts)");
 
     return [args, &global]() {
@@ -70,8 +81,18 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
         opt.packing = *packing_from_string(args->packing);
         opt.method = *method_from_string(args->method);
         opt.threads = args->threads;
-        opt.ternary_embeddings = args->ternary_embeddings;
-        opt.ternary_lm_head = args->ternary_lm_head;
+        // The old flags are spellings of "ternary"; contradicting the new option is an error.
+        auto choice = [](const std::string& value, bool old_flag, const char* flag,
+                         const char* option) -> std::optional<Encoding> {
+            if (old_flag && !value.empty() && value != "ternary") {
+                throw UsageError(std::string(flag) + " contradicts " + option + " " + value);
+            }
+            if (old_flag) return Encoding::Ternary;
+            if (value.empty()) return std::nullopt;
+            return encoding_from_string(value);
+        };
+        opt.embeddings = choice(args->embeddings, args->ternary_embeddings, "--ternary-embeddings", "--embeddings");
+        opt.lm_head = choice(args->lm_head, args->ternary_lm_head, "--ternary-lm-head", "--lm-head");
         opt.progress = !global.quiet && is_terminal(2);
         opt.tool_version = BITTTT_VERSION;
         ConvertReport rep = convert(opt);

@@ -72,6 +72,10 @@ void print_convert_summary(const ConvertReport& r, std::FILE* out) {
                  r.weights_only ? "  (weights only: no config.json, not runnable)" : "");
     std::fprintf(out, "  settings     %d bases, %s, block %d, %s packing, %d threads\n", r.bases,
                  method_name(r.method), r.block_size, packing_name(r.packing), r.threads);
+    if (!r.weights_only) {
+        std::fprintf(out, "  output       lm_head %s, embeddings %s\n", encoding_name(r.encodings.lm_head),
+                     encoding_name(r.encodings.embeddings));
+    }
     std::fprintf(out, "  tensors      %zu written (%lld ternary weights of %lld)%s\n", r.tensors.size(),
                  static_cast<long long>(r.ternary_parameters), static_cast<long long>(r.parameters),
                  r.skipped.empty() ? "" : (", " + std::to_string(r.skipped.size()) + " skipped").c_str());
@@ -114,6 +118,8 @@ json inspect_json(const BttFile& f) {
             j["bits_per_weight"] = t.layout.bits_per_weight();
             tern_bytes += t.size;
             tern_weights += t.numel();
+        } else if (t.encoding == Encoding::Int8) {
+            j["bits_per_weight"] = t.int8.bits_per_weight();
         }
         weights += t.numel();
         tensors.push_back(j);

@@ -46,7 +46,7 @@ std::int64_t cols_of(const TensorInfo& t) {
 // Checks that the checkpoint has every tensor config.json implies, with that shape and a
 // dtype we can read, and decides how each is stored.
 std::vector<Plan> plan_model(const Checkpoint& ckpt, const LlamaConfig& cfg, const std::string& config_path,
-                             const ConvertOptions& opt, std::vector<std::string>& skipped) {
+                             const OutputEncodings& out, std::vector<std::string>& skipped) {
     validate_checkpoint(cfg, ckpt, config_path);
     std::vector<Plan> plans;
     for (const auto& e : ckpt.tensors()) {
@@ -55,13 +55,13 @@ std::vector<Plan> plan_model(const Checkpoint& ckpt, const LlamaConfig& cfg, con
             case TensorRole::Linear: plans.push_back({&e, Encoding::Ternary}); break;
             case TensorRole::Norm: plans.push_back({&e, Encoding::F32}); break;
             case TensorRole::Embedding:
-                plans.push_back({&e, opt.ternary_embeddings ? Encoding::Ternary : Encoding::F16});
+                plans.push_back({&e, out.embeddings});
                 break;
             case TensorRole::LmHead:
                 if (cfg.tie_word_embeddings) {
                     skipped.push_back(name + ": tie_word_embeddings is true, the embedding is used instead");
                 } else {
-                    plans.push_back({&e, opt.ternary_lm_head ? Encoding::Ternary : Encoding::F16});
+                    plans.push_back({&e, out.lm_head});
                 }
                 break;
             case TensorRole::Other:
@@ -128,6 +128,15 @@ public:
         } else if (plan.encoding == Encoding::F16) {
             n_stats = 1;
             row_bytes = static_cast<std::size_t>(cols) * 2;
+        } else if (plan.encoding == Encoding::Int8) {
+            t.int8 = Int8Layout{rows, cols};
+            if (cols > kInt8MaxCols) {
+                throw UnsupportedError(e.file->path() + ": tensor '" + t.name + "': rows of " + std::to_string(cols) +
+                                       " values are too long for int8 (at most " + std::to_string(kInt8MaxCols) +
+                                       "); store it as f16 or ternary");
+            }
+            n_stats = 1;
+            row_bytes = static_cast<std::size_t>(cols);  // the values; the scales follow at the end
         } else {
             row_bytes = static_cast<std::size_t>(cols) * 4;
         }
@@ -140,6 +149,9 @@ public:
         // Per-row statistics, reduced in row order at the end (thread-count independent).
         std::vector<double> row_sq_err(static_cast<std::size_t>(rows) * std::max(n_stats, 1), 0.0);
         std::vector<double> row_sq_norm(static_cast<std::size_t>(rows), 0.0);
+        // int8: the per-row scales, written after all the values (4 bytes a row, like the
+        // statistics above, so memory stays bounded by the slab).
+        std::vector<float> row_scale(plan.encoding == Encoding::Int8 ? static_cast<std::size_t>(rows) : 0);
 
         writer.begin_tensor(t);
         const std::int64_t slab_rows =
@@ -151,11 +163,21 @@ public:
             slab.resize(static_cast<std::size_t>(r1 - r0) * row_bytes);
             pool_.parallel_for(r1 - r0, grain, [&](std::int64_t b, std::int64_t end) {
                 convert_rows(e, t, tensor_scales.data(), r0 + b, r0 + end, slab.data() + b * row_bytes,
-                             row_sq_err.data(), row_sq_norm.data());
+                             row_sq_err.data(), row_sq_norm.data(), row_scale.data());
                 progress_.advance(static_cast<std::uint64_t>((end - b) * cols));
             });
             writer.append(slab.data(), slab.size());
             release_rows(e, r0, r1);
+        }
+        if (plan.encoding == Encoding::Int8) {
+            std::vector<std::uint8_t> tail(t.int8.scales_offset() - t.int8.values_bytes() + 4 * row_scale.size(), 0);
+            std::uint8_t* p = tail.data() + (t.int8.scales_offset() - t.int8.values_bytes());
+            for (float s : row_scale) {
+                std::uint32_t u;
+                std::memcpy(&u, &s, 4);
+                for (int i = 0; i < 4; ++i) *p++ = static_cast<std::uint8_t>(u >> (8 * i));
+            }
+            writer.append(tail.data(), tail.size());
         }
         BttTensor& done = writer.end_tensor();
 
@@ -195,7 +217,8 @@ private:
     }
 
     void convert_rows(const Checkpoint::Entry& e, const BttTensor& t, const float* tensor_scales, std::int64_t b,
-                      std::int64_t end, std::uint8_t* out, double* row_sq_err, double* row_sq_norm) {
+                      std::int64_t end, std::uint8_t* out, double* row_sq_err, double* row_sq_norm,
+                      float* row_scale) {
         const std::int64_t cols = cols_of(*e.info);
         const float* w = load_rows(e, b, end, cols);
         thread_local RowScratch scratch;
@@ -219,8 +242,8 @@ private:
                             throw FormatError(e.file->path() + ": tensor '" + e.info->name + "': weight [" +
                                               std::to_string(r) + ", " + std::to_string(c) + "] = " +
                                               std::to_string(w[c]) +
-                                              " is outside the F16 range; convert it with --ternary-embeddings "
-                                              "or --ternary-lm-head");
+                                              " is outside the F16 range; store it as int8 or ternary "
+                                              "(--embeddings / --lm-head int8)");
                         }
                         double d = static_cast<double>(w[c]) - back;
                         err += d * d;
@@ -229,6 +252,21 @@ private:
                     }
                     row_sq_err[r] = err;
                     out += cols * 2;
+                    break;
+                }
+                case Encoding::Int8: {
+                    // load_rows has rejected non-finite weights, naming the tensor.
+                    auto* q = reinterpret_cast<std::int8_t*>(out);
+                    const float s = quantize_row_int8(w, cols, q);
+                    double err = 0.0;
+                    for (std::int64_t c = 0; c < cols; ++c) {
+                        // Exactly what a reader reconstructs (dequantize_row_int8).
+                        const double d = static_cast<double>(w[c]) - static_cast<double>(static_cast<float>(q[c]) * s);
+                        err += d * d;
+                    }
+                    row_sq_err[r] = err;
+                    row_scale[r] = s;
+                    out += cols;
                     break;
                 }
                 case Encoding::F32: {
@@ -282,6 +320,30 @@ private:
 };
 
 }  // namespace
+
+OutputEncodings resolve_output_encodings(const ConvertOptions& opt, bool tied) {
+    for (const auto* choice : {&opt.embeddings, &opt.lm_head}) {
+        if (*choice && **choice != Encoding::F16 && **choice != Encoding::Int8 && **choice != Encoding::Ternary) {
+            throw UsageError(std::string("the ") + (choice == &opt.embeddings ? "embeddings" : "lm_head") +
+                             " can be stored as f16, int8 or ternary, not " + encoding_name(**choice));
+        }
+    }
+    OutputEncodings out;
+    if (!tied) {
+        out.embeddings = opt.embeddings.value_or(kDefaultEmbeddingEncoding);
+        out.lm_head = opt.lm_head.value_or(kDefaultLmHeadEncoding);
+        return out;
+    }
+    if (opt.embeddings && opt.lm_head && *opt.embeddings != *opt.lm_head) {
+        throw UsageError(std::string("tie_word_embeddings is true: the embedding table is the output layer and is "
+                                     "stored once, so embeddings ") +
+                         encoding_name(*opt.embeddings) + " and lm_head " + encoding_name(*opt.lm_head) +
+                         " cannot both hold; give one (--lm-head sets the tied table)");
+    }
+    out.lm_head = opt.lm_head ? *opt.lm_head : opt.embeddings.value_or(kDefaultLmHeadEncoding);
+    out.embeddings = out.lm_head;
+    return out;
+}
 
 std::string default_output_path(const std::string& input, int bases) {
     fs::path p(input);
@@ -340,7 +402,8 @@ ConvertReport convert(const ConvertOptions& opt) {
     if (ckpt.config_path()) {
         LlamaConfig cfg = LlamaConfig::load(*ckpt.config_path());
         header["model"] = cfg.to_json();
-        plans = plan_model(ckpt, cfg, *ckpt.config_path(), opt, rep.skipped);
+        rep.encodings = resolve_output_encodings(opt, cfg.tie_word_embeddings);
+        plans = plan_model(ckpt, cfg, *ckpt.config_path(), rep.encodings, rep.skipped);
         if (ckpt.tokenizer_path()) {
             header["tokenizer"] = read_json_file(*ckpt.tokenizer_path());
         } else {
@@ -364,8 +427,9 @@ ConvertReport convert(const ConvertOptions& opt) {
         {"bases", opt.bases},
         {"block_size", opt.block_size},
         {"packing", packing_name(opt.packing)},
-        {"embeddings", opt.ternary_embeddings ? "ternary" : "f16"},
-        {"lm_head", opt.ternary_lm_head ? "ternary" : "f16"},
+        // Null for a weights-only file (no embedding or output layer is known there).
+        {"embeddings", rep.weights_only ? json(nullptr) : json(encoding_name(rep.encodings.embeddings))},
+        {"lm_head", rep.weights_only ? json(nullptr) : json(encoding_name(rep.encodings.lm_head))},
         {"source_files", sources},
     };
 
@@ -422,6 +486,7 @@ json report_to_json(const ConvertReport& r) {
             {"rmse_by_base", t.rmse_by_base},
         };
         if (t.encoding == Encoding::Ternary) j["bits_per_weight"] = t.layout.bits_per_weight();
+        if (t.encoding == Encoding::Int8) j["bits_per_weight"] = t.int8.bits_per_weight();
         tensors.push_back(j);
     }
     return {
@@ -433,6 +498,8 @@ json report_to_json(const ConvertReport& r) {
         {"packing", packing_name(r.packing)},
         {"method", method_name(r.method)},
         {"threads", r.threads},
+        {"embeddings", r.weights_only ? json(nullptr) : json(encoding_name(r.encodings.embeddings))},
+        {"lm_head", r.weights_only ? json(nullptr) : json(encoding_name(r.encodings.lm_head))},
         {"size_bytes", r.size_bytes},
         {"f16_size_bytes", r.f16_size_bytes},
         {"input_size_bytes", r.input_size_bytes},

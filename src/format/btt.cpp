@@ -19,8 +19,16 @@ const char* encoding_name(Encoding e) {
         case Encoding::Ternary: return "ternary";
         case Encoding::F32: return "f32";
         case Encoding::F16: return "f16";
+        case Encoding::Int8: return "int8";
     }
     return "?";
+}
+
+std::optional<Encoding> encoding_from_string(std::string_view s) {
+    for (Encoding e : {Encoding::Ternary, Encoding::F32, Encoding::F16, Encoding::Int8}) {
+        if (s == encoding_name(e)) return e;
+    }
+    return std::nullopt;
 }
 
 std::uint64_t checksum64(const void* data, std::size_t n) { return XXH64(data, n, 0); }
@@ -49,6 +57,8 @@ json BttTensor::to_json() const {
         j["packing"] = packing_name(layout.packing);
         j["method"] = method;
         j["bits_per_weight"] = layout.bits_per_weight();
+    } else if (encoding == Encoding::Int8) {
+        j["bits_per_weight"] = int8.bits_per_weight();
     }
     j["offset"] = offset;
     j["size"] = size;
@@ -111,15 +121,13 @@ BttTensor BttTensor::from_json(const json& j, const std::string& source) {
         if (!d.is_number_unsigned()) r.fail("shape entries must be non-negative integers");
         t.shape.push_back(d.get<std::int64_t>());
     }
-    std::string enc = r.str("encoding");
-    if (enc == "ternary") {
-        t.encoding = Encoding::Ternary;
-    } else if (enc == "f32") {
-        t.encoding = Encoding::F32;
-    } else if (enc == "f16") {
-        t.encoding = Encoding::F16;
+    const std::string enc = r.str("encoding");
+    if (auto e = encoding_from_string(enc)) {
+        t.encoding = *e;
     } else {
-        r.fail("unknown encoding '" + enc + "' (expected ternary, f32 or f16)");
+        // A newer writer may add encodings: say so rather than misread the bytes.
+        r.fail("unknown encoding '" + enc + "' (this build reads ternary, f32, f16 and int8; "
+               "the file may need a newer bitttt)");
     }
     t.offset = r.u64("offset");
     t.size = r.u64("size");
@@ -149,6 +157,14 @@ BttTensor BttTensor::from_json(const json& j, const std::string& source) {
             r.fail(e.what());
         }
         t.method = j.value("method", std::string("greedy"));
+    } else if (t.encoding == Encoding::Int8) {
+        if (t.shape.size() != 2) r.fail("an int8 tensor must be 2-D");
+        t.int8 = Int8Layout{t.shape[0], t.shape[1]};
+        try {
+            t.int8.validate();
+        } catch (const Error& e) {
+            r.fail(e.what());
+        }
     }
     return t;
 }
@@ -217,6 +233,7 @@ BttFile::BttFile(const std::string& path) : file_(path) {
             case Encoding::Ternary: expect = t.layout.total_bytes(); break;
             case Encoding::F32: expect = static_cast<std::uint64_t>(t.numel()) * 4; break;
             case Encoding::F16: expect = static_cast<std::uint64_t>(t.numel()) * 2; break;
+            case Encoding::Int8: expect = t.int8.total_bytes(); break;
         }
         if (t.size != expect) {
             throw FormatError(path + ": tensor '" + t.name + "': " + where() + " holds " + std::to_string(t.size) +

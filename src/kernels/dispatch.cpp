@@ -6,6 +6,7 @@
 
 #include "bitttt/error.h"
 #include "kernels/cpu.h"
+#include "kernels/int8_gemv.h"
 #include "kernels/ternary_gemv.h"
 
 namespace bitttt::kernels {
@@ -97,6 +98,24 @@ void ternary_gemm(const TernaryLayout& layout, const std::uint8_t* data, int k_b
                   int m, std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy) {
     static const TernaryGemmFn fn = ternary_gemm_kernel(active_isa());
     fn(layout, data, k_bases, in, m, r0, r1, y, ldy);
+}
+
+Int8GemvFn int8_gemv_kernel(Isa isa) {
+    switch (isa) {
+        case Isa::Generic: return &int8_gemv_ref;
+        case Isa::Avx2:
+#ifdef BITTTT_HAVE_AVX2_KERNEL
+            if (avx2_available()) return &int8_gemv_avx2;
+#endif
+            throw UsageError("the AVX2 int8 kernel is not available on this CPU or in this build");
+    }
+    return &int8_gemv_ref;
+}
+
+void int8_gemv(const Int8Layout& layout, const std::uint8_t* data, const std::int8_t* q, float x_scale,
+               std::int64_t r0, std::int64_t r1, float* y) {
+    static const Int8GemvFn fn = int8_gemv_kernel(active_isa());
+    fn(layout, data, q, x_scale, r0, r1, y);
 }
 
 }  // namespace bitttt::kernels

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "bitttt/int8.h"
 #include "bitttt/ternary.h"
 #include "kernels/ternary_gemv.h"
 
@@ -53,6 +54,23 @@ TernaryGemmFn ternary_gemm_kernel(Isa isa);
 // ternary_gemm_ref's contract, run by the kernel of active_isa() (inputs prepared for it).
 void ternary_gemm(const TernaryLayout& layout, const std::uint8_t* data, int k_bases, const TernaryInput* const* in,
                   int m, std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy);
+
+using Int8GemvFn = void (*)(const Int8Layout& layout, const std::uint8_t* data, const std::int8_t* q, float x_scale,
+                            std::int64_t r0, std::int64_t r1, float* y);
+
+// The int8 GEMV kernel for an ISA (int8_gemv_ref for Generic; int8_gemv.h). Throws
+// UsageError for Avx2 when avx2_available() is false.
+Int8GemvFn int8_gemv_kernel(Isa isa);
+
+// int8_gemv_ref's contract, run by the kernel of active_isa().
+void int8_gemv(const Int8Layout& layout, const std::uint8_t* data, const std::int8_t* q, float x_scale,
+               std::int64_t r0, std::int64_t r1, float* y);
+
+#ifdef BITTTT_HAVE_AVX2_KERNEL
+// The AVX2 int8 kernel (int8_gemv_avx2.cpp). Call it only when avx2_available().
+void int8_gemv_avx2(const Int8Layout& layout, const std::uint8_t* data, const std::int8_t* q, float x_scale,
+                    std::int64_t r0, std::int64_t r1, float* y);
+#endif
 
 #ifdef BITTTT_HAVE_AVX2_KERNEL
 // The AVX2 kernel (ternary_gemv_avx2.cpp, compiled with -mavx2 -mfma -mf16c). Call it only

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "kernels/dispatch.h"
+#include "kernels/int8_gemv.h"
 #include "kernels/ops.h"
 #include "kernels/ternary_gemv.h"
 
@@ -14,6 +15,18 @@ void LinearInput::set(const float* x, int m, std::int64_t cols) {
     m_ = m;
     cols_ = cols;
     for (auto& p : cache_) p.valid = false;
+    q8_valid_ = false;
+}
+
+void LinearInput::prepare_int8() const {
+    if (q8_valid_) return;
+    q8_.resize(static_cast<std::size_t>(m_) * static_cast<std::size_t>(cols_));
+    q8_scales_.resize(static_cast<std::size_t>(m_));
+    for (int j = 0; j < m_; ++j) {
+        std::int8_t* q = q8_.data() + static_cast<std::size_t>(j) * static_cast<std::size_t>(cols_);
+        q8_scales_[static_cast<std::size_t>(j)] = kernels::quantize_int8(x_ + j * cols_, cols_, q, cols_);
+    }
+    q8_valid_ = true;
 }
 
 void LinearInput::prepare_ternary(int block_size, Packing packing, ThreadPool& pool) const {
@@ -107,6 +120,25 @@ private:
     int k_;
 };
 
+class Int8Linear final : public Linear {
+public:
+    Int8Linear(const Int8Layout& layout, const std::uint8_t* data)
+        : Linear(layout.rows, layout.cols), layout_(layout), data_(data) {}
+
+    void prepare(const LinearInput& in, ThreadPool& /*pool*/) const override { in.prepare_int8(); }
+    void forward_rows(const LinearInput& in, std::int64_t r0, std::int64_t r1, float* y) const override {
+        for (int j = 0; j < in.m(); ++j) {
+            kernels::int8_gemv(layout_, data_, in.int8_row(j), in.int8_scale(j), r0, r1, y + j * rows_);
+        }
+    }
+
+    std::uint64_t weight_bytes() const override { return layout_.values_bytes() + 4 * static_cast<std::uint64_t>(rows_); }
+
+private:
+    Int8Layout layout_;
+    const std::uint8_t* data_;
+};
+
 class F16Linear final : public Linear {
 public:
     F16Linear(const std::uint8_t* data, std::int64_t rows, std::int64_t cols) : Linear(rows, cols), data_(data) {}
@@ -135,6 +167,9 @@ private:
 
 std::unique_ptr<Linear> make_ternary_linear(const TernaryLayout& layout, const std::uint8_t* data, int k_bases) {
     return std::make_unique<TernaryLinear>(layout, data, k_bases);
+}
+std::unique_ptr<Linear> make_int8_linear(const Int8Layout& layout, const std::uint8_t* data) {
+    return std::make_unique<Int8Linear>(layout, data);
 }
 std::unique_ptr<Linear> make_f16_linear(const std::uint8_t* data, std::int64_t rows, std::int64_t cols) {
     return std::make_unique<F16Linear>(data, rows, cols);

@@ -1,8 +1,9 @@
 // A weight matrix W [rows, cols] the forward pass multiplies by: Y = X W^T for a batch of
 // m input rows X [m, cols] (m = 1 when generating, up to a micro-batch when processing a
-// prompt). Implementations: ternary (.btt bases, add-only), F16 and F32 (reference /
-// embeddings). Every output row is computed the same way whichever thread computes it and
-// whatever the batch size, so results depend on neither.
+// prompt). Implementations: ternary (.btt bases, add-only), int8 with per-row scales (the
+// output layer), F16 and F32 (reference / embeddings). Every output row is computed the
+// same way whichever thread computes it and whatever the batch size, so results depend
+// on neither.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "bitttt/int8.h"
 #include "bitttt/ternary.h"
 #include "kernels/ternary_gemv.h"
 #include "util/thread_pool.h"
@@ -30,6 +32,10 @@ public:
     void prepare_ternary(int block_size, Packing packing, ThreadPool& pool) const;
     // The prepared rows (m pointers); prepare_ternary must have run. Thread-safe.
     const kernels::TernaryInput* const* ternary(int block_size, Packing packing) const;
+    // Every row quantised to int8 (cols values, one scale), for the int8 layers.
+    void prepare_int8() const;
+    const std::int8_t* int8_row(int j) const { return q8_.data() + static_cast<std::size_t>(j) * static_cast<std::size_t>(cols_); }
+    float int8_scale(int j) const { return q8_scales_[static_cast<std::size_t>(j)]; }
 
 private:
     struct Prepared {
@@ -43,6 +49,9 @@ private:
     int m_ = 0;
     std::int64_t cols_ = 0;
     mutable std::vector<Prepared> cache_;  // one per (block size, packing) seen; usually one
+    mutable bool q8_valid_ = false;
+    mutable std::vector<std::int8_t> q8_;  // [m, cols]
+    mutable std::vector<float> q8_scales_; // [m]
 };
 
 class Linear {
@@ -80,6 +89,8 @@ void forward_group(std::initializer_list<LinearOutput> group, const LinearInput&
 
 // Uses the first k_bases (1..layout.bases) of a ternary tensor stored at `data`.
 std::unique_ptr<Linear> make_ternary_linear(const TernaryLayout& layout, const std::uint8_t* data, int k_bases);
+// An int8 tensor (per-row scales) stored at `data`; activations are quantised to int8.
+std::unique_ptr<Linear> make_int8_linear(const Int8Layout& layout, const std::uint8_t* data);
 std::unique_ptr<Linear> make_f16_linear(const std::uint8_t* data, std::int64_t rows, std::int64_t cols);
 std::unique_ptr<Linear> make_f32_linear(const float* data, std::int64_t rows, std::int64_t cols);
 

@@ -47,6 +47,7 @@ struct Embedding {
     TernaryLayout layout;  // ternary only
     int k_bases = 0;       // ternary only
     std::int64_t hidden = 0;
+    Int8Layout int8;       // int8 only
 
     void row(std::int32_t id, float* out) const {
         switch (encoding) {
@@ -61,6 +62,7 @@ struct Embedding {
                 break;
             }
             case Encoding::Ternary: dequantize_row(layout, data, id, k_bases, out); break;
+            case Encoding::Int8: dequantize_row_int8(int8, data, id, out); break;
         }
     }
 };
@@ -95,6 +97,7 @@ std::unique_ptr<Linear> linear_from(Encoding e, const std::uint8_t* data, const 
         case Encoding::Ternary: return make_ternary_linear(layout, data, k);
         case Encoding::F16: return make_f16_linear(data, rows, cols);
         case Encoding::F32: return make_f32_linear(reinterpret_cast<const float*>(data), rows, cols);
+        case Encoding::Int8: return make_int8_linear(Int8Layout{rows, cols}, data);
     }
     return nullptr;
 }
@@ -233,7 +236,7 @@ void LlamaModel::load_btt(const std::string& path, const LoadOptions& opt) {
 
     const std::int64_t h = cfg_.hidden_size;
     const BttTensor& emb = need("model.embed_tokens.weight", {cfg_.vocab_size, h});
-    embed_ = Embedding{emb.encoding, f.data(emb), emb.layout, k_for(emb), h};
+    embed_ = Embedding{emb.encoding, f.data(emb), emb.layout, k_for(emb), h, emb.int8};
     build_layers(norm, linear);
     final_norm_ = norm("model.norm.weight");
     lm_head_ = cfg_.tie_word_embeddings ? linear("model.embed_tokens.weight", cfg_.vocab_size, h)
@@ -269,7 +272,7 @@ void LlamaModel::load_reference(const std::string& path, const LoadOptions& opt)
     };
     const std::int64_t h = cfg_.hidden_size;
     const float* emb = load("model.embed_tokens.weight");
-    embed_ = Embedding{Encoding::F32, reinterpret_cast<const std::uint8_t*>(emb), {}, 0, h};
+    embed_ = Embedding{Encoding::F32, reinterpret_cast<const std::uint8_t*>(emb), {}, 0, h, {}};
     build_layers(load, linear);
     final_norm_ = load("model.norm.weight");
     lm_head_ = cfg_.tie_word_embeddings ? make_f32_linear(emb, cfg_.vocab_size, h)
