@@ -207,19 +207,24 @@ TEST_CASE("AVX2 batched ternary GEMM is bit-identical to the reference per input
     if (skip_without_avx2()) return;
     std::mt19937 rng(99);
     std::uniform_real_distribution<float> val(-3.0f, 3.0f);
+    // Block sizes with one chunk, two, and more than the int16 flush interval (2bit B = 1024
+    // has 16 chunks); 2bit also with corrupt codes (random bytes).
     for (Packing p : {Packing::TwoBit, Packing::Dense}) {
-        for (std::int64_t cols : {1, 7, 64, 257}) {
+      for (int bsz : {64, 128, 1280}) {
+        for (bool raw : {false, true}) {
+          if (raw && p == Packing::Dense) continue;
+          for (std::int64_t cols : {1, 7, 64, 257}) {
             for (std::int64_t rows : {1, 9, 33}) {
-                const TernaryLayout l{rows, cols, 3, 64, p};
-                const auto data = random_tensor(l, rng);
+                const TernaryLayout l{rows, cols, 3, bsz, p};
+                const auto data = random_tensor(l, rng, raw);
                 for (int m : {1, 2, 5}) {
-                    CAPTURE(packing_name(p), cols, rows, m);
+                    CAPTURE(packing_name(p), bsz, raw, cols, rows, m);
                     std::vector<TernaryInput> in(static_cast<std::size_t>(m));
                     std::vector<const TernaryInput*> ptrs;
                     for (auto& x : in) {
                         std::vector<float> v(static_cast<std::size_t>(cols));
                         for (auto& e : v) e = val(rng);
-                        prepare_ternary_input(Isa::Avx2, v.data(), cols, 64, p, x);
+                        prepare_ternary_input(Isa::Avx2, v.data(), cols, bsz, p, x);
                         ptrs.push_back(&x);
                     }
                     for (int k = 1; k <= 3; ++k) {
@@ -238,7 +243,9 @@ TEST_CASE("AVX2 batched ternary GEMM is bit-identical to the reference per input
                     }
                 }
             }
+          }
         }
+      }
     }
 }
 

@@ -74,7 +74,7 @@ for n in (1, 2, 3):
     b = load(f"pp-n{n}-batch32.json")["pp_tokens_per_s"]
     o = load(f"pp-n{n}-batch1.json")["pp_tokens_per_s"]
     print(f"| {n} | {b['mean']:.1f} ± {b['sd']:.1f} | {o['mean']:.1f} ± {o['sd']:.1f} | {b['mean']/o['mean']:.2f}x |")
-p = load("profile-n1.json")["profile"]
+p = load("profile-n1.json")["profile"][0]
 print(f"\n### Where a token's time goes (N=1 2bit, 2 threads, {1e3*p['seconds']/p['tokens']:.1f} ms/token)\n")
 print("| op | ms/token | share |")
 print("|---|---|---|")

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -123,18 +124,24 @@ int run_model_bench(const BenchArgs& a, bool quiet) {
         if (a.n_prompt > 0) pp.runs.push_back(run_pp());
         if (a.n_gen > 0) tg.runs.push_back(run_tg(a.n_gen));
     }
-    // One profiled pass of the same length after the timed ones, so profiling costs
-    // nothing in the reported speeds.
-    std::vector<std::pair<std::string, double>> profile;
-    double profiled_seconds = 0;
-    if (a.profile && a.n_gen > 0) {
+    // One profiled pass of each test after the timed ones, so profiling costs nothing in
+    // the reported speeds.
+    struct Profiled {
+        std::string test;
+        int tokens;
+        double seconds;
+        std::vector<std::pair<std::string, double>> ops;
+    };
+    std::vector<Profiled> profiles;
+    auto profile_pass = [&](const std::string& test, int tokens, const std::function<void()>& run) {
         model->set_profiling(true);
         const auto t0 = std::chrono::steady_clock::now();
-        run_tg(a.n_gen);
-        profiled_seconds = seconds_since(t0);
-        profile = model->profile();
+        run();
+        profiles.push_back({test, tokens, seconds_since(t0), model->profile()});
         model->set_profiling(false);
-    }
+    };
+    if (a.profile && a.n_prompt > 0) profile_pass("pp" + std::to_string(a.n_prompt), a.n_prompt, [&] { run_pp(); });
+    if (a.profile && a.n_gen > 0) profile_pass("tg" + std::to_string(a.n_gen), a.n_gen, [&] { run_tg(a.n_gen); });
     if (a.bandwidth_mib > 0) {
         // A second measurement after the model ran: the best and median cover both.
         BandwidthResult again = bench_bandwidth(pool, a);
@@ -178,18 +185,21 @@ int run_model_bench(const BenchArgs& a, bool quiet) {
         j["tg_bandwidth_limit_tokens_per_s"] = limit;
         if (a.n_gen > 0) j["fraction_of_bandwidth_limit"] = fraction;
     }
-    if (!profile.empty()) {
-        json ops = json::array();
-        double total = 0;
-        for (const auto& [op, s] : profile) total += s;
-        for (const auto& [op, s] : profile) {
-            ops.push_back({{"op", op},
-                           {"ms_per_token", 1e3 * s / a.n_gen},
-                           {"percent", total > 0 ? 100.0 * s / total : 0.0}});
+    if (!profiles.empty()) {
+        json pj = json::array();
+        for (const Profiled& p : profiles) {
+            json ops = json::array();
+            double total = 0;
+            for (const auto& [op, sec] : p.ops) total += sec;
+            for (const auto& [op, sec] : p.ops) {
+                ops.push_back({{"op", op},
+                               {"ms_per_token", 1e3 * sec / p.tokens},
+                               {"percent", total > 0 ? 100.0 * sec / total : 0.0}});
+            }
+            pj.push_back({{"test", p.test}, {"tokens", p.tokens}, {"seconds", p.seconds}, {"ops", ops}});
         }
-        j["profile"] = {{"tokens", a.n_gen}, {"seconds", profiled_seconds}, {"ops", ops}};
+        j["profile"] = pj;
     }
-
     if (a.json) {
         std::printf("%s\n", j.dump(2).c_str());
         return 0;
@@ -229,12 +239,13 @@ int run_model_bench(const BenchArgs& a, bool quiet) {
             std::printf("bandwidth limit %.1f tokens/s; generation reaches %.1f%% of it\n", limit, 100.0 * fraction);
         }
     }
-    if (!profile.empty()) {
-        std::printf("profile of one tg%d pass (%.1f ms/token):\n", a.n_gen, 1e3 * profiled_seconds / a.n_gen);
+    for (const Profiled& p : profiles) {
+        std::printf("profile of one %s pass (%.2f ms/token):\n", p.test.c_str(), 1e3 * p.seconds / p.tokens);
         double total = 0;
-        for (const auto& [op, s] : profile) total += s;
-        for (const auto& [op, s] : profile) {
-            std::printf("  %-14s %8.3f ms/token  %5.1f%%\n", op.c_str(), 1e3 * s / a.n_gen, total > 0 ? 100.0 * s / total : 0.0);
+        for (const auto& [op, sec] : p.ops) total += sec;
+        for (const auto& [op, sec] : p.ops) {
+            std::printf("  %-14s %8.3f ms/token  %5.1f%%\n", op.c_str(), 1e3 * sec / p.tokens,
+                        total > 0 ? 100.0 * sec / total : 0.0);
         }
     }
     return 0;
@@ -271,7 +282,7 @@ Runner add_bench_command(CLI::App& root, const GlobalOptions& global) {
                                                  "bandwidth_gb_s, fraction_of_bandwidth_limit, ...)");
     auto* md = cmd->add_flag("--markdown", a->markdown, "A Markdown table row per test (like llama-bench -o md)");
     js->excludes(md);
-    cmd->add_flag("--profile", a->profile, "Also time each op of one extra generation pass (per token and share)");
+    cmd->add_flag("--profile", a->profile, "Also time each op of one extra pp and tg pass (ms per token and share)");
     cmd->add_flag("--kernels", a->kernels, "Time the ternary GEMV alone on real layer shapes (see --shapes)");
     cmd->add_option("--shapes", a->shapes,
                     "With --kernels and no MODEL: layer shapes of llama3-8b (default), llama3.2-1b, or ROWSxCOLS,...");
