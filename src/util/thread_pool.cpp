@@ -74,20 +74,30 @@ void ThreadPool::run_chunks() {
 void ThreadPool::worker_loop() {
     std::uint64_t seen = 0;
     for (;;) {
-        auto has_work = [&] {
+        auto has_news = [&] {
             return stop_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen;
         };
-        if (!spin_until(has_work)) {
-            std::unique_lock<std::mutex> lock(mu_);
-            ++sleepers_;
-            wake_.wait(lock, has_work);
-            --sleepers_;
+        bool joined = false;
+        {
+            if (!spin_until(has_news)) {
+                std::unique_lock<std::mutex> lock(mu_);
+                ++sleepers_;
+                wake_.wait(lock, has_news);
+                --sleepers_;
+            }
+            std::lock_guard<std::mutex> lock(mu_);
+            if (stop_.load()) return;
+            seen = generation_.load();
+            // Join only a job that still has unclaimed chunks.
+            if (fn_ && next_.load() < n_ && !failed_.load()) {
+                busy_.fetch_add(1);
+                joined = true;
+            }
         }
-        if (stop_.load(std::memory_order_acquire)) return;
-        seen = generation_.load(std::memory_order_acquire);
+        if (!joined) continue;
         run_chunks();
-        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-            std::lock_guard<std::mutex> lock(mu_);  // pairs with the waiter's predicate check
+        if (busy_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            std::lock_guard<std::mutex> lock(mu_);  // pairs with the caller's predicate check
             done_.notify_all();
         }
     }
@@ -101,32 +111,33 @@ void ThreadPool::parallel_for(std::int64_t n, std::int64_t grain,
         for (std::int64_t b = 0; b < n; b += grain) fn(b, std::min(n, b + grain));
         return;
     }
-    // Every worker has finished the previous job (pending_ reached 0), so the job fields
-    // are free to overwrite; the release bump of generation_ publishes them.
-    fn_ = &fn;
-    n_ = n;
-    grain_ = grain;
-    next_.store(0, std::memory_order_relaxed);
-    failed_.store(false, std::memory_order_relaxed);
-    pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
     {
         std::lock_guard<std::mutex> lock(mu_);
+        fn_ = &fn;
+        n_ = n;
+        grain_ = grain;
+        next_.store(0);
+        failed_.store(false);
         generation_.fetch_add(1, std::memory_order_release);
         if (sleepers_ > 0) wake_.notify_all();
     }
-    run_chunks();
-    auto all_done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+    run_chunks();  // returns once every chunk is claimed (or one failed)
+    auto all_done = [&] { return busy_.load(std::memory_order_acquire) == 0; };
+    std::exception_ptr err;
+    {
+        // Close the job first: from here no worker joins it.
+        std::unique_lock<std::mutex> lock(mu_);
+        fn_ = nullptr;
+    }
     if (!spin_until(all_done)) {
         std::unique_lock<std::mutex> lock(mu_);
         done_.wait(lock, all_done);
     }
-    std::exception_ptr err;
     {
         std::lock_guard<std::mutex> lock(mu_);
         err = error_;
         error_ = nullptr;
     }
-    fn_ = nullptr;
     if (err) std::rethrow_exception(err);
 }
 

@@ -6,7 +6,8 @@
 //
 // A token's forward pass is ~100 short jobs, so hand-off latency matters: idle workers
 // spin briefly (with pause, then yield) before sleeping on a condition variable, and
-// chunks are claimed with an atomic counter rather than a lock.
+// chunks are claimed with an atomic counter. The caller waits only for workers that
+// joined the job, so a worker the OS has descheduled never delays it.
 #pragma once
 
 #include <atomic>
@@ -42,17 +43,19 @@ private:
     std::vector<std::thread> workers_;
     std::mutex mu_;
     std::condition_variable wake_;  // a new job (or stop) for sleeping workers
-    std::condition_variable done_;  // the last worker left the job
+    std::condition_variable done_;  // the last joined worker left the job
     std::atomic<std::uint64_t> generation_{0};  // bumped once per job
     std::atomic<bool> stop_{false};
     int sleepers_ = 0;  // guarded by mu_
 
-    // Current job (written before generation_ is bumped, read after it is seen).
+    // Current job: fields written under mu_ before generation_ is bumped. A worker joins
+    // (busy_ + 1) under mu_ only while chunks are left, so the caller never waits for a
+    // worker that did not take part, and fields never change while a joined worker runs.
     const std::function<void(std::int64_t, std::int64_t)>* fn_ = nullptr;
     std::int64_t n_ = 0;
     std::int64_t grain_ = 1;
-    std::atomic<std::int64_t> next_{0};  // first row not yet claimed
-    std::atomic<int> pending_{0};        // workers that have not finished the job
+    std::atomic<std::int64_t> next_{0};  // first index not yet claimed
+    std::atomic<int> busy_{0};           // workers inside the current job
     std::atomic<bool> failed_{false};
     std::exception_ptr error_;           // guarded by mu_
 };
