@@ -8,7 +8,8 @@
 // Two figures per case, medians over the runs:
 //   cold: each GEMV after evicting the caches (a 96 MB write), i.e. weights from DRAM as
 //         when decoding a model larger than the caches;
-//   warm: back-to-back GEMVs of the same matrix (weights in cache as far as they fit).
+//   warm: back-to-back GEMVs of the same matrix (weights in cache as far as they fit),
+//         the median over every single GEMV of all runs.
 // GB/s = packed .btt bytes of the K bases read (rows * blocks * K * (2 + G)) / time.
 //
 // Usage: bitttt-bench-lut [runs (default 9)] [--quick: first shape only]
@@ -75,9 +76,16 @@ std::vector<std::uint8_t> random_weights(const TernaryLayout& l, std::mt19937_64
 
 std::vector<std::uint8_t> g_evict(96u << 20);
 
-void evict_caches() {
+// Written by every thread of the pool, so that its workers are awake when the timed GEMV
+// starts (otherwise waking them shows up in the time on a loaded machine).
+void evict_caches(ThreadPool& pool) {
     static std::uint8_t v = 0;
-    std::memset(g_evict.data(), ++v, g_evict.size());
+    ++v;
+    const std::int64_t parts = 64;
+    const std::size_t part = g_evict.size() / parts;
+    pool.parallel_for(parts, 1, [&](std::int64_t p0, std::int64_t p1) {
+        std::memset(g_evict.data() + static_cast<std::size_t>(p0) * part, v, static_cast<std::size_t>(p1 - p0) * part);
+    });
 }
 
 struct Result {
@@ -123,28 +131,28 @@ Result run_case(Case& c, ThreadPool& pool, int runs) {
         std::fprintf(stderr, "designs disagree\n");
         std::exit(1);
     }
-    // Back-to-back repetitions for the warm figure: about 20 ms per sample.
+    // Back-to-back repetitions for the warm figure: about 5 ms per run and design.
     const auto t0 = Clock::now();
     gemv_a();
-    const int reps = std::clamp(static_cast<int>(0.02 / std::max(seconds_since(t0), 1e-6)), 1, 200);
+    const int reps = std::clamp(static_cast<int>(0.005 / std::max(seconds_since(t0), 1e-6)), 2, 50);
     std::vector<double> ac, bc, pc, aw, bw, pw;
     for (int r = 0; r < runs; ++r) {
         // Alternate which design goes first.
         for (int d = 0; d < 2; ++d) {
             const bool a = (d == 0) == (r % 2 == 0);
-            evict_caches();
+            evict_caches(pool);
             auto t = Clock::now();
             a ? gemv_a() : gemv_b();
             (a ? ac : bc).push_back(seconds_since(t));
             if (!a) pc.push_back(prep_t);
-            double prep_sum = 0;
-            t = Clock::now();
+            // Each back-to-back GEMV is one warm sample (a median over single GEMVs resists
+            // the other jobs on a shared machine better than an average).
             for (int i = 0; i < reps; ++i) {
+                t = Clock::now();
                 a ? gemv_a() : gemv_b();
-                prep_sum += prep_t;
+                (a ? aw : bw).push_back(seconds_since(t));
+                if (!a) pw.push_back(prep_t);
             }
-            (a ? aw : bw).push_back(seconds_since(t) / reps);
-            if (!a) pw.push_back(prep_sum / reps);
         }
     }
     return {median(ac), median(bc), median(pc), median(aw), median(bw), median(pw)};
