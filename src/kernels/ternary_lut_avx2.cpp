@@ -27,6 +27,7 @@ namespace {
 
 constexpr int kBytesPerGroup = 4;   // code bytes summed in int8 (8 lookups: l <= 120, h >= -128)
 constexpr int kBytesPerInt16 = 64;  // code bytes summed in int16 (<= 16 * 8 * 254 = 32512)
+constexpr std::size_t kPrefetchBytes = 4096;  // 2048 .. 16384 measured within noise of each other
 
 inline __m256i bcast(const std::uint8_t* p) {
     return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -100,6 +101,14 @@ void run_tile(const LutWeights& w, int k_bases, const std::uint8_t* tables, std:
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (std::int64_t b = 0; b < nb; ++b) {
         const std::uint8_t* tb = w.tblock(tile, b);
+        // Software prefetch of the tile block >= kPrefetchBytes ahead (measured, weights from
+        // DRAM: 1.6-2x faster at 4096 x 4096; the hardware prefetchers alone leave the
+        // stream latency-bound). Integer address arithmetic: prefetching past the end of the
+        // buffer is harmless (never faults).
+        const std::uintptr_t ahead = reinterpret_cast<std::uintptr_t>(tb) +
+                                     (kPrefetchBytes + w.tblock_bytes - 1) / w.tblock_bytes * w.tblock_bytes;
+        for (std::size_t o = 0; o < w.tblock_bytes; o += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(ahead + o), _MM_HINT_T0);
         const std::uint8_t* tab = tables + static_cast<std::size_t>(b) * rec_bytes;
         // Bases in groups of up to 4 (register pressure), in order: the float adds keep the
         // reference's b-then-k order.
