@@ -13,6 +13,7 @@
 // GB/s = packed .btt bytes of the K bases read (rows * blocks * K * (2 + G)) / time.
 //
 // Usage: bitttt-bench-lut [runs (default 9)] [--quick: first shape only]
+//        bitttt-bench-lut [runs] --file-layout: experiment (c), LUT over the .btt layout
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -158,13 +159,71 @@ Result run_case(Case& c, ThreadPool& pool, int runs) {
     return {median(ac), median(bc), median(pc), median(aw), median(bw), median(pw)};
 }
 
+// Experiment (c): lookup tables WITHOUT repacking. In the .btt layout group byte j holds
+// positions j + G*d, d = 0..3 (2bit) or 0..4 (dense), so a table per (block, j) of all 256
+// byte values (int16 sums of the byte's trits times those activations) turns each group
+// byte into one scalar load. pshufb cannot serve it (each byte lane would need its own
+// table), so the lookups are scalar; the tables are 512 bytes per group byte.
+struct FileLut {
+    std::vector<std::int16_t> tab;  // [block][j][256]
+};
+
+void file_lut_prepare(const TernaryLayout& l, const std::int8_t* q, FileLut& f) {
+    const int g = static_cast<int>(l.group_bytes());
+    const int bs = l.block_size;
+    const int digits = l.packing == Packing::TwoBit ? 4 : 5;
+    // tt[d][v]: the trit of digit d of byte value v, decoded as the reference does.
+    std::int8_t tt[5][256];
+    static const int pow3[5] = {1, 3, 9, 27, 81};
+    for (int v = 0; v < 256; ++v) {
+        for (int d = 0; d < 5; ++d) {
+            tt[d][v] = static_cast<std::int8_t>(l.packing == Packing::TwoBit
+                                                    ? (d < 4 ? std::min(((v >> (2 * d)) & 3) - 1, 1) : 0)
+                                                    : ((((v * pow3[d]) & 0xFF) * 3) >> 8) - 1);
+        }
+    }
+    f.tab.resize(static_cast<std::size_t>(l.blocks_per_row()) * g * 256);
+    for (std::int64_t b = 0; b < l.blocks_per_row(); ++b) {
+        for (int j = 0; j < g; ++j) {
+            std::int16_t* e = f.tab.data() + (static_cast<std::size_t>(b) * g + j) * 256;
+            int qd[5] = {0, 0, 0, 0, 0};
+            for (int d = 0; d < digits; ++d) qd[d] = j + g * d < bs ? q[b * bs + j + g * d] : 0;
+            for (int v = 0; v < 256; ++v)
+                e[v] = static_cast<std::int16_t>(tt[0][v] * qd[0] + tt[1][v] * qd[1] + tt[2][v] * qd[2] + tt[3][v] * qd[3] +
+                                                 tt[4][v] * qd[4]);
+        }
+    }
+}
+
+void file_lut_gemv(const TernaryLayout& l, const std::uint8_t* data, int k_bases, const FileLut& f, float x_scale,
+                   std::int64_t r0, std::int64_t r1, float* y) {
+    const std::size_t g = l.group_bytes();
+    for (std::int64_t r = r0; r < r1; ++r) {
+        const std::uint8_t* row = data + static_cast<std::size_t>(r) * l.row_bytes();
+        float acc = 0.0f;
+        for (std::int64_t b = 0; b < l.blocks_per_row(); ++b) {
+            const std::uint8_t* blk = row + static_cast<std::size_t>(b) * l.block_bytes();
+            const std::int16_t* tb = f.tab.data() + static_cast<std::size_t>(b) * g * 256;
+            for (int k = 0; k < k_bases; ++k) {
+                const std::uint8_t* grp = blk + 2 * l.bases + k * g;
+                std::int32_t dot = 0;
+                for (std::size_t j = 0; j < g; ++j) dot += tb[j * 256 + grp[j]];
+                const std::uint16_t h = static_cast<std::uint16_t>(blk[2 * k] | blk[2 * k + 1] << 8);
+                acc += f16_to_f32(h) * static_cast<float>(dot);
+            }
+        }
+        y[r - r0] = acc * x_scale;
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     int runs = 9;
-    bool quick = false;
+    bool quick = false, file_layout = false;
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--quick") == 0) quick = true;
+        else if (std::strcmp(argv[i], "--file-layout") == 0) file_layout = true;
         else runs = std::max(1, std::atoi(argv[i]));
     }
     if (!kernels::avx2_available()) {
@@ -174,14 +233,58 @@ int main(int argc, char** argv) {
     struct Shape {
         std::int64_t rows, cols;
     };
-    const Shape shapes[] = {{4096, 4096}, {14336, 4096}, {4096, 14336}, {2048, 2048}, {8192, 2048}, {2048, 8192}};
     struct Pb {
         Packing p;
         int bs;
     };
+    const Shape shapes[] = {{4096, 4096}, {14336, 4096}, {4096, 14336}, {2048, 2048}, {8192, 2048}, {2048, 8192}};
     const Pb pbs[] = {{Packing::TwoBit, 64}, {Packing::TwoBit, 128}, {Packing::Dense, 64}};
     ThreadPool pool1(1), pool2(2);
     std::mt19937_64 rng(42);
+    if (file_layout) {
+        // Experiment (c) against (a) and (b), one thread, 4096 x 4096, caches evicted.
+        std::printf("| packing | B | N | (a) us | (b) us | (c) file-layout LUT us | (c) prepare us | (c) tables KB |\n|---|---|---|---|---|---|---|---|\n");
+        for (const Pb& pb : {Pb{Packing::TwoBit, 64}, Pb{Packing::Dense, 64}}) {
+            for (int n = 1; n <= 3; ++n) {
+                TernaryLayout l;
+                l.rows = 4096, l.cols = 4096, l.bases = n, l.block_size = pb.bs, l.packing = pb.p;
+                const auto data = random_weights(l, rng);
+                const auto lut = kernels::lut_repack(l, data.data());
+                std::vector<std::int8_t> q(4096);
+                std::uniform_int_distribution<int> qv(-127, 127);
+                for (auto& v : q) v = static_cast<std::int8_t>(qv(rng));
+                std::vector<std::uint8_t> tables(kernels::lut_table_bytes(l));
+                std::vector<float> ya(4096), yb(4096), yc(4096);
+                FileLut f;
+                std::vector<double> ta, tb, tc, tp;
+                for (int r = 0; r < runs + 1; ++r) {
+                    evict_caches(pool1);
+                    auto t = Clock::now();
+                    kernels::ternary_gemv_avx2(l, data.data(), n, q.data(), 0.01f, 0, l.rows, ya.data());
+                    ta.push_back(seconds_since(t));
+                    evict_caches(pool1);
+                    t = Clock::now();
+                    kernels::lut_prepare_avx2(l, q.data(), tables.data());
+                    kernels::lut_gemv_avx2(lut, n, tables.data(), 0.01f, 0, l.rows, yb.data());
+                    tb.push_back(seconds_since(t));
+                    evict_caches(pool1);
+                    t = Clock::now();
+                    file_lut_prepare(l, q.data(), f);
+                    tp.push_back(seconds_since(t));
+                    file_lut_gemv(l, data.data(), n, f, 0.01f, 0, l.rows, yc.data());
+                    tc.push_back(seconds_since(t));
+                    if (r == 0) ta.clear(), tb.clear(), tc.clear(), tp.clear();  // warm-up
+                }
+                if (std::memcmp(ya.data(), yc.data(), ya.size() * 4) != 0 || std::memcmp(ya.data(), yb.data(), ya.size() * 4) != 0) {
+                    std::fprintf(stderr, "designs disagree\n");
+                    return 1;
+                }
+                std::printf("| %s | %d | %d | %.0f | %.0f | %.0f | %.0f | %.0f |\n", packing_name(pb.p), pb.bs, n, median(ta) * 1e6,
+                            median(tb) * 1e6, median(tc) * 1e6, median(tp) * 1e6, f.tab.size() * 2 / 1024.0);
+            }
+        }
+        return 0;
+    }
     std::printf("runs %d (medians), times in us; GB/s of packed .btt bytes of the K = N bases\n", runs);
     std::printf("| rows x cols | packing | B | N | thr | (a) cold | (b) cold | (b) prep | (a) GB/s | (b) GB/s | "
                 "(a)/(b) cold | (a) warm | (b) warm | (b) prep warm | (a)/(b) warm | repack ms |\n");
