@@ -12,7 +12,7 @@
 //         the median over every single GEMV of all runs.
 // GB/s = packed .btt bytes of the K bases read (rows * blocks * K * (2 + G)) / time.
 //
-// Usage: bitttt-bench-lut [runs (default 9)] [--quick: first shape only]
+// Usage: bitttt-bench-lut [runs (default 9)] [--quick: first shape only] [--shape RxC: that shape only]
 //        bitttt-bench-lut [runs] --file-layout: experiment (c), LUT over the .btt layout
 #include <algorithm>
 #include <chrono>
@@ -22,6 +22,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bitttt/dtype.h"
@@ -221,9 +222,14 @@ void file_lut_gemv(const TernaryLayout& l, const std::uint8_t* data, int k_bases
 int main(int argc, char** argv) {
     int runs = 9;
     bool quick = false, file_layout = false;
+    std::pair<long long, long long> one_shape{0, 0};
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--quick") == 0) quick = true;
         else if (std::strcmp(argv[i], "--file-layout") == 0) file_layout = true;
+        else if (std::strcmp(argv[i], "--shape") == 0 && i + 1 < argc) {
+            long long r = 0, c = 0;
+            if (std::sscanf(argv[++i], "%lldx%lld", &r, &c) == 2) one_shape = {r, c};
+        }
         else runs = std::max(1, std::atoi(argv[i]));
     }
     if (!kernels::avx2_available()) {
@@ -237,7 +243,8 @@ int main(int argc, char** argv) {
         Packing p;
         int bs;
     };
-    const Shape shapes[] = {{4096, 4096}, {14336, 4096}, {4096, 14336}, {2048, 2048}, {8192, 2048}, {2048, 8192}};
+    std::vector<Shape> shapes = {{4096, 4096}, {14336, 4096}, {4096, 14336}, {2048, 2048}, {8192, 2048}, {2048, 8192}};
+    if (one_shape.first > 0) shapes = {{one_shape.first, one_shape.second}};
     const Pb pbs[] = {{Packing::TwoBit, 64}, {Packing::TwoBit, 128}, {Packing::Dense, 64}};
     ThreadPool pool1(1), pool2(2);
     std::mt19937_64 rng(42);
@@ -287,8 +294,8 @@ int main(int argc, char** argv) {
     }
     std::printf("runs %d (medians), times in us; GB/s of packed .btt bytes of the K = N bases\n", runs);
     std::printf("| rows x cols | packing | B | N | thr | (a) cold | (b) cold | (b) prep | (a) GB/s | (b) GB/s | "
-                "(a)/(b) cold | (a) warm | (b) warm | (b) prep warm | (a)/(b) warm | repack ms |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                "(a)/(b) cold | (a) warm | (b) warm | (b) prep warm | (a)/(b) warm | repack ms | repack ms 2 thr |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (const Shape& sh : shapes) {
         for (const Pb& pb : pbs) {
             for (int n = 1; n <= 3; ++n) {
@@ -300,9 +307,16 @@ int main(int argc, char** argv) {
                 c.layout.packing = pb.p;
                 c.layout.validate();
                 c.data = random_weights(c.layout, rng);
-                const auto t0 = Clock::now();
+                auto t0 = Clock::now();
                 c.lut = kernels::lut_repack(c.layout, c.data.data());
                 const double repack_ms = seconds_since(t0) * 1e3;
+                t0 = Clock::now();
+                const auto lut2 = kernels::lut_repack(c.layout, c.data.data(), &pool2);
+                const double repack2_ms = seconds_since(t0) * 1e3;
+                if (lut2.data != c.lut.data) {
+                    std::fprintf(stderr, "parallel repack differs\n");
+                    return 1;
+                }
                 std::vector<float> x(static_cast<std::size_t>(sh.cols));
                 std::normal_distribution<float> nd(0.0f, 1.0f);
                 for (auto& v : x) v = nd(rng);
@@ -316,11 +330,11 @@ int main(int argc, char** argv) {
                 for (ThreadPool* pool : {&pool1, &pool2}) {
                     const Result r = run_case(c, *pool, runs);
                     std::printf("| %lldx%lld | %s | %d | %d | %d | %.0f | %.0f | %.1f | %.1f | %.1f | %.2f | %.0f | %.0f | "
-                                "%.1f | %.2f | %.0f |\n",
+                                "%.1f | %.2f | %.0f | %.0f |\n",
                                 static_cast<long long>(sh.rows), static_cast<long long>(sh.cols), packing_name(pb.p),
                                 pb.bs, n, pool->size(), r.a_cold * 1e6, r.b_cold * 1e6, r.prep_cold * 1e6,
                                 bytes / r.a_cold * 1e-9, bytes / r.b_cold * 1e-9, r.a_cold / r.b_cold, r.a_warm * 1e6,
-                                r.b_warm * 1e6, r.prep_warm * 1e6, r.a_warm / r.b_warm, repack_ms);
+                                r.b_warm * 1e6, r.prep_warm * 1e6, r.a_warm / r.b_warm, repack_ms, repack2_ms);
                     std::fflush(stdout);
                 }
             }

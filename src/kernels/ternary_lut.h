@@ -48,6 +48,10 @@
 
 #include "bitttt/ternary.h"
 
+namespace bitttt {
+class ThreadPool;
+}
+
 namespace bitttt::kernels {
 
 constexpr int kLutTileRows = 32;
@@ -67,8 +71,9 @@ struct LutWeights {
 };
 
 // Re-lays a .btt ternary tensor (`layout.total_bytes()` bytes at `data`). Trits decode as
-// in the reference (a corrupt 2bit code 3 counts as +1).
-LutWeights lut_repack(const TernaryLayout& layout, const std::uint8_t* data);
+// in the reference (a corrupt 2bit code 3 counts as +1). With a pool, tiles are repacked
+// in parallel (same bytes for any thread count).
+LutWeights lut_repack(const TernaryLayout& layout, const std::uint8_t* data, ThreadPool* pool = nullptr);
 
 // Bytes of the tables for a layout: blocks_per_row * ceil(B / 4) * 64.
 std::size_t lut_table_bytes(const TernaryLayout& layout);
@@ -82,6 +87,12 @@ void lut_prepare_ref(const TernaryLayout& layout, const std::int8_t* q, std::uin
 // tested against (same contract as ternary_gemv_ref; writes y[r - r0] for r in [r0, r1)).
 void lut_gemv_ref(const LutWeights& w, int k_bases, const std::uint8_t* tables, float x_scale, std::int64_t r0,
                   std::int64_t r1, float* y);
+
+// lut_prepare_avx2 / lut_gemv_avx2 when active_isa() is Avx2 (dispatch.h; BITTTT_ISA),
+// else the references. Same results either way.
+void lut_prepare(const TernaryLayout& layout, const std::int8_t* q, std::uint8_t* tables);
+void lut_gemv(const LutWeights& w, int k_bases, const std::uint8_t* tables, float x_scale, std::int64_t r0,
+              std::int64_t r1, float* y);
 
 #ifdef BITTTT_HAVE_AVX2_KERNEL
 // AVX2 versions (ternary_lut_avx2.cpp). Call only when avx2_available(). Results are

@@ -4,7 +4,9 @@
 #include <cstring>
 
 #include "bitttt/dtype.h"
+#include "kernels/dispatch.h"
 #include "kernels/ternary_lut.h"
+#include "util/thread_pool.h"
 
 namespace bitttt::kernels {
 
@@ -36,27 +38,21 @@ void decode_group(Packing p, const std::uint8_t* group, int block_size, std::int
 // The trit of a 2-bit nibble code (0, 1, 2 = -1, 0, +1; 3, never written, as +1).
 constexpr int code_trit(int c) { return c == 0 ? -1 : c == 1 ? 0 : 1; }
 
-}  // namespace
-
-LutWeights lut_repack(const TernaryLayout& layout, const std::uint8_t* data) {
-    LutWeights w;
-    w.layout = layout;
+// Re-lays tiles [t0, t1) of w (w.data already sized and zeroed).
+void repack_tiles(LutWeights& w, const std::uint8_t* data, std::int64_t t0, std::int64_t t1) {
+    const TernaryLayout& layout = w.layout;
     const int n = layout.bases;
     const int bs = layout.block_size;
     const std::int64_t nb = layout.blocks_per_row();
     const std::size_t gb = layout.group_bytes();
-    w.tiles = (layout.rows + kLutTileRows - 1) / kLutTileRows;
-    w.code_bytes = (bs + 3) / 4;
     const std::size_t s_bytes = static_cast<std::size_t>(w.code_bytes);
-    w.tblock_bytes = static_cast<std::size_t>(n) * kLutTileRows * (2 + s_bytes);
-    // Zero scales for padding rows; code bytes start as 0x55 (four zero trits).
-    w.data.assign(static_cast<std::size_t>(w.tiles) * static_cast<std::size_t>(nb) * w.tblock_bytes, 0);
     std::vector<std::int8_t> t(s_bytes * 4, 0);  // positions >= B stay 0
-    for (std::int64_t tile = 0; tile < w.tiles; ++tile) {
+    for (std::int64_t tile = t0; tile < t1; ++tile) {
         for (std::int64_t b = 0; b < nb; ++b) {
             std::uint8_t* dst = w.data.data() + (static_cast<std::size_t>(tile) * static_cast<std::size_t>(nb) +
                                                  static_cast<std::size_t>(b)) * w.tblock_bytes;
             std::uint8_t* codes = dst + static_cast<std::size_t>(n) * kLutTileRows * 2;
+            // Padding rows: zero scales (from the zeroed buffer) and zero trits (code 0x55).
             std::memset(codes, 0x55, static_cast<std::size_t>(n) * kLutTileRows * s_bytes);
             for (int lane = 0; lane < kLutTileRows; ++lane) {
                 const std::int64_t r = tile * kLutTileRows + lane;
@@ -67,15 +63,32 @@ LutWeights lut_repack(const TernaryLayout& layout, const std::uint8_t* data) {
                     dst[2 * (k * kLutTileRows + lane)] = blk[2 * k];
                     dst[2 * (k * kLutTileRows + lane) + 1] = blk[2 * k + 1];
                     decode_group(layout.packing, blk + 2 * n + k * gb, bs, t.data());
+                    std::uint8_t* c = codes + static_cast<std::size_t>(k) * s_bytes * kLutTileRows + lane;
                     for (std::size_t s = 0; s < s_bytes; ++s) {
-                        int byte = 0;
-                        for (int i = 0; i < 4; ++i) byte |= (t[4 * s + i] + 1) << (2 * i);
-                        codes[(static_cast<std::size_t>(k) * s_bytes + s) * kLutTileRows + lane] =
-                            static_cast<std::uint8_t>(byte);
+                        const std::int8_t* ts = t.data() + 4 * s;
+                        c[s * kLutTileRows] =
+                            static_cast<std::uint8_t>((ts[0] + 1) | (ts[1] + 1) << 2 | (ts[2] + 1) << 4 | (ts[3] + 1) << 6);
                     }
                 }
             }
         }
+    }
+}
+
+}  // namespace
+
+LutWeights lut_repack(const TernaryLayout& layout, const std::uint8_t* data, ThreadPool* pool) {
+    LutWeights w;
+    w.layout = layout;
+    w.tiles = (layout.rows + kLutTileRows - 1) / kLutTileRows;
+    w.code_bytes = (layout.block_size + 3) / 4;
+    w.tblock_bytes = static_cast<std::size_t>(layout.bases) * kLutTileRows * (2 + static_cast<std::size_t>(w.code_bytes));
+    w.data.assign(static_cast<std::size_t>(w.tiles) * static_cast<std::size_t>(layout.blocks_per_row()) * w.tblock_bytes, 0);
+    if (pool != nullptr) {
+        // Tiles write disjoint parts of w.data: the result does not depend on the thread count.
+        pool->parallel_for(w.tiles, 8, [&](std::int64_t t0, std::int64_t t1) { repack_tiles(w, data, t0, t1); });
+    } else {
+        repack_tiles(w, data, 0, w.tiles);
     }
     return w;
 }
@@ -135,6 +148,21 @@ void lut_gemv_ref(const LutWeights& w, int k_bases, const std::uint8_t* tables, 
         }
         y[r - r0] = acc * x_scale;
     }
+}
+
+void lut_prepare(const TernaryLayout& layout, const std::int8_t* q, std::uint8_t* tables) {
+#ifdef BITTTT_HAVE_AVX2_KERNEL
+    if (active_isa() == Isa::Avx2) return lut_prepare_avx2(layout, q, tables);
+#endif
+    lut_prepare_ref(layout, q, tables);
+}
+
+void lut_gemv(const LutWeights& w, int k_bases, const std::uint8_t* tables, float x_scale, std::int64_t r0,
+              std::int64_t r1, float* y) {
+#ifdef BITTTT_HAVE_AVX2_KERNEL
+    if (active_isa() == Isa::Avx2) return lut_gemv_avx2(w, k_bases, tables, x_scale, r0, r1, y);
+#endif
+    lut_gemv_ref(w, k_bases, tables, x_scale, r0, r1, y);
 }
 
 }  // namespace bitttt::kernels
