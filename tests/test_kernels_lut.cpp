@@ -14,6 +14,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/ternary_gemv.h"
 #include "kernels/ternary_lut.h"
+#include "util/thread_pool.h"
 
 using namespace bitttt;
 using namespace bitttt::kernels;
@@ -217,4 +218,29 @@ TEST_CASE("LUT repack stores the .btt size for 2bit and 5/4 of the trit bytes fo
     data = make_tensor(l, rng, Fill::Random);
     // 13 trit bytes per 64 weights become 16: (2 + 16) / (2 + 13) of the size.
     CHECK(lut_repack(l, data.data()).data.size() == l.total_bytes() / 15 * 18);
+}
+
+TEST_CASE("LUT tables depend only on the activations when the block size is a multiple of 4", "[kernels][lut]") {
+    // One table build can serve every matrix that multiplies the same vector (q/k/v,
+    // gate/up), whatever their block size or packing, as long as the padded length is equal.
+    std::mt19937 rng(11);
+    const TernaryLayout a = layout({Packing::TwoBit, 64}, 1, 4096);
+    const TernaryLayout b = layout({Packing::Dense, 128}, 1, 4096);
+    const TernaryLayout c = layout({Packing::TwoBit, 256}, 1, 4096);
+    const auto q = make_q(a, rng, Act::Random);
+    std::vector<std::uint8_t> ta(lut_table_bytes(a)), tb(lut_table_bytes(b)), tc(lut_table_bytes(c));
+    lut_prepare(a, q.data(), ta.data());
+    lut_prepare(b, q.data(), tb.data());
+    lut_prepare(c, q.data(), tc.data());
+    CHECK(ta == tb);
+    CHECK(ta == tc);
+}
+
+TEST_CASE("LUT repack gives the same bytes on a thread pool", "[kernels][lut]") {
+    std::mt19937 rng(5);
+    TernaryLayout l = layout({Packing::Dense, 64}, 1000, 300);
+    l.bases = 2;
+    const auto data = make_tensor(l, rng, Fill::Raw);
+    ThreadPool pool(2);
+    CHECK(lut_repack(l, data.data(), &pool).data == lut_repack(l, data.data()).data);
 }
