@@ -25,7 +25,7 @@
 //   block (codes 0, 1, 2 = -1, 0, +1; positions >= B hold code 1).
 //
 // RAM: for 2bit, S = G, so the repacked tensor has exactly the .btt size (plus row padding
-// to 32); it replaces the mapped weights, it does not have to sit beside them. For dense,
+// to 32); it can replace the mapped weights if their pages are dropped after repacking. For dense,
 // the 5-trits-per-byte code becomes 4 per byte: S/G = 5/4 of the trit bytes (the LUT
 // needs 2-trit nibbles; 3^5 = 243 entry tables do not fit a 16-entry shuffle).
 //
@@ -84,7 +84,8 @@ std::size_t lut_table_bytes(const TernaryLayout& layout);
 void lut_prepare_ref(const TernaryLayout& layout, const std::int8_t* q, std::uint8_t* tables);
 
 // Scalar GEMV over the repacked layout and tables: the reference the AVX2 kernel is
-// tested against (same contract as ternary_gemv_ref; writes y[r - r0] for r in [r0, r1)).
+// tested against (same contract as ternary_gemv_ref: 1 <= k_bases <= N, rows r in
+// [r0, r1) within the tensor, writes y[r - r0]).
 void lut_gemv_ref(const LutWeights& w, int k_bases, const std::uint8_t* tables, float x_scale, std::int64_t r0,
                   std::int64_t r1, float* y);
 

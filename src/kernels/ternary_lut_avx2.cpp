@@ -10,8 +10,9 @@
 // int16 by one maddubs with (1, 16) per 16 rows. Lanes: the low half of an int16 register
 // holds rows 0-7 (unpacklo) or 8-15 (unpackhi), the high half rows 16-23 or 24-31.
 //
-// Per trit pair this is 1 shuffle + 1 byte add (+ the amortised nibble split and widening),
-// against design (a)'s 2 trits per maddubs lane plus 3 unpacking ops per digit.
+// Per 32-byte code register (32 rows x 4 trits): 3 ops to split the nibbles, 4 shuffles, 4
+// byte adds and 1/4 of the widening (2 unpacks, 2 maddubs, 2 adds), about 13 ops; design (a)
+// spends about 19 on the same 128 weights (3 unpacking ops and 1 maddubs per digit, adds).
 #include <immintrin.h>
 
 #include <algorithm>
