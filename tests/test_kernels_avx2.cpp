@@ -270,6 +270,12 @@ TEST_CASE("AVX2 dense decoding matches the reference for every byte value", "[ke
 }
 
 TEST_CASE("BITTTT_ISA parsing and the dispatched kernel", "[kernels][avx2]") {
+    CHECK(choose_design(nullptr, Isa::Avx2) == TernaryDesign::Lut);
+    CHECK(choose_design("", Isa::Generic) == TernaryDesign::Maddubs);
+    CHECK(choose_design("maddubs", Isa::Avx2) == TernaryDesign::Maddubs);
+    CHECK(choose_design("lut", Isa::Avx2) == TernaryDesign::Lut);
+    CHECK_THROWS_WITH(choose_design("lut", Isa::Generic), Catch::Contains("needs the AVX2"));
+    CHECK_THROWS_WITH(choose_design("tmac", Isa::Avx2), Catch::Contains("BITTTT_TERNARY_KERNEL='tmac'"));
     CHECK(choose_isa(nullptr, true) == Isa::Avx2);
     CHECK(choose_isa(nullptr, false) == Isa::Generic);
     CHECK(choose_isa("", true) == Isa::Avx2);

@@ -81,6 +81,9 @@ public:
 
     const std::uint8_t* data(const BttTensor& t) const { return file_.data() + data_offset_ + t.offset; }
     std::uint64_t data_offset() const { return data_offset_; }
+    // Drops a tensor's pages from this process's memory (they are read again from the
+    // file if touched later): for weights the engine has copied into another layout.
+    void release(const BttTensor& t) const { file_.release(data_offset_ + t.offset, t.size); }
     // Recomputes a tensor's XXH64; throws FormatError naming it on mismatch.
     void verify(const BttTensor& t) const;
 

@@ -80,6 +80,7 @@ namespace {
 
 int run_model_bench(const BenchArgs& a, bool quiet) {
     const kernels::Isa isa = kernels::active_isa();  // a bad BITTTT_ISA fails before any work
+    const kernels::TernaryDesign design = kernels::active_design();
     if (a.model.empty()) throw UsageError("bench needs a MODEL (a .btt file or HF folder), or --kernels");
     if (a.n_prompt <= 0 && a.n_gen <= 0) throw UsageError("nothing to measure: -p and -n are both 0");
     LoadOptions lo{a.bases, a.threads, std::max(a.n_prompt, a.n_gen) + 1, a.batch};
@@ -164,6 +165,7 @@ int run_model_bench(const BenchArgs& a, bool quiet) {
         {"model", a.model},
         {"description", model->description()},
         {"isa", kernels::isa_name(isa)},
+        {"ternary_kernel", kernels::design_name(design)},
         {"threads", model->threads()},
         {"bases", model->bases()},
         {"batch", model->batch()},
@@ -226,9 +228,9 @@ int run_model_bench(const BenchArgs& a, bool quiet) {
         return 0;
     }
     std::printf("%s\n", model->description().c_str());
-    std::printf("isa %s, %d threads, batch %d, %.2f bits/weight in linear layers, %.1f MB of weights per token "
+    std::printf("kernels %s, %d threads, batch %d, %.2f bits/weight in linear layers, %.1f MB of weights per token "
                 "(output layer %.1f MB)\n",
-                kernels::isa_name(isa), model->threads(), model->batch(), linear_bpw, bytes_per_token / 1e6,
+                kernels::kernels_in_use().c_str(), model->threads(), model->batch(), linear_bpw, bytes_per_token / 1e6,
                 static_cast<double>(ws.output_bytes) / 1e6);
     if (a.n_prompt > 0) std::printf("pp%-5d %s tokens/s\n", a.n_prompt, fmt(pp).c_str());
     if (a.n_gen > 0) std::printf("tg%-5d %s tokens/s\n", a.n_gen, fmt(tg).c_str());

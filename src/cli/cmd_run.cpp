@@ -75,7 +75,7 @@ void add_run_options(CLI::App& cmd, RunArgs& a) {
 int run_generate(const RunArgs& a, bool quiet) {
     const auto t0 = std::chrono::steady_clock::now();
     // Resolve the kernel ISA first: a bad BITTTT_ISA is a usage error before any work.
-    const kernels::Isa isa = kernels::active_isa();
+    const std::string kernels_used = kernels::kernels_in_use();
     auto model = Model::load(a.model, LoadOptions{a.bases, a.threads, a.ctx});
     Tokenizer tok = tokenizer_for(*model, a.model);
     const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -89,7 +89,7 @@ int run_generate(const RunArgs& a, bool quiet) {
                                                                    std::random_device{}());
     for (std::int64_t id : model->config().eos_token_ids) g.stop_ids.push_back(static_cast<std::int32_t>(id));
     if (!quiet) spdlog::info("{}, {} threads, {}, context {}", model->description(), model->threads(),
-                             kernels::isa_name(isa), model->ctx());
+                             kernels_used, model->ctx());
 
     std::vector<std::string> prompts;
     if (a.batch) {

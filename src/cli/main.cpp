@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", [] {
         std::string isa;
         try {
-            isa = bitttt::kernels::isa_name(bitttt::kernels::active_isa());
+            isa = bitttt::kernels::kernels_in_use();
         } catch (const bitttt::Error& e) {
             isa = std::string("none (") + e.what() + ")";
         }

@@ -47,6 +47,31 @@ Isa active_isa() {
     return isa;
 }
 
+const char* design_name(TernaryDesign d) { return d == TernaryDesign::Lut ? "lut" : "maddubs"; }
+
+TernaryDesign choose_design(const char* override_value, Isa isa) {
+    const std::string_view v = override_value ? std::string_view(override_value) : std::string_view();
+    if (v.empty()) return isa == Isa::Avx2 ? TernaryDesign::Lut : TernaryDesign::Maddubs;
+    if (v == "maddubs") return TernaryDesign::Maddubs;
+    if (v == "lut") {
+        if (isa != Isa::Avx2) {
+            throw UsageError("BITTTT_TERNARY_KERNEL=lut needs the AVX2 kernels (the ISA in use is " +
+                             std::string(isa_name(isa)) + "); unset it or use maddubs");
+        }
+        return TernaryDesign::Lut;
+    }
+    throw UsageError("BITTTT_TERNARY_KERNEL='" + std::string(v) + "' is not a known kernel design (allowed: lut, maddubs)");
+}
+
+TernaryDesign active_design() {
+    static const TernaryDesign d = choose_design(std::getenv("BITTTT_TERNARY_KERNEL"), active_isa());
+    return d;
+}
+
+std::string kernels_in_use() {
+    return std::string(isa_name(active_isa())) + " (ternary: " + design_name(active_design()) + ")";
+}
+
 TernaryGemvFn ternary_gemv_kernel(Isa isa) {
     switch (isa) {
         case Isa::Generic: return &ternary_gemv_ref;

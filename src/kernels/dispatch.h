@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "bitttt/int8.h"
 #include "bitttt/ternary.h"
@@ -40,6 +41,21 @@ TernaryGemvFn ternary_gemv_kernel(Isa isa);
 // ternary_gemv_ref's contract, run by the kernel of active_isa().
 void ternary_gemv(const TernaryLayout& layout, const std::uint8_t* data, int k_bases, const std::int8_t* q,
                   float x_scale, std::int64_t r0, std::int64_t r1, float* y);
+
+// The two AVX2 ternary GEMV designs (docs/BENCHMARKS.md, "Kernel designs"): (a) unpack
+// trits and multiply-add bytes (maddubs) straight from the .btt layout; (b) lookup tables
+// over activation pairs on weights repacked at load (ternary_lut.h). Both give the
+// reference's bit-exact results.
+enum class TernaryDesign { Maddubs, Lut };
+const char* design_name(TernaryDesign d);  // "maddubs" / "lut"
+// The design for BITTTT_TERNARY_KERNEL=maddubs|lut (nullptr or "": lut when the ISA is
+// AVX2, else the scalar reference, reported as maddubs). Throws UsageError for other
+// values, or lut without AVX2. Pure, for tests.
+TernaryDesign choose_design(const char* override_value, Isa isa);
+// choose_design(getenv("BITTTT_TERNARY_KERNEL"), active_isa()), decided once.
+TernaryDesign active_design();
+// "avx2 (ternary: lut)": what run, bench and --version print.
+std::string kernels_in_use();
 
 // Quantises x[0..cols) into `in` for tensors with this block size and packing, laid out
 // for `isa`'s kernel (for Isa::Avx2 also usable by the reference, which reads only q).

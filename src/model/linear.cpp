@@ -7,6 +7,7 @@
 #include "kernels/int8_gemv.h"
 #include "kernels/ops.h"
 #include "kernels/ternary_gemv.h"
+#include "kernels/ternary_lut.h"
 
 namespace bitttt {
 
@@ -15,8 +16,48 @@ void LinearInput::set(const float* x, int m, std::int64_t cols) {
     m_ = m;
     cols_ = cols;
     for (auto& p : cache_) p.valid = false;
+    for (auto& p : lut_) p.valid = false;
     q8_valid_ = false;
 }
+
+void LinearInput::prepare_lut(const TernaryLayout& layout, ThreadPool& pool) const {
+    LutPrepared* p = nullptr;
+    for (auto& c : lut_) {
+        if (c.block_size == layout.block_size) p = &c;
+    }
+    if (!p) {
+        lut_.push_back(LutPrepared{layout.block_size, false, 0, {}, {}});
+        p = &lut_.back();
+    }
+    if (p->valid) return;
+    p->table_bytes = kernels::lut_table_bytes(layout);
+    p->tables.resize(p->table_bytes * static_cast<std::size_t>(m_));
+    p->scales.resize(static_cast<std::size_t>(m_));
+    const std::int64_t padded = layout.blocks_per_row() * layout.block_size;
+    pool.parallel_for(m_, m_ >= 8 ? 2 : m_, [&](std::int64_t j0, std::int64_t j1) {
+        thread_local std::vector<std::int8_t> q;
+        q.resize(static_cast<std::size_t>(padded));
+        for (std::int64_t j = j0; j < j1; ++j) {
+            p->scales[static_cast<std::size_t>(j)] = kernels::quantize_int8(x_ + j * cols_, cols_, q.data(), padded);
+            kernels::lut_prepare(layout, q.data(), p->tables.data() + static_cast<std::size_t>(j) * p->table_bytes);
+        }
+    });
+    p->valid = true;
+}
+
+const LinearInput::LutPrepared& LinearInput::lut_for(int block_size) const {
+    for (const auto& c : lut_) {
+        if (c.block_size == block_size && c.valid) return c;
+    }
+    throw std::logic_error("LinearInput::lut_tables called before prepare_lut");
+}
+
+const std::uint8_t* LinearInput::lut_tables(int block_size, int j) const {
+    const LutPrepared& p = lut_for(block_size);
+    return p.tables.data() + static_cast<std::size_t>(j) * p.table_bytes;
+}
+
+float LinearInput::lut_scale(int block_size, int j) const { return lut_for(block_size).scales[static_cast<std::size_t>(j)]; }
 
 void LinearInput::prepare_int8() const {
     if (q8_valid_) return;
@@ -120,6 +161,37 @@ private:
     int k_;
 };
 
+// Design (b): lookup tables over activation pairs, on weights repacked at load.
+class LutTernaryLinear final : public Linear {
+public:
+    LutTernaryLinear(const TernaryLayout& layout, const std::uint8_t* data, int k_bases, ThreadPool& pool)
+        : Linear(layout.rows, layout.cols), w_(kernels::lut_repack(layout, data, &pool)), k_(k_bases) {}
+
+    void prepare(const LinearInput& in, ThreadPool& pool) const override { in.prepare_lut(w_.layout, pool); }
+    void forward_rows(const LinearInput& in, std::int64_t r0, std::int64_t r1, float* y) const override {
+        const int bs = w_.layout.block_size;
+        for (int j = 0; j < in.m(); ++j) {
+            kernels::lut_gemv(w_, k_, in.lut_tables(bs, j), in.lut_scale(bs, j), r0, r1, y + j * rows_);
+        }
+    }
+    // Whole 32-row tiles per chunk (a partial tile is computed whole).
+    std::int64_t grain(const ThreadPool& pool) const override {
+        const std::int64_t t = kernels::kLutTileRows;
+        return (Linear::grain(pool) + t - 1) / t * t;
+    }
+    std::uint64_t weight_bytes() const override {
+        // The first k bases' scales and codes of every tile block.
+        const std::uint64_t per_tblock = static_cast<std::uint64_t>(k_) * kernels::kLutTileRows *
+                                         (2 + static_cast<std::uint64_t>(w_.code_bytes));
+        return static_cast<std::uint64_t>(w_.tiles) * static_cast<std::uint64_t>(w_.layout.blocks_per_row()) *
+               per_tblock;
+    }
+
+private:
+    kernels::LutWeights w_;
+    int k_;
+};
+
 class Int8Linear final : public Linear {
 public:
     Int8Linear(const Int8Layout& layout, const std::uint8_t* data)
@@ -165,7 +237,11 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Linear> make_ternary_linear(const TernaryLayout& layout, const std::uint8_t* data, int k_bases) {
+bool ternary_linear_copies_weights() { return kernels::active_design() == kernels::TernaryDesign::Lut; }
+
+std::unique_ptr<Linear> make_ternary_linear(const TernaryLayout& layout, const std::uint8_t* data, int k_bases,
+                                            ThreadPool& pool) {
+    if (ternary_linear_copies_weights()) return std::make_unique<LutTernaryLinear>(layout, data, k_bases, pool);
     return std::make_unique<TernaryLinear>(layout, data, k_bases);
 }
 std::unique_ptr<Linear> make_int8_linear(const Int8Layout& layout, const std::uint8_t* data) {

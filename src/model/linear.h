@@ -32,6 +32,12 @@ public:
     void prepare_ternary(int block_size, Packing packing, ThreadPool& pool) const;
     // The prepared rows (m pointers); prepare_ternary must have run. Thread-safe.
     const kernels::TernaryInput* const* ternary(int block_size, Packing packing) const;
+    // Every row quantised and turned into lookup tables for the LUT ternary kernel
+    // (ternary_lut.h; shared by all tensors with this block size). Not thread-safe.
+    void prepare_lut(const TernaryLayout& layout, ThreadPool& pool) const;
+    // Row j's tables and activation scale; prepare_lut must have run. Thread-safe.
+    const std::uint8_t* lut_tables(int block_size, int j) const;
+    float lut_scale(int block_size, int j) const;
     // Every row quantised to int8 (cols values, one scale), for the int8 layers.
     void prepare_int8() const;
     const std::int8_t* int8_row(int j) const { return q8_.data() + static_cast<std::size_t>(j) * static_cast<std::size_t>(cols_); }
@@ -49,6 +55,15 @@ private:
     int m_ = 0;
     std::int64_t cols_ = 0;
     mutable std::vector<Prepared> cache_;  // one per (block size, packing) seen; usually one
+    struct LutPrepared {
+        int block_size = 0;
+        bool valid = false;
+        std::size_t table_bytes = 0;
+        std::vector<std::uint8_t> tables;  // [m, table_bytes]
+        std::vector<float> scales;         // [m]
+    };
+    mutable std::vector<LutPrepared> lut_;
+    const LutPrepared& lut_for(int block_size) const;
     mutable bool q8_valid_ = false;
     mutable std::vector<std::int8_t> q8_;  // [m, cols]
     mutable std::vector<float> q8_scales_; // [m]
@@ -72,7 +87,7 @@ public:
     virtual void forward_rows(const LinearInput& in, std::int64_t r0, std::int64_t r1, float* y) const = 0;
     // Rows per chunk of work: enough chunks to keep every thread busy, enough weights per
     // chunk to be worth a hand-off.
-    std::int64_t grain(const ThreadPool& pool) const;
+    virtual std::int64_t grain(const ThreadPool& pool) const;
 
     std::int64_t rows_, cols_;
 };
@@ -87,8 +102,13 @@ struct LinearOutput {
 // job: one hand-off to the threads instead of one per matrix.
 void forward_group(std::initializer_list<LinearOutput> group, const LinearInput& in, ThreadPool& pool);
 
-// Uses the first k_bases (1..layout.bases) of a ternary tensor stored at `data`.
-std::unique_ptr<Linear> make_ternary_linear(const TernaryLayout& layout, const std::uint8_t* data, int k_bases);
+// Uses the first k_bases (1..layout.bases) of a ternary tensor stored at `data`. With the
+// LUT design (kernels::active_design()) the weights are repacked into memory the Linear
+// owns (in parallel over `pool`) and `data` is not used after this returns.
+std::unique_ptr<Linear> make_ternary_linear(const TernaryLayout& layout, const std::uint8_t* data, int k_bases,
+                                            ThreadPool& pool);
+// True when make_ternary_linear copies the weights (the caller may drop the source pages).
+bool ternary_linear_copies_weights();
 // An int8 tensor (per-row scales) stored at `data`; activations are quantised to int8.
 std::unique_ptr<Linear> make_int8_linear(const Int8Layout& layout, const std::uint8_t* data);
 std::unique_ptr<Linear> make_f16_linear(const std::uint8_t* data, std::int64_t rows, std::int64_t cols);

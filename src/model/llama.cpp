@@ -92,9 +92,9 @@ private:
 };
 
 std::unique_ptr<Linear> linear_from(Encoding e, const std::uint8_t* data, const TernaryLayout& layout, int k,
-                                    std::int64_t rows, std::int64_t cols) {
+                                    std::int64_t rows, std::int64_t cols, ThreadPool& pool) {
     switch (e) {
-        case Encoding::Ternary: return make_ternary_linear(layout, data, k);
+        case Encoding::Ternary: return make_ternary_linear(layout, data, k, pool);
         case Encoding::F16: return make_f16_linear(data, rows, cols);
         case Encoding::F32: return make_f32_linear(reinterpret_cast<const float*>(data), rows, cols);
         case Encoding::Int8: return make_int8_linear(Int8Layout{rows, cols}, data);
@@ -195,6 +195,8 @@ private:
 
 void LlamaModel::load_btt(const std::string& path, const LoadOptions& opt) {
     btt_ = std::make_unique<BttFile>(path);
+    // Threads first: repacking weights for the LUT kernel uses them.
+    pool_ = std::make_unique<ThreadPool>(opt.threads > 0 ? opt.threads : physical_cores());
     const BttFile& f = *btt_;
     if (f.weights_only()) {
         throw UsageError(path + " is a weights-only .btt (converted from a bare safetensors file without "
@@ -226,7 +228,10 @@ void LlamaModel::load_btt(const std::string& path, const LoadOptions& opt) {
     auto k_for = [&](const BttTensor& t) { return t.encoding == Encoding::Ternary ? std::min(bases_, t.layout.bases) : 0; };
     auto linear = [&](const std::string& name, std::int64_t rows, std::int64_t cols) {
         const BttTensor& t = need(name, {rows, cols});
-        return linear_from(t.encoding, f.data(t), t.layout, k_for(t), rows, cols);
+        auto lin = linear_from(t.encoding, f.data(t), t.layout, k_for(t), rows, cols, *pool_);
+        // A repacked copy replaces the mapped bytes: drop them so they are not held twice.
+        if (t.encoding == Encoding::Ternary && ternary_linear_copies_weights()) f.release(t);
+        return lin;
     };
     auto norm = [&](const std::string& name) {
         const BttTensor& t = need(name, {cfg_.hidden_size});
@@ -312,7 +317,7 @@ void LlamaModel::finish_setup(const LoadOptions& opt) {
     if (opt.batch < 0) throw UsageError("--batch must be positive");
     batch_ = opt.batch > 0 ? opt.batch : 32;
     rope_ = std::make_unique<Rope>(cfg_);
-    pool_ = std::make_unique<ThreadPool>(opt.threads > 0 ? opt.threads : physical_cores());
+    if (!pool_) pool_ = std::make_unique<ThreadPool>(opt.threads > 0 ? opt.threads : physical_cores());
 
     const std::size_t h = static_cast<std::size_t>(cfg_.hidden_size);
     const std::size_t hd = static_cast<std::size_t>(cfg_.head_dim);
