@@ -383,7 +383,10 @@ TEST_CASE("cli: bench --kernels times every N, packing and ISA", "[cli][bench]")
     REQUIRE(j["kernels"].size() == 2 * 2 * 2);  // shapes x N x packings
     for (const auto& r : j["kernels"]) {
         CHECK(r["generic"]["gb_s"].get<double>() > 0);
-        if (bitttt::kernels::avx2_available()) CHECK(r["avx2_speedup"].get<double>() > 0);
+        if (bitttt::kernels::avx2_available()) {
+            CHECK(r["avx2_speedup"].get<double>() > 0);
+            CHECK(r["avx2_lut"]["gb_s"].get<double>() > 0);
+        }
     }
     CHECK(j["kernels"][0]["rows"] == 33);
     CHECK(j["kernels"][0]["bytes"] == 33 * 2 * (2 + 16));  // 2 blocks of one base, 2bit, B = 64

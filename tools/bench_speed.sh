@@ -44,6 +44,11 @@ for n in 1 2 3; do
       > "$res/pp-n$n-batch$batch.json"
   done
 done
+for n in 1 3; do
+  echo "tg64 with the maddubs design: N=$n 2bit, 2 threads" >&2
+  BITTTT_TERNARY_KERNEL=maddubs "$bin/bitttt" bench "$work/body-n$n-2bit.btt" -p 0 -n 64 -r "$reps" -t 2 --json -q \
+    > "$res/tg-n$n-2bit-t2-maddubs.json"
+done
 echo "profile: N=1 2bit, 2 threads" >&2
 "$bin/bitttt" bench "$work/body-n1-2bit.btt" -p 0 -n 64 -r 1 -t 2 --profile --json -q > "$res/profile-n1.json"
 echo "kernels: Llama-3-8B shapes" >&2
@@ -67,6 +72,13 @@ for packing in ("2bit", "dense"):
             print(f"| {n} | {packing} | {j['linear_bits_per_weight']:.2f} | {j['weight_bytes_per_token']/1e6:.0f} | {t} | "
                   f"{tg['mean']:.1f} ± {tg['sd']:.1f} | {tg['median']:.1f} | {j['bandwidth_gb_s']:.1f} ({j['bandwidth_gb_s_median']:.1f}) | "
                   f"{100*j['fraction_of_bandwidth_limit']:.0f}% |")
+print("\n### Kernel design end to end, 1B-body tg64, 2bit, 2 threads\n")
+print("| N | maddubs t/s | LUT t/s | LUT / maddubs |")
+print("|---|---|---|---|")
+for n in (1, 3):
+    m = load(f"tg-n{n}-2bit-t2-maddubs.json")["tg_tokens_per_s"]
+    l = load(f"tg-n{n}-2bit-t2.json")["tg_tokens_per_s"]
+    print(f"| {n} | {m['mean']:.1f} ± {m['sd']:.1f} | {l['mean']:.1f} ± {l['sd']:.1f} | {l['mean']/m['mean']:.2f}x |")
 print("\n### Prompt processing, 1B-body, 256 tokens, 2 threads, 2bit\n")
 print("| N | batched (32) t/s | one at a time t/s | speed-up |")
 print("|---|---|---|---|")
@@ -83,10 +95,11 @@ for op in p["ops"]:
 for t in (1, 2):
     k = load(f"kernels-8b-t{t}.json")
     print(f"\n### Ternary GEMV alone, Llama-3-8B shapes, {t} thread(s) (triad best {k.get('bandwidth_gb_s', 0):.1f} GB/s)\n")
-    print("| tensor | shape | N | packing | scalar GB/s | AVX2 GB/s | AVX2 % of bandwidth | AVX2 speed-up |")
+    print("| tensor | shape | N | packing | scalar GB/s | AVX2 maddubs GB/s (speed-up) | AVX2 LUT GB/s (speed-up) | LUT % of bandwidth |")
     print("|---|---|---|---|---|---|---|---|")
     for r in k["kernels"]:
-        a = r.get("avx2", {})
+        a, b = r.get("avx2", {}), r.get("avx2_lut", {})
         print(f"| {r['tensor']} | {r['rows']}x{r['cols']} | {r['bases']} | {r['packing']} | {r['generic']['gb_s']:.2f} | "
-              f"{a.get('gb_s', 0):.2f} | {a.get('percent_of_bandwidth', 0):.0f}% | {r.get('avx2_speedup', 0):.1f}x |")
+              f"{a.get('gb_s', 0):.2f} ({r.get('avx2_speedup', 0):.1f}x) | {b.get('gb_s', 0):.2f} ({r.get('avx2_lut_speedup', 0):.1f}x) | "
+              f"{b.get('percent_of_bandwidth', 0):.0f}% |")
 EOF
