@@ -49,6 +49,18 @@ std::vector<std::uint8_t> random_ternary(const TernaryLayout& l, std::mt19937& r
     return data;
 }
 
+// Writes the TinyModel fixture to dir/m and converts it to dir/m.btt with `bases` bases.
+ConvertOptions convert_tiny(const TempDir& dir, int bases) {
+    TinyModel().write(dir.path() / "m");
+    ConvertOptions o;
+    o.input = (dir.path() / "m").string();
+    o.output = dir.file("m.btt");
+    o.bases = bases;
+    o.threads = 1;
+    convert(o);
+    return o;
+}
+
 }  // namespace
 
 TEST_CASE("engine: int8 activation quantisation", "[engine][kernels]") {
@@ -306,12 +318,7 @@ TEST_CASE("engine: first K bases of an N-base file equal a K-base conversion", "
 
 TEST_CASE("engine: results do not depend on the thread count", "[engine][threads]") {
     TempDir dir;
-    TinyModel().write(dir.path() / "m");
-    ConvertOptions o;
-    o.input = (dir.path() / "m").string();
-    o.output = dir.file("m.btt");
-    o.bases = 2;
-    convert(o);
+    const ConvertOptions o = convert_tiny(dir, 2);
     std::vector<std::vector<float>> runs;
     std::vector<std::vector<std::int32_t>> sampled;
     for (int threads : {1, 2, 3, 4}) {
@@ -337,13 +344,7 @@ TEST_CASE("engine: results do not depend on the thread count", "[engine][threads
 
 TEST_CASE("engine: batched prompt processing equals token-by-token", "[engine][batch]") {
     TempDir dir;
-    TinyModel().write(dir.path() / "m");
-    ConvertOptions o;
-    o.input = (dir.path() / "m").string();
-    o.output = dir.file("m.btt");
-    o.bases = 2;
-    o.threads = 1;
-    convert(o);
+    const ConvertOptions o = convert_tiny(dir, 2);
     // 75 tokens: more than two micro-batches, the last one partial.
     std::vector<std::int32_t> toks(75);
     for (std::size_t i = 0; i < toks.size(); ++i) toks[i] = static_cast<std::int32_t>((i * 13 + 5) % 64);

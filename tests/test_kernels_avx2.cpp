@@ -15,6 +15,7 @@
 #include "kernels/cpu.h"
 #include "kernels/dispatch.h"
 #include "kernels/ternary_gemv.h"
+#include "kernel_fixtures.h"
 
 using namespace bitttt;
 using namespace bitttt::kernels;
@@ -35,34 +36,10 @@ bool skip_without_avx2() {
 }
 
 // A packed tensor with random trits (or, with `raw`, random bytes: corrupt 2bit codes)
-// and random finite scales (normal, subnormal, negative, zero).
+// and random finite scales (normal, subnormal, negative, zero). Exactly the tensor's
+// bytes, so ASan sees overreads.
 std::vector<std::uint8_t> random_tensor(const TernaryLayout& l, std::mt19937& rng, bool raw = false) {
-    std::vector<std::uint8_t> data(l.total_bytes());  // exactly the tensor: ASan sees overreads
-    std::uniform_int_distribution<int> trit(-1, 1), byte(0, 255), kind(0, 9);
-    std::uniform_real_distribution<float> mag(1e-3f, 4.0f);
-    const std::size_t gb = l.group_bytes();
-    std::vector<std::int8_t> t(static_cast<std::size_t>(l.block_size));
-    for (std::int64_t r = 0; r < l.rows; ++r) {
-        for (std::int64_t b = 0; b < l.blocks_per_row(); ++b) {
-            std::uint8_t* blk = data.data() + r * l.row_bytes() + b * l.block_bytes();
-            for (int k = 0; k < l.bases; ++k) {
-                const int kd = kind(rng);
-                std::uint16_t h = f32_to_f16(kd == 0 ? -mag(rng) : mag(rng));
-                if (kd == 1) h = static_cast<std::uint16_t>(byte(rng) | 1);  // subnormal
-                if (kd == 2) h = 0;
-                blk[2 * k] = static_cast<std::uint8_t>(h & 0xFF);
-                blk[2 * k + 1] = static_cast<std::uint8_t>(h >> 8);
-                std::uint8_t* grp = blk + 2 * l.bases + k * gb;
-                if (raw) {
-                    for (std::size_t j = 0; j < gb; ++j) grp[j] = static_cast<std::uint8_t>(byte(rng));
-                } else {
-                    for (auto& v : t) v = static_cast<std::int8_t>(trit(rng));
-                    pack_trits(l.packing, t.data(), l.block_size, grp);
-                }
-            }
-        }
-    }
-    return data;
+    return test::make_tensor(l, rng, raw ? test::Fill::Raw : test::Fill::Random);
 }
 
 // Activations: random int8 in [-127, 127] with many +-127, zero padded to whole blocks.

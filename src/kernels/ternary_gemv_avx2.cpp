@@ -79,6 +79,21 @@ inline void prefetch(const std::uint8_t* base, std::size_t off) {
     _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(base) + off), _MM_HINT_T0);
 }
 
+// Software prefetch of the block a few cache lines ahead in each of the tile's rows: eight
+// interleaved streams of small blocks are more than the hardware prefetchers follow well
+// (measured: +40-70% at one base when the weights come from DRAM). Prefetching past the
+// end of the tensor is harmless (never faults).
+template <int NP>
+inline void prefetch_block(const std::uint8_t* const* lo, const std::uint8_t* const* hi, std::size_t boff,
+                           std::size_t block_bytes) {
+    for (std::size_t o = boff + kPrefetchBytes; o < boff + kPrefetchBytes + block_bytes; o += 64) {
+        for (int p = 0; p < NP; ++p) {
+            prefetch(lo[p], o);
+            prefetch(hi[p], o);
+        }
+    }
+}
+
 inline std::uint16_t load_u16(const std::uint8_t* p) {
     std::uint16_t v;
     std::memcpy(&v, p, 2);  // little-endian host (x86)
@@ -148,16 +163,7 @@ void tile(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* cons
         const std::size_t boff = static_cast<std::size_t>(b) * cx.block_bytes;
         const Slice* qb = cx.q + b * cx.digits * C;
         const __m256i sumq = _mm256_set1_epi32(cx.sums[b]);
-        // Software prefetch a few cache lines ahead in each row: eight interleaved streams
-        // of small blocks are more than the hardware prefetchers follow well (measured:
-        // +40-70% at one base when the weights come from DRAM). Prefetching past the end of
-        // the tensor is harmless (never faults).
-        for (std::size_t o = boff + kPrefetchBytes; o < boff + kPrefetchBytes + cx.block_bytes; o += 64) {
-            for (int p = 0; p < NP; ++p) {
-                prefetch(lo[p], o);
-                prefetch(hi[p], o);
-            }
-        }
+        prefetch_block<NP>(lo, hi, boff, cx.block_bytes);
         for (int k = 0; k < cx.k_bases; ++k) {
             const std::size_t goff = boff + scales_bytes + static_cast<std::size_t>(k) * static_cast<std::size_t>(cx.g);
             __m256i a32[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
@@ -278,12 +284,7 @@ void tile_batch(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t
     __m256 scale[8];  // per base (K <= 8 is checked by the caller)
     for (std::int64_t b = 0; b < cx.nblocks; ++b) {
         const std::size_t boff = static_cast<std::size_t>(b) * cx.block_bytes;
-        for (std::size_t o = boff + kPrefetchBytes; o < boff + kPrefetchBytes + cx.block_bytes; o += 64) {
-            for (int p = 0; p < NP; ++p) {
-                prefetch(lo[p], o);
-                prefetch(hi[p], o);
-            }
-        }
+        prefetch_block<NP>(lo, hi, boff, cx.block_bytes);
         for (int k = 0; k < K; ++k) {
             const std::size_t goff = boff + scales_bytes + static_cast<std::size_t>(k) * static_cast<std::size_t>(cx.g);
             for (int c = 0; c < C; ++c) {
