@@ -318,16 +318,9 @@ const float* LlamaModel::forward(std::int32_t token, int pos) {
         const std::int64_t head_grain = head_work * n_heads < 16384 ? n_heads : 1;
         pool.parallel_for(n_heads, head_grain, [&](std::int64_t h0, std::int64_t h1) {
             for (std::int64_t head = h0; head < h1; ++head) {
-                const float* qh = q_.data() + head * hd;
                 const std::int64_t kvh = head / group;  // grouped-query attention
-                float* att = att_.data() + head * ctx_;
-                for (int t = 0; t <= pos; ++t) {
-                    att[t] = kernels::dot(qh, kc + t * kvd + kvh * hd, hd) * att_scale;
-                }
-                kernels::softmax(att, pos + 1);
-                float* out = att_out_.data() + head * hd;
-                std::fill(out, out + hd, 0.0f);
-                for (int t = 0; t <= pos; ++t) kernels::axpy(att[t], vc + t * kvd + kvh * hd, hd, out);
+                kernels::attention(q_.data() + head * hd, kc + kvh * hd, vc + kvh * hd, pos + 1, kvd, hd, att_scale,
+                                   att_.data() + head * ctx_, att_out_.data() + head * hd);
             }
         });
         L.wo->forward(att_out_.data(), xb2_.data(), pool);
