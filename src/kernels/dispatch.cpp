@@ -7,6 +7,7 @@
 #include "bitttt/error.h"
 #include "kernels/cpu.h"
 #include "kernels/int8_gemv.h"
+#include "kernels/ops.h"
 #include "kernels/ternary_gemv.h"
 
 namespace bitttt::kernels {
@@ -141,6 +142,61 @@ void int8_gemv(const Int8Layout& layout, const std::uint8_t* data, const std::in
                std::int64_t r0, std::int64_t r1, float* y) {
     static const Int8GemvFn fn = int8_gemv_kernel(active_isa());
     fn(layout, data, q, x_scale, r0, r1, y);
+}
+
+// ---- the other ops (ops.h) -------------------------------------------------------------
+
+namespace {
+
+constexpr OpsTable kScalarOps{&scalar::rmsnorm, &scalar::softmax,  &scalar::swiglu,    &scalar::dot,
+                              &scalar::axpy,    &scalar::gemv_f32, &scalar::gemv_f16,  &scalar::f16_row,
+                              &scalar::attention, &scalar::rope};
+#ifdef BITTTT_HAVE_AVX2_KERNEL
+constexpr OpsTable kAvx2Ops{&avx2::rmsnorm, &avx2::softmax,  &avx2::swiglu,   &avx2::dot,
+                            &avx2::axpy,    &avx2::gemv_f32, &avx2::gemv_f16, &avx2::f16_row,
+                            &avx2::attention, &avx2::rope};
+#endif
+
+// The table of active_isa(), decided on the first op call (never per call).
+const OpsTable& active_ops() {
+    static const OpsTable& table = ops_table(active_isa());
+    return table;
+}
+
+}  // namespace
+
+const OpsTable& ops_table(Isa isa) {
+    switch (isa) {
+        case Isa::Generic: return kScalarOps;
+        case Isa::Avx2:
+#ifdef BITTTT_HAVE_AVX2_KERNEL
+            if (avx2_available()) return kAvx2Ops;
+#endif
+            throw UsageError("the AVX2 ops are not available on this CPU or in this build");
+    }
+    return kScalarOps;
+}
+
+void rmsnorm(const float* x, const float* w, std::int64_t n, float eps, float* out) {
+    active_ops().rmsnorm(x, w, n, eps, out);
+}
+void softmax(float* x, std::int64_t n) { active_ops().softmax(x, n); }
+void swiglu(const float* gate, const float* up, std::int64_t n, float* out) { active_ops().swiglu(gate, up, n, out); }
+float dot(const float* a, const float* b, std::int64_t n) { return active_ops().dot(a, b, n); }
+void axpy(float a, const float* x, std::int64_t n, float* y) { active_ops().axpy(a, x, n, y); }
+void gemv_f32(const float* w, std::int64_t cols, const float* x, std::int64_t r0, std::int64_t r1, float* y) {
+    active_ops().gemv_f32(w, cols, x, r0, r1, y);
+}
+void gemv_f16(const std::uint8_t* w, std::int64_t cols, const float* x, std::int64_t r0, std::int64_t r1, float* y) {
+    active_ops().gemv_f16(w, cols, x, r0, r1, y);
+}
+void f16_row(const std::uint8_t* src, std::int64_t n, float* out) { active_ops().f16_row(src, n, out); }
+void attention(const float* q, const float* k, const float* v, std::int64_t n, std::int64_t stride, std::int64_t hd,
+               float scale, float* scores, float* out) {
+    active_ops().attention(q, k, v, n, stride, hd, scale, scores, out);
+}
+void rope(float* vec, std::int64_t n_heads, std::int64_t hd, const float* cos, const float* sin) {
+    active_ops().rope(vec, n_heads, hd, cos, sin);
 }
 
 }  // namespace bitttt::kernels

@@ -1,8 +1,10 @@
 // Run-time kernel selection: the best instruction set this CPU supports, chosen once,
 // overridable with the environment variable BITTTT_ISA=generic|avx2.
 //
-// Every kernel computes the same integer block sums as the scalar reference and combines
-// them in the same float order, so outputs are bit-identical whichever ISA runs.
+// Every ternary GEMV kernel computes the same integer block sums as the scalar reference
+// and combines them in the same float order, so its outputs are bit-identical whichever
+// ISA runs. The other ops (ops.h, ops_table()) are dispatched the same way but the vector
+// versions differ from the scalar ones by rounding (summation order, FMA, polynomial exp).
 #pragma once
 
 #include <cstdint>

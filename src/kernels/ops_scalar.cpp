@@ -1,10 +1,12 @@
+// The portable reference versions of the ops in ops.h: plain loops, double-precision sums
+// where cheap, std::exp. They define the results the vector versions are tested against.
 #include <algorithm>
 #include <cmath>
 
 #include "bitttt/dtype.h"
 #include "kernels/ops.h"
 
-namespace bitttt::kernels {
+namespace bitttt::kernels::scalar {
 
 void rmsnorm(const float* x, const float* w, std::int64_t n, float eps, float* out) {
     double ss = 0.0;
@@ -57,4 +59,28 @@ void gemv_f16(const std::uint8_t* w, std::int64_t cols, const float* x, std::int
     }
 }
 
-}  // namespace bitttt::kernels
+void f16_row(const std::uint8_t* src, std::int64_t n, float* out) {
+    for (std::int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(static_cast<std::uint16_t>(src[2 * i] | src[2 * i + 1] << 8));
+}
+
+void attention(const float* q, const float* k, const float* v, std::int64_t n, std::int64_t stride, std::int64_t hd,
+               float scale, float* scores, float* out) {
+    for (std::int64_t t = 0; t < n; ++t) scores[t] = dot(q, k + t * stride, hd) * scale;
+    softmax(scores, n);
+    std::fill(out, out + hd, 0.0f);
+    for (std::int64_t t = 0; t < n; ++t) axpy(scores[t], v + t * stride, hd, out);
+}
+
+void rope(float* vec, std::int64_t n_heads, std::int64_t hd, const float* cos, const float* sin) {
+    const std::int64_t half = hd / 2;
+    for (std::int64_t h = 0; h < n_heads; ++h) {
+        float* v = vec + h * hd;
+        for (std::int64_t i = 0; i < half; ++i) {
+            const float x0 = v[i], x1 = v[i + half];
+            v[i] = x0 * cos[i] - x1 * sin[i];
+            v[i + half] = x1 * cos[i] + x0 * sin[i];
+        }
+    }
+}
+
+}  // namespace bitttt::kernels::scalar

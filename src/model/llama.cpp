@@ -54,13 +54,7 @@ struct Embedding {
             case Encoding::F32:
                 std::memcpy(out, data + 4 * static_cast<std::size_t>(id) * hidden, 4 * static_cast<std::size_t>(hidden));
                 break;
-            case Encoding::F16: {
-                const std::uint8_t* p = data + 2 * static_cast<std::size_t>(id) * hidden;
-                for (std::int64_t i = 0; i < hidden; ++i) {
-                    out[i] = f16_to_f32(static_cast<std::uint16_t>(p[2 * i] | p[2 * i + 1] << 8));
-                }
-                break;
-            }
+            case Encoding::F16: kernels::f16_row(data + 2 * static_cast<std::size_t>(id) * hidden, hidden, out); break;
             case Encoding::Ternary: dequantize_row(layout, data, id, k_bases, out); break;
             case Encoding::Int8: dequantize_row_int8(int8, data, id, out); break;
         }
@@ -402,12 +396,8 @@ void LlamaModel::step(const std::int32_t* tokens, int m, int pos, float* all_log
                 const int p = pos + static_cast<int>(i);  // this token attends to [0, p]
                 const float* qh = q_.data() + i * qd + head * hd;
                 const std::int64_t kvh = head / group;  // grouped-query attention
-                float* att = scores.data();
-                for (int t = 0; t <= p; ++t) att[t] = kernels::dot(qh, kc + t * kvd + kvh * hd, hd) * att_scale;
-                kernels::softmax(att, p + 1);
-                float* out = att_out_.data() + i * qd + head * hd;
-                std::fill(out, out + hd, 0.0f);
-                for (int t = 0; t <= p; ++t) kernels::axpy(att[t], vc + t * kvd + kvh * hd, hd, out);
+                kernels::attention(qh, kc + kvh * hd, vc + kvh * hd, p + 1, kvd, hd, att_scale, scores.data(),
+                                   att_out_.data() + i * qd + head * hd);
             }
         });
         timer.lap(kOpAttention);

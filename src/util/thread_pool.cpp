@@ -56,13 +56,13 @@ ThreadPool::~ThreadPool() {
     for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run_chunks() {
+void ThreadPool::run_chunks(const Job& job) {
     while (!failed_.load(std::memory_order_relaxed)) {
-        const std::int64_t begin = next_.fetch_add(grain_, std::memory_order_relaxed);
-        if (begin >= n_) return;
-        const std::int64_t end = std::min(n_, begin + grain_);
+        const std::int64_t begin = next_.fetch_add(job.grain, std::memory_order_relaxed);
+        if (begin >= job.n) return;
+        const std::int64_t end = std::min(job.n, begin + job.grain);
         try {
-            (*fn_)(begin, end);
+            (*job.fn)(begin, end);
         } catch (...) {
             std::lock_guard<std::mutex> lock(mu_);
             if (!error_) error_ = std::current_exception();
@@ -78,6 +78,7 @@ void ThreadPool::worker_loop() {
             return stop_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen;
         };
         bool joined = false;
+        Job job;
         {
             if (!spin_until(has_news)) {
                 std::unique_lock<std::mutex> lock(mu_);
@@ -89,13 +90,14 @@ void ThreadPool::worker_loop() {
             if (stop_.load()) return;
             seen = generation_.load();
             // Join only a job that still has unclaimed chunks.
-            if (fn_ && next_.load() < n_ && !failed_.load()) {
+            if (job_.fn && next_.load() < job_.n && !failed_.load()) {
                 busy_.fetch_add(1);
                 joined = true;
+                job = job_;  // a copy: the caller clears job_ while this worker may still run
             }
         }
         if (!joined) continue;
-        run_chunks();
+        run_chunks(job);
         if (busy_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
             std::lock_guard<std::mutex> lock(mu_);  // pairs with the caller's predicate check
             done_.notify_all();
@@ -113,21 +115,19 @@ void ThreadPool::parallel_for(std::int64_t n, std::int64_t grain,
     }
     {
         std::lock_guard<std::mutex> lock(mu_);
-        fn_ = &fn;
-        n_ = n;
-        grain_ = grain;
+        job_ = Job{&fn, n, grain};
         next_.store(0);
         failed_.store(false);
         generation_.fetch_add(1, std::memory_order_release);
         if (sleepers_ > 0) wake_.notify_all();
     }
-    run_chunks();  // returns once every chunk is claimed (or one failed)
+    run_chunks(Job{&fn, n, grain});  // returns once every chunk is claimed (or one failed)
     auto all_done = [&] { return busy_.load(std::memory_order_acquire) == 0; };
     std::exception_ptr err;
     {
         // Close the job first: from here no worker joins it.
         std::unique_lock<std::mutex> lock(mu_);
-        fn_ = nullptr;
+        job_ = Job{};
     }
     if (!spin_until(all_done)) {
         std::unique_lock<std::mutex> lock(mu_);

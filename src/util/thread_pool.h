@@ -37,8 +37,13 @@ public:
                       const std::function<void(std::int64_t, std::int64_t)>& fn);
 
 private:
+    struct Job {
+        const std::function<void(std::int64_t, std::int64_t)>* fn = nullptr;
+        std::int64_t n = 0;
+        std::int64_t grain = 1;
+    };
     void worker_loop();
-    void run_chunks();
+    void run_chunks(const Job& job);
 
     std::vector<std::thread> workers_;
     std::mutex mu_;
@@ -48,12 +53,10 @@ private:
     std::atomic<bool> stop_{false};
     int sleepers_ = 0;  // guarded by mu_
 
-    // Current job: fields written under mu_ before generation_ is bumped. A worker joins
-    // (busy_ + 1) under mu_ only while chunks are left, so the caller never waits for a
-    // worker that did not take part, and fields never change while a joined worker runs.
-    const std::function<void(std::int64_t, std::int64_t)>* fn_ = nullptr;
-    std::int64_t n_ = 0;
-    std::int64_t grain_ = 1;
+    // Current job: written under mu_ before generation_ is bumped. A worker joins (busy_ + 1)
+    // under mu_ only while chunks are left, taking a copy of job_, so the caller never waits
+    // for a worker that did not take part and may clear job_ while joined workers finish.
+    Job job_;
     std::atomic<std::int64_t> next_{0};  // first index not yet claimed
     std::atomic<int> busy_{0};           // workers inside the current job
     std::atomic<bool> failed_{false};
