@@ -7,3 +7,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/tools/build.sh" -DBITTTT_WERROR=ON
 cd "$root/build"
 ctest --output-on-failure -j "$(nproc)"
+# The engine end to end on the other kernel paths too (the default run above uses the best
+# the CPU has: AVX2 with the lookup-table design): the maddubs design and the scalar ISA.
+if ./bitttt --version | grep -q "avx2 available"; then
+  BITTTT_TERNARY_KERNEL=maddubs ./bitttt_tests "[engine],[golden],[batch]"
+fi
+BITTTT_ISA=generic ./bitttt_tests "[engine],[golden],[batch]"

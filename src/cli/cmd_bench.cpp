@@ -263,7 +263,9 @@ Runner add_bench_command(CLI::App& root, const GlobalOptions& global) {
         "a time), each -r times after a warm-up, excluding load and tokenisation (synthetic token ids), with the\n"
         "memory bandwidth measured in the same run (STREAM triad) and generation given as a fraction of the\n"
         "bandwidth limit (bandwidth / weight bytes per token). --kernels instead times the ternary GEMV alone on\n"
-        "real layer shapes for each number of bases, packing and instruction set.");
+        "real layer shapes for each number of bases, packing, instruction set and AVX2 design (maddubs on the\n"
+        "file's layout; lookup tables on repacked weights, the default). Kernels in use: BITTTT_ISA and\n"
+        "BITTTT_TERNARY_KERNEL.");
     cmd->add_option("model", a->model, "A .btt file or Hugging Face folder (optional with --kernels: its layer shapes)");
     cmd->add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens for pp; 0 skips pp (default 256)")
         ->check(CLI::Range(0, 1 << 20));
