@@ -21,6 +21,7 @@
 #include "cli/bench.h"
 #include "kernels/dispatch.h"
 #include "kernels/ternary_lut.h"
+#include "util/stats.h"
 #include "util/sysinfo.h"
 
 namespace bitttt::cli {
@@ -106,11 +107,6 @@ std::vector<std::uint8_t> random_tensor(const TernaryLayout& l, std::mt19937_64&
     return data;
 }
 
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const std::size_t k = v.size();
-    return k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
-}
 
 }  // namespace
 

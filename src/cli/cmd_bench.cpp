@@ -22,6 +22,7 @@
 #include "cli/commands.h"
 #include "kernels/dispatch.h"
 #include "util/membw.h"
+#include "util/stats.h"
 #include "util/sysinfo.h"
 #include "util/thread_pool.h"
 
@@ -55,17 +56,9 @@ struct Sample {
     double mean = 0, sd = 0, median = 0;
 
     void finish() {
-        if (runs.empty()) return;
-        double sum = 0;
-        for (double v : runs) sum += v;
-        mean = sum / static_cast<double>(runs.size());
-        double ss = 0;
-        for (double v : runs) ss += (v - mean) * (v - mean);
-        sd = runs.size() > 1 ? std::sqrt(ss / static_cast<double>(runs.size() - 1)) : 0.0;
-        std::vector<double> s = runs;
-        std::sort(s.begin(), s.end());
-        const std::size_t k = s.size();
-        median = k % 2 ? s[k / 2] : 0.5 * (s[k / 2 - 1] + s[k / 2]);
+        mean = bitttt::mean(runs);
+        sd = sample_sd(runs);
+        median = bitttt::median(runs);
     }
     json to_json() const { return {{"mean", mean}, {"sd", sd}, {"median", median}, {"runs", runs}}; }
 };
@@ -84,12 +77,14 @@ int run_model_bench(const BenchArgs& a, bool quiet) {
     if (a.model.empty()) throw UsageError("bench needs a MODEL (a .btt file or HF folder), or --kernels");
     if (a.n_prompt <= 0 && a.n_gen <= 0) throw UsageError("nothing to measure: -p and -n are both 0");
     LoadOptions lo{a.bases, a.threads, std::max(a.n_prompt, a.n_gen) + 1, a.batch};
-    auto model = Model::load(a.model, lo);
-    const LlamaConfig& cfg = model->config();
-    if (lo.ctx > cfg.max_position_embeddings) {
-        throw UsageError("-p/-n of " + std::to_string(lo.ctx - 1) + " tokens exceed the model's context of " +
-                         std::to_string(cfg.max_position_embeddings));
+    std::unique_ptr<Model> model;
+    try {
+        model = Model::load(a.model, lo);
+    } catch (const UsageError& e) {
+        // The context is sized from -p/-n here, so say so (the loader speaks of --ctx).
+        throw UsageError("-p/-n need a context of " + std::to_string(lo.ctx) + " tokens: " + e.what());
     }
+    const LlamaConfig& cfg = model->config();
     const std::int64_t vocab = cfg.vocab_size;
     const std::vector<std::int32_t> prompt = synthetic_tokens(std::max(a.n_prompt, 1), vocab);
 
@@ -147,10 +142,8 @@ int run_model_bench(const BenchArgs& a, bool quiet) {
         // A second measurement after the model ran: the best and median cover both.
         BandwidthResult again = bench_bandwidth(pool, a);
         bw.gb_per_s.insert(bw.gb_per_s.end(), again.gb_per_s.begin(), again.gb_per_s.end());
-        std::vector<double> s = bw.gb_per_s;
-        std::sort(s.begin(), s.end());
-        bw.best = s.back();
-        bw.median = s.size() % 2 ? s[s.size() / 2] : 0.5 * (s[s.size() / 2 - 1] + s[s.size() / 2]);
+        bw.best = *std::max_element(bw.gb_per_s.begin(), bw.gb_per_s.end());
+        bw.median = median(bw.gb_per_s);
     }
     pp.finish();
     tg.finish();

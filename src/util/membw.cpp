@@ -4,6 +4,8 @@
 #include <chrono>
 #include <memory>
 
+#include "util/stats.h"
+
 namespace bitttt {
 
 namespace {
@@ -50,12 +52,9 @@ BandwidthResult measure_triad_bandwidth(ThreadPool& pool, std::uint64_t array_by
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         r.gb_per_s.push_back(bytes / s / 1e9);
     }
-    std::vector<double> sorted = r.gb_per_s;
-    std::sort(sorted.begin(), sorted.end());
-    if (!sorted.empty()) {
-        r.best = sorted.back();
-        const std::size_t k = sorted.size();
-        r.median = k % 2 ? sorted[k / 2] : 0.5 * (sorted[k / 2 - 1] + sorted[k / 2]);
+    if (!r.gb_per_s.empty()) {
+        r.best = *std::max_element(r.gb_per_s.begin(), r.gb_per_s.end());
+        r.median = median(r.gb_per_s);
     }
     return r;
 }
