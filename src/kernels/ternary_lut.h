@@ -44,6 +44,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "bitttt/ternary.h"
@@ -56,13 +59,34 @@ namespace bitttt::kernels {
 
 constexpr int kLutTileRows = 32;
 
+// std::allocator that default-initialises (leaves bytes unset) instead of zeroing: the
+// repack writes every byte, so zeroing a multi-GB buffer first would only cost time.
+template <class T>
+struct UninitAllocator : std::allocator<T> {
+    template <class U>
+    struct rebind {
+        using other = UninitAllocator<U>;
+    };
+    UninitAllocator() = default;
+    template <class U>
+    UninitAllocator(const UninitAllocator<U>&) noexcept {}
+    template <class U>
+    void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+        ::new (static_cast<void*>(p)) U;
+    }
+    template <class U, class... Args>
+    void construct(U* p, Args&&... args) {
+        ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+};
+
 // A ternary tensor re-laid for the LUT kernel (see above). Owns its bytes.
 struct LutWeights {
     TernaryLayout layout;               // the source layout (rows, cols, N, B, packing)
     std::int64_t tiles = 0;             // ceil(rows / 32)
     int code_bytes = 0;                 // S = ceil(B / 4) per row, block and base
     std::size_t tblock_bytes = 0;       // N * 32 * (2 + S)
-    std::vector<std::uint8_t> data;     // tiles * blocks_per_row * tblock_bytes
+    std::vector<std::uint8_t, UninitAllocator<std::uint8_t>> data;  // tiles * blocks_per_row * tblock_bytes
 
     const std::uint8_t* tblock(std::int64_t tile, std::int64_t block) const {
         return data.data() + (static_cast<std::size_t>(tile) * static_cast<std::size_t>(layout.blocks_per_row()) +

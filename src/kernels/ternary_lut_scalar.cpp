@@ -38,7 +38,27 @@ void decode_group(Packing p, const std::uint8_t* group, int block_size, std::int
 // The trit of a 2-bit nibble code (0, 1, 2 = -1, 0, +1; 3, never written, as +1).
 constexpr int code_trit(int c) { return c == 0 ? -1 : c == 1 ? 0 : 1; }
 
-// Re-lays tiles [t0, t1) of w (w.data already sized and zeroed).
+// Where one trit's code is read from in a 2bit group.
+struct Source {
+    std::uint16_t byte;
+    std::uint8_t shift;
+};
+constexpr std::size_t kMaxDirectGroup = 1024;  // group bytes handled by the fast path
+
+// Every byte with each 2-bit field clamped to 2 (code 3, never written, reads as +1).
+struct ClampTable {
+    std::uint8_t v[256];
+    constexpr ClampTable() : v() {
+        for (int b = 0; b < 256; ++b) {
+            int out = 0;
+            for (int d = 0; d < 4; ++d) out |= std::min((b >> (2 * d)) & 3, 2) << (2 * d);
+            v[b] = static_cast<std::uint8_t>(out);
+        }
+    }
+};
+constexpr ClampTable kClamp;
+
+// Re-lays tiles [t0, t1) of w (w.data sized, contents unset: every byte is written).
 void repack_tiles(LutWeights& w, const std::uint8_t* data, std::int64_t t0, std::int64_t t1) {
     const TernaryLayout& layout = w.layout;
     const int n = layout.bases;
@@ -47,12 +67,23 @@ void repack_tiles(LutWeights& w, const std::uint8_t* data, std::int64_t t0, std:
     const std::size_t gb = layout.group_bytes();
     const std::size_t s_bytes = static_cast<std::size_t>(w.code_bytes);
     std::vector<std::int8_t> t(s_bytes * 4, 0);  // positions >= B stay 0
+    // Fast path: where each position's 2-bit code sits in the .btt group (byte p % G,
+    // bits 2 (p / G)), for every position p of a block.
+    const bool direct = layout.packing == Packing::TwoBit && bs % 4 == 0 && gb <= kMaxDirectGroup;
+    std::vector<Source> sources;
+    if (direct) {
+        for (int p = 0; p < bs; ++p) {
+            sources.push_back({static_cast<std::uint16_t>(p % static_cast<int>(gb)),
+                               static_cast<std::uint8_t>(2 * (p / static_cast<int>(gb)))});
+        }
+    }
     for (std::int64_t tile = t0; tile < t1; ++tile) {
         for (std::int64_t b = 0; b < nb; ++b) {
             std::uint8_t* dst = w.data.data() + (static_cast<std::size_t>(tile) * static_cast<std::size_t>(nb) +
                                                  static_cast<std::size_t>(b)) * w.tblock_bytes;
             std::uint8_t* codes = dst + static_cast<std::size_t>(n) * kLutTileRows * 2;
-            // Padding rows: zero scales (from the zeroed buffer) and zero trits (code 0x55).
+            // Padding rows: zero scales and zero trits (code 0x55).
+            std::memset(dst, 0, static_cast<std::size_t>(n) * kLutTileRows * 2);
             std::memset(codes, 0x55, static_cast<std::size_t>(n) * kLutTileRows * s_bytes);
             for (int lane = 0; lane < kLutTileRows; ++lane) {
                 const std::int64_t r = tile * kLutTileRows + lane;
@@ -62,8 +93,24 @@ void repack_tiles(LutWeights& w, const std::uint8_t* data, std::int64_t t0, std:
                 for (int k = 0; k < n; ++k) {
                     dst[2 * (k * kLutTileRows + lane)] = blk[2 * k];
                     dst[2 * (k * kLutTileRows + lane) + 1] = blk[2 * k + 1];
-                    decode_group(layout.packing, blk + 2 * n + k * gb, bs, t.data());
+                    const std::uint8_t* group = blk + 2 * n + k * gb;
                     std::uint8_t* c = codes + static_cast<std::size_t>(k) * s_bytes * kLutTileRows + lane;
+                    if (direct) {
+                        // 2bit with B % 4 == 0: move each 2-bit code straight to its new place
+                        // (code 3 clamped to 2 first, as the reference reads it as +1).
+                        std::uint8_t fixed[kMaxDirectGroup];
+                        for (std::size_t j = 0; j < gb; ++j) fixed[j] = kClamp.v[group[j]];
+                        const Source* src = sources.data();
+                        for (std::size_t s = 0; s < s_bytes; ++s, src += 4) {
+                            c[s * kLutTileRows] = static_cast<std::uint8_t>(
+                                ((fixed[src[0].byte] >> src[0].shift) & 3) |
+                                ((fixed[src[1].byte] >> src[1].shift) & 3) << 2 |
+                                ((fixed[src[2].byte] >> src[2].shift) & 3) << 4 |
+                                ((fixed[src[3].byte] >> src[3].shift) & 3) << 6);
+                        }
+                        continue;
+                    }
+                    decode_group(layout.packing, group, bs, t.data());
                     for (std::size_t s = 0; s < s_bytes; ++s) {
                         const std::int8_t* ts = t.data() + 4 * s;
                         c[s * kLutTileRows] =
@@ -83,7 +130,7 @@ LutWeights lut_repack(const TernaryLayout& layout, const std::uint8_t* data, Thr
     w.tiles = (layout.rows + kLutTileRows - 1) / kLutTileRows;
     w.code_bytes = (layout.block_size + 3) / 4;
     w.tblock_bytes = static_cast<std::size_t>(layout.bases) * kLutTileRows * (2 + static_cast<std::size_t>(w.code_bytes));
-    w.data.assign(static_cast<std::size_t>(w.tiles) * static_cast<std::size_t>(layout.blocks_per_row()) * w.tblock_bytes, 0);
+    w.data.resize(static_cast<std::size_t>(w.tiles) * static_cast<std::size_t>(layout.blocks_per_row()) * w.tblock_bytes);
     if (pool != nullptr) {
         // Tiles write disjoint parts of w.data: the result does not depend on the thread count.
         pool->parallel_for(w.tiles, 8, [&](std::int64_t t0, std::int64_t t1) { repack_tiles(w, data, t0, t1); });

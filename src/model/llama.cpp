@@ -176,8 +176,10 @@ private:
     std::vector<float> hb_;      // [m, intermediate]
     std::vector<float> hb2_;     // [m, intermediate]
     std::vector<float> logits_;  // [vocab] of the last token
-    std::vector<float> key_cache_;    // [layers, ctx, n_kv_heads * head_dim]
-    std::vector<float> value_cache_;  // [layers, ctx, n_kv_heads * head_dim]
+    // [layers, ctx, n_kv_heads * head_dim]. Left uninitialised: a position is written before
+    // it is read, and untouched pages cost neither time at load nor resident memory.
+    std::unique_ptr<float[]> key_cache_;
+    std::unique_ptr<float[]> value_cache_;
     LinearInput in_;             // the input of the linear layers, prepared once per use
 
     // Per-op wall time, when profiling.
@@ -330,8 +332,8 @@ void LlamaModel::finish_setup(const LoadOptions& opt) {
     hb2_.assign(mb * ff, 0.0f);
     logits_.assign(static_cast<std::size_t>(cfg_.vocab_size), 0.0f);
     const std::size_t cache = static_cast<std::size_t>(cfg_.num_hidden_layers) * static_cast<std::size_t>(ctx_) * kvd;
-    key_cache_.assign(cache, 0.0f);
-    value_cache_.assign(cache, 0.0f);
+    key_cache_.reset(new float[cache]);
+    value_cache_.reset(new float[cache]);
 }
 
 // ---- the forward pass ----------------------------------------------------------------------
@@ -369,8 +371,8 @@ void LlamaModel::step(const std::int32_t* tokens, int m, int pos, float* all_log
     timer.lap(kOpEmbed);
     for (std::size_t l = 0; l < layers_.size(); ++l) {
         const Layer& L = layers_[l];
-        float* kc = key_cache_.data() + (l * static_cast<std::size_t>(ctx_)) * static_cast<std::size_t>(kvd);
-        float* vc = value_cache_.data() + (l * static_cast<std::size_t>(ctx_)) * static_cast<std::size_t>(kvd);
+        float* kc = key_cache_.get() + (l * static_cast<std::size_t>(ctx_)) * static_cast<std::size_t>(kvd);
+        float* vc = value_cache_.get() + (l * static_cast<std::size_t>(ctx_)) * static_cast<std::size_t>(kvd);
 
         // Attention. q/k/v share one prepared input.
         for (int i = 0; i < m; ++i) kernels::rmsnorm(x_.data() + i * h, L.attn_norm, h, eps, xb_.data() + i * h);
