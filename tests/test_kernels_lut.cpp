@@ -203,3 +203,45 @@ TEST_CASE("LUT repack gives the same bytes on a thread pool", "[kernels][lut]") 
     ThreadPool pool(2);
     CHECK(lut_repack(l, data.data(), &pool).data == lut_repack(l, data.data()).data);
 }
+
+TEST_CASE("AVX2 batched LUT GEMM equals the reference GEMV per input", "[kernels][lut]") {
+    if (!avx2_available()) {
+        WARN("SKIPPED: no usable AVX2; the AVX2 LUT GEMM is not tested");
+        return;
+    }
+    std::mt19937 rng(4242);
+    for (Packing p : {Packing::TwoBit, Packing::Dense}) {
+        for (int bs : {64, 128, 36}) {
+            for (std::int64_t rows : {1, 33, 70}) {
+                for (std::int64_t cols : {7, 257}) {
+                    const TernaryLayout l{rows, cols, 3, bs, p};
+                    const auto data = make_tensor(l, rng, Fill::Random);
+                    const LutWeights w = lut_repack(l, data.data());
+                    const int m = 5;
+                    std::vector<std::vector<std::uint8_t>> tables;
+                    std::vector<const std::uint8_t*> ptrs;
+                    std::vector<float> scales;
+                    for (int j = 0; j < m; ++j) {
+                        const auto q = make_q(l, rng, j == 0 ? Act::Plus127 : Act::Random);
+                        tables.emplace_back(lut_table_bytes(l));
+                        lut_prepare_ref(l, q.data(), tables.back().data());
+                        ptrs.push_back(tables.back().data());
+                        scales.push_back(0.01f * static_cast<float>(j + 1));
+                    }
+                    const std::int64_t r0 = rows > 3 ? 3 : 0, ldy = rows + 2;
+                    for (int k = 1; k <= 3; ++k) {
+                        CAPTURE(packing_name(p), bs, rows, cols, k);
+                        std::vector<float> got(static_cast<std::size_t>(m * ldy), -1.0f);
+                        lut_gemm_avx2(w, k, ptrs.data(), scales.data(), m, r0, rows, got.data(), ldy);
+                        for (int j = 0; j < m; ++j) {
+                            std::vector<float> want(static_cast<std::size_t>(rows - r0));
+                            lut_gemv_ref(w, k, ptrs[static_cast<std::size_t>(j)], scales[static_cast<std::size_t>(j)], r0,
+                                         rows, want.data());
+                            CHECK(std::equal(want.begin(), want.end(), got.begin() + j * ldy));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -119,6 +119,12 @@ void lut_prepare(const TernaryLayout& layout, const std::int8_t* q, std::uint8_t
 void lut_gemv(const LutWeights& w, int k_bases, const std::uint8_t* tables, float x_scale, std::int64_t r0,
               std::int64_t r1, float* y);
 
+// The batched form for m inputs (a prompt micro-batch): y[j * ldy + r - r0] is
+// lut_gemv's result for tables[j] and x_scales[j]. The AVX2 version walks tiles outer and
+// inputs inner, so each tile's codes are read from memory once per batch.
+void lut_gemm(const LutWeights& w, int k_bases, const std::uint8_t* const* tables, const float* x_scales, int m,
+              std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy);
+
 #ifdef BITTTT_HAVE_AVX2_KERNEL
 // AVX2 versions (ternary_lut_avx2.cpp). Call only when avx2_available(). Results are
 // byte-identical to the _ref functions. Row ranges need not be tile-aligned (a partial
@@ -126,6 +132,8 @@ void lut_gemv(const LutWeights& w, int k_bases, const std::uint8_t* tables, floa
 void lut_prepare_avx2(const TernaryLayout& layout, const std::int8_t* q, std::uint8_t* tables);
 void lut_gemv_avx2(const LutWeights& w, int k_bases, const std::uint8_t* tables, float x_scale, std::int64_t r0,
                    std::int64_t r1, float* y);
+void lut_gemm_avx2(const LutWeights& w, int k_bases, const std::uint8_t* const* tables, const float* x_scales, int m,
+                   std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy);
 #endif
 
 }  // namespace bitttt::kernels

@@ -157,24 +157,33 @@ void lut_prepare_avx2(const TernaryLayout& layout, const std::int8_t* q, std::ui
     }
 }
 
-void lut_gemv_avx2(const LutWeights& w, int k_bases, const std::uint8_t* tables, float x_scale, std::int64_t r0,
-                   std::int64_t r1, float* y) {
+void lut_gemm_avx2(const LutWeights& w, int k_bases, const std::uint8_t* const* tables, const float* x_scales, int m,
+                   std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy) {
     r1 = std::min(r1, w.layout.rows);
     if (r1 <= r0) return;
-    const __m256 xs = _mm256_set1_ps(x_scale);
+    // Tile outer, input inner: a tile's codes (32 rows, a few tens of KB) stay in cache
+    // for all m inputs of a prompt micro-batch.
     for (std::int64_t tile = r0 / kLutTileRows; tile * kLutTileRows < r1; ++tile) {
-        alignas(32) float out[kLutTileRows];
-        switch (w.code_bytes) {
-            case 16: run_tile<16>(w, k_bases, tables, tile, out); break;  // B = 64
-            case 32: run_tile<32>(w, k_bases, tables, tile, out); break;  // B = 128
-            default: run_tile<0>(w, k_bases, tables, tile, out); break;
-        }
-        for (int i = 0; i < 4; ++i)
-            _mm256_store_ps(out + 8 * i, _mm256_mul_ps(_mm256_load_ps(out + 8 * i), xs));
         const std::int64_t lo = std::max(r0, tile * kLutTileRows);
         const std::int64_t hi = std::min(r1, (tile + 1) * kLutTileRows);
-        for (std::int64_t r = lo; r < hi; ++r) y[r - r0] = out[r - tile * kLutTileRows];
+        for (int j = 0; j < m; ++j) {
+            alignas(32) float out[kLutTileRows];
+            switch (w.code_bytes) {
+                case 16: run_tile<16>(w, k_bases, tables[j], tile, out); break;  // B = 64
+                case 32: run_tile<32>(w, k_bases, tables[j], tile, out); break;  // B = 128
+                default: run_tile<0>(w, k_bases, tables[j], tile, out); break;
+            }
+            const __m256 xs = _mm256_set1_ps(x_scales[j]);
+            for (int i = 0; i < 4; ++i) _mm256_store_ps(out + 8 * i, _mm256_mul_ps(_mm256_load_ps(out + 8 * i), xs));
+            float* yj = y + j * ldy;
+            for (std::int64_t r = lo; r < hi; ++r) yj[r - r0] = out[r - tile * kLutTileRows];
+        }
     }
+}
+
+void lut_gemv_avx2(const LutWeights& w, int k_bases, const std::uint8_t* tables, float x_scale, std::int64_t r0,
+                   std::int64_t r1, float* y) {
+    lut_gemm_avx2(w, k_bases, &tables, &x_scale, 1, r0, r1, y, 0);
 }
 
 }  // namespace bitttt::kernels

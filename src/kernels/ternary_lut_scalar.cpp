@@ -204,6 +204,14 @@ void lut_prepare(const TernaryLayout& layout, const std::int8_t* q, std::uint8_t
     lut_prepare_ref(layout, q, tables);
 }
 
+void lut_gemm(const LutWeights& w, int k_bases, const std::uint8_t* const* tables, const float* x_scales, int m,
+              std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy) {
+#ifdef BITTTT_HAVE_AVX2_KERNEL
+    if (active_isa() == Isa::Avx2) return lut_gemm_avx2(w, k_bases, tables, x_scales, m, r0, r1, y, ldy);
+#endif
+    for (int j = 0; j < m; ++j) lut_gemv_ref(w, k_bases, tables[j], x_scales[j], r0, r1, y + j * ldy);
+}
+
 void lut_gemv(const LutWeights& w, int k_bases, const std::uint8_t* tables, float x_scale, std::int64_t r0,
               std::int64_t r1, float* y) {
 #ifdef BITTTT_HAVE_AVX2_KERNEL

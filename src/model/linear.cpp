@@ -26,7 +26,7 @@ void LinearInput::prepare_lut(const TernaryLayout& layout, ThreadPool& pool) con
         if (c.block_size == layout.block_size) p = &c;
     }
     if (!p) {
-        lut_.push_back(LutPrepared{layout.block_size, false, 0, {}, {}});
+        lut_.push_back(LutPrepared{layout.block_size, false, 0, {}, {}, {}});
         p = &lut_.back();
     }
     if (p->valid) return;
@@ -42,6 +42,8 @@ void LinearInput::prepare_lut(const TernaryLayout& layout, ThreadPool& pool) con
             kernels::lut_prepare(layout, q.data(), p->tables.data() + static_cast<std::size_t>(j) * p->table_bytes);
         }
     });
+    p->ptrs.resize(static_cast<std::size_t>(m_));
+    for (int j = 0; j < m_; ++j) p->ptrs[static_cast<std::size_t>(j)] = p->tables.data() + static_cast<std::size_t>(j) * p->table_bytes;
     p->valid = true;
 }
 
@@ -52,12 +54,9 @@ const LinearInput::LutPrepared& LinearInput::lut_for(int block_size) const {
     throw std::logic_error("LinearInput::lut_tables called before prepare_lut");
 }
 
-const std::uint8_t* LinearInput::lut_tables(int block_size, int j) const {
-    const LutPrepared& p = lut_for(block_size);
-    return p.tables.data() + static_cast<std::size_t>(j) * p.table_bytes;
-}
+const std::uint8_t* const* LinearInput::lut_tables(int block_size) const { return lut_for(block_size).ptrs.data(); }
 
-float LinearInput::lut_scale(int block_size, int j) const { return lut_for(block_size).scales[static_cast<std::size_t>(j)]; }
+const float* LinearInput::lut_scales(int block_size) const { return lut_for(block_size).scales.data(); }
 
 void LinearInput::prepare_int8() const {
     if (q8_valid_) return;
@@ -170,9 +169,7 @@ public:
     void prepare(const LinearInput& in, ThreadPool& pool) const override { in.prepare_lut(w_.layout, pool); }
     void forward_rows(const LinearInput& in, std::int64_t r0, std::int64_t r1, float* y) const override {
         const int bs = w_.layout.block_size;
-        for (int j = 0; j < in.m(); ++j) {
-            kernels::lut_gemv(w_, k_, in.lut_tables(bs, j), in.lut_scale(bs, j), r0, r1, y + j * rows_);
-        }
+        kernels::lut_gemm(w_, k_, in.lut_tables(bs), in.lut_scales(bs), in.m(), r0, r1, y, rows_);
     }
     // Whole 32-row tiles per chunk (a partial tile is computed whole).
     std::int64_t grain(const ThreadPool& pool) const override {

@@ -35,9 +35,10 @@ public:
     // Every row quantised and turned into lookup tables for the LUT ternary kernel
     // (ternary_lut.h; shared by all tensors with this block size). Not thread-safe.
     void prepare_lut(const TernaryLayout& layout, ThreadPool& pool) const;
-    // Row j's tables and activation scale; prepare_lut must have run. Thread-safe.
-    const std::uint8_t* lut_tables(int block_size, int j) const;
-    float lut_scale(int block_size, int j) const;
+    // Every row's tables (m pointers) and activation scales (m); prepare_lut must have
+    // run. Thread-safe.
+    const std::uint8_t* const* lut_tables(int block_size) const;
+    const float* lut_scales(int block_size) const;
     // Every row quantised to int8 (cols values, one scale), for the int8 layers.
     void prepare_int8() const;
     const std::int8_t* int8_row(int j) const { return q8_.data() + static_cast<std::size_t>(j) * static_cast<std::size_t>(cols_); }
@@ -60,6 +61,7 @@ private:
         bool valid = false;
         std::size_t table_bytes = 0;
         std::vector<std::uint8_t> tables;  // [m, table_bytes]
+        std::vector<const std::uint8_t*> ptrs;  // [m] row starts in tables
         std::vector<float> scales;         // [m]
     };
     mutable std::vector<LutPrepared> lut_;
