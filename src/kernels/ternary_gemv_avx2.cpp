@@ -136,6 +136,23 @@ inline __m256i dot_dense(__m256i g, const Slice* q, int chunks) {
     return sum;
 }
 
+// Adds the int16 pair sums into the int32 accumulators and clears them (before int16
+// could overflow: see kMaxChunksInt16).
+template <int NP>
+inline void widen(__m256i (&a16)[NP], __m256i (&a32)[4]) {
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    for (int p = 0; p < NP; ++p) {
+        a32[p] = _mm256_add_epi32(a32[p], _mm256_madd_epi16(a16[p], ones16));
+        a16[p] = _mm256_setzero_si256();
+    }
+}
+
+// The four pairs' int32 accumulators reduced to the eight rows' sums in lane order
+// [p0.lo p1.lo p2.lo p3.lo | p0.hi p1.hi p2.hi p3.hi].
+inline __m256i reduce_pairs(const __m256i (&a32)[4]) {
+    return _mm256_hadd_epi32(_mm256_hadd_epi32(a32[0], a32[1]), _mm256_hadd_epi32(a32[2], a32[3]));
+}
+
 // The eight f16 scales at offset `off` of the tile's rows, in lane order (lane p: lo[p],
 // lane 4 + p: hi[p]; lanes of absent pairs 0).
 template <int NP>
@@ -155,7 +172,6 @@ inline __m128i load_scales(const std::uint8_t* const* lo, const std::uint8_t* co
 // CT: the chunk count if known at compile time, else 0.
 template <Packing P, int NP, int CT>
 void tile(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi, float x_scale, float* out) {
-    const __m256i ones16 = _mm256_set1_epi16(1);
     const int C = CT ? CT : cx.chunks;
     const std::size_t scales_bytes = 2 * static_cast<std::size_t>(cx.n_bases);
     __m256 acc = _mm256_setzero_ps();
@@ -179,16 +195,13 @@ void tile(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* cons
                     a16[p] = _mm256_add_epi16(a16[p], s);
                 }
                 if (++pending == kMaxChunksInt16 || c == C - 1) {
-                    for (int p = 0; p < NP; ++p) {
-                        a32[p] = _mm256_add_epi32(a32[p], _mm256_madd_epi16(a16[p], ones16));
-                        a16[p] = _mm256_setzero_si256();
-                    }
+                    widen<NP>(a16, a32);
                     pending = 0;
                 }
             }
             // Lanes [p0.lo p1.lo p2.lo p3.lo | p0.hi p1.hi p2.hi p3.hi]: the rows' sum(c * q)
             // (2bit) or sum(t * q) (dense).
-            const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(a32[0], a32[1]), _mm256_hadd_epi32(a32[2], a32[3]));
+            const __m256i h = reduce_pairs(a32);
             const __m256i dot = P == Packing::TwoBit ? _mm256_sub_epi32(h, sumq) : h;
             const __m256 scale = _mm256_cvtph_ps(load_scales<NP>(lo, hi, boff + 2 * static_cast<std::size_t>(k)));
             acc = _mm256_add_ps(acc, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(dot)));
@@ -273,7 +286,6 @@ template <Packing P, int NP, int CT>
 void tile_batch(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi,
                 const TernaryInput* const* in, int m, float* out) {
     constexpr int D = P == Packing::TwoBit ? 4 : 5;
-    const __m256i ones16 = _mm256_set1_epi16(1);
     const int C = CT ? CT : cx.chunks;
     const int K = cx.k_bases;
     const std::size_t scales_bytes = 2 * static_cast<std::size_t>(cx.n_bases);
@@ -314,18 +326,13 @@ void tile_batch(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t
                         for (int d = 1; d < D; ++d) s = _mm256_add_epi16(s, _mm256_maddubs_epi16(cd[d].v, q[d]));
                         a16[p] = _mm256_add_epi16(a16[p], s);
                     }
-                    // int16 lanes: <= D * 508 per chunk (codes <= 2, |q| <= 127): flush
-                    // before 32767 as tile() does.
+                    // int16 lanes: <= D * 508 per chunk (codes <= 2, |q| <= 127).
                     if (++pending == kMaxChunksInt16 || c == C - 1) {
-                        for (int p = 0; p < NP; ++p) {
-                            a32[p] = _mm256_add_epi32(a32[p], _mm256_madd_epi16(a16[p], ones16));
-                            a16[p] = _mm256_setzero_si256();
-                        }
+                        widen<NP>(a16, a32);
                         pending = 0;
                     }
                 }
-                const __m256i h =
-                    _mm256_hadd_epi32(_mm256_hadd_epi32(a32[0], a32[1]), _mm256_hadd_epi32(a32[2], a32[3]));
+                const __m256i h = reduce_pairs(a32);
                 const __m256i dot = _mm256_sub_epi32(h, sumq);
                 acc = _mm256_add_ps(acc, _mm256_mul_ps(scale[k], _mm256_cvtepi32_ps(dot)));
             }
