@@ -12,6 +12,17 @@
 // A row is blocks_per_row consecutive blocks; the tensor is rows consecutive rows.
 // Bases are in order of significance: a reader may use only the first K <= N.
 //
+// Tied scales (ScaleMode::Tied): a block stores ONE binary16 scale s, and base k
+// (0-based) has the scale s / 3^k, so the N bases are the balanced-ternary digits of one
+// integer level in [-(3^N-1)/2, (3^N-1)/2] on a uniform grid of step s / 3^(N-1):
+//
+//   block := scale (1 x binary16)  group[0..N)
+//
+// With the first K bases, a block contributes (f16(s) * tied_multiplier(K)) * I, where
+// I = sum_{k<K} 3^(K-1-k) * I_k is an exact integer combination of the per-base integer
+// sums I_k and tied_multiplier(K) = (float)3^-(K-1); kernels and the reference compute
+// exactly this (one float multiply per block), so results are bit-identical.
+//
 // Trit position p (0 <= p < block_size) of a group lives in byte (p % G), digit (p / G),
 // where G = group_bytes. Codes are c = t + 1 in {0, 1, 2}.
 //   2bit : G = block_size / 4 (block_size must be a multiple of 4); digit d is bits [2d, 2d+2).
@@ -28,9 +39,22 @@
 namespace bitttt {
 
 enum class Packing { TwoBit, Dense };
+enum class ScaleMode { Free, Tied };
 
 const char* packing_name(Packing p);                          // "2bit" / "dense"
 std::optional<Packing> packing_from_string(std::string_view s);
+const char* scale_mode_name(ScaleMode m);                     // "free" / "tied"
+std::optional<ScaleMode> scale_mode_from_string(std::string_view s);
+
+// (float)3^-(k_bases-1): the block multiplier of tied scales with the first k_bases bases
+// (see above). 1 <= k_bases <= 8.
+float tied_multiplier(int k_bases);
+// 3^(k_bases-1-k): the integer weight of base k's block sum with the first k_bases bases.
+inline std::int32_t tied_weight(int k_bases, int k) {
+    std::int32_t w = 1;
+    for (int i = k + 1; i < k_bases; ++i) w *= 3;
+    return w;
+}
 
 // Bytes of one packed group of `block_size` trits.
 std::size_t group_bytes(Packing p, int block_size);
@@ -41,10 +65,16 @@ struct TernaryLayout {
     int bases = 1;        // N
     int block_size = 64;  // B
     Packing packing = Packing::TwoBit;
+    ScaleMode scales = ScaleMode::Free;
 
     std::int64_t blocks_per_row() const { return (cols + block_size - 1) / block_size; }
     std::size_t group_bytes() const { return bitttt::group_bytes(packing, block_size); }
-    std::size_t block_bytes() const { return static_cast<std::size_t>(bases) * (2 + group_bytes()); }
+    bool tied() const { return scales == ScaleMode::Tied; }
+    // binary16 scales per block: N (free) or 1 (tied); the groups start at 2 * this.
+    int scale_count() const { return tied() ? 1 : bases; }
+    std::size_t block_bytes() const {
+        return 2 * static_cast<std::size_t>(scale_count()) + static_cast<std::size_t>(bases) * group_bytes();
+    }
     std::size_t row_bytes() const { return static_cast<std::size_t>(blocks_per_row()) * block_bytes(); }
     std::size_t total_bytes() const { return static_cast<std::size_t>(rows) * row_bytes(); }
     // Stored bits per weight of the tensor (scales included, padding included).

@@ -55,6 +55,7 @@ json BttTensor::to_json() const {
         j["bases"] = layout.bases;
         j["block_size"] = layout.block_size;
         j["packing"] = packing_name(layout.packing);
+        j["scales"] = scale_mode_name(layout.scales);
         j["method"] = method;
         j["bits_per_weight"] = layout.bits_per_weight();
     } else if (encoding == Encoding::Int8) {
@@ -151,6 +152,11 @@ BttTensor BttTensor::from_json(const json& j, const std::string& source) {
         auto packing = packing_from_string(r.str("packing"));
         if (!packing) r.fail("unknown packing '" + r.str("packing") + "' (expected 2bit or dense)");
         t.layout.packing = *packing;
+        // "scales" was added within version 1; files without it have free scales.
+        const std::string scales = j.contains("scales") ? r.str("scales") : std::string("free");
+        auto mode = scale_mode_from_string(scales);
+        if (!mode) r.fail("unknown scales '" + scales + "' (expected free or tied); a newer bitttt may read it");
+        t.layout.scales = *mode;
         try {
             t.layout.validate();
         } catch (const Error& e) {

@@ -44,6 +44,20 @@ std::optional<Packing> packing_from_string(std::string_view s) {
     return std::nullopt;
 }
 
+const char* scale_mode_name(ScaleMode m) { return m == ScaleMode::Tied ? "tied" : "free"; }
+
+std::optional<ScaleMode> scale_mode_from_string(std::string_view s) {
+    if (s == "free") return ScaleMode::Free;
+    if (s == "tied") return ScaleMode::Tied;
+    return std::nullopt;
+}
+
+float tied_multiplier(int k_bases) {
+    double m = 1.0;
+    for (int i = 1; i < k_bases; ++i) m /= 3.0;
+    return static_cast<float>(m);
+}
+
 std::size_t group_bytes(Packing p, int block_size) {
     if (block_size <= 0) return 0;
     const auto b = static_cast<std::size_t>(block_size);
@@ -185,18 +199,34 @@ void dequantize_row(const TernaryLayout& layout, const std::uint8_t* tensor_data
     const std::uint8_t* row_data = tensor_data + static_cast<std::size_t>(row) * layout.row_bytes();
 
     std::fill(out, out + layout.cols, 0.0f);
+    if (k_bases == 0) return;
     std::int8_t trits[kMaxBlockSize];
+    std::int32_t level[kMaxBlockSize];
+    const float tied_mult = tied_multiplier(k_bases);
     for (std::int64_t b = 0; b < nblocks; ++b) {
         const std::uint8_t* blk = row_data + static_cast<std::size_t>(b) * block_bytes;
+        const std::uint8_t* groups = blk + 2 * static_cast<std::size_t>(layout.scale_count());
         const std::int64_t first = b * bs;
         const int n_valid = static_cast<int>(std::min<std::int64_t>(bs, layout.cols - first));
+        float* o = out + first;
+        if (layout.tied()) {
+            // One integer level per weight, one float multiply (the kernels' order).
+            std::fill(level, level + n_valid, 0);
+            for (int k = 0; k < k_bases; ++k) {
+                unpack_trits(layout.packing, groups + k * gb, bs, trits);
+                const std::int32_t w = tied_weight(k_bases, k);
+                for (int j = 0; j < n_valid; ++j) level[j] += w * trits[j];
+            }
+            const float s = f16_to_f32(static_cast<std::uint16_t>(blk[0] | (static_cast<std::uint16_t>(blk[1]) << 8))) *
+                            tied_mult;
+            for (int j = 0; j < n_valid; ++j) o[j] = s * static_cast<float>(level[j]);
+            continue;
+        }
         for (int k = 0; k < k_bases; ++k) {
             const std::uint16_t bits =
                 static_cast<std::uint16_t>(blk[2 * k] | (static_cast<std::uint16_t>(blk[2 * k + 1]) << 8));
             const float s = f16_to_f32(bits);
-            const std::uint8_t* group = blk + 2 * static_cast<std::size_t>(layout.bases) + k * gb;
-            unpack_trits(layout.packing, group, bs, trits);
-            float* o = out + first;
+            unpack_trits(layout.packing, groups + k * gb, bs, trits);
             for (int j = 0; j < n_valid; ++j) o[j] += s * static_cast<float>(trits[j]);
         }
     }
