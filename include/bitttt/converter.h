@@ -21,6 +21,8 @@ struct ConvertOptions {
     int block_size = 64;
     Packing packing = Packing::TwoBit;
     Method method = Method::Greedy;
+    ScaleMode scales = ScaleMode::Free;
+    int refine_rounds = 0;            // free scales: joint refinement rounds (0 = greedy only)
     int threads = 0;                  // 0 -> physical cores
     // How the token embedding table and the output layer (lm_head) are stored: F16, Int8
     // or Ternary (with the settings above); unset = the defaults below. See
@@ -60,6 +62,8 @@ struct ConvertReport {
     int block_size = 0;
     Packing packing = Packing::TwoBit;
     Method method = Method::Greedy;
+    ScaleMode scales = ScaleMode::Free;
+    int refine_rounds = 0;
     int threads = 0;
     OutputEncodings encodings;  // as resolved (weights-only files: unused)
 

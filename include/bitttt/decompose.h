@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -46,10 +47,37 @@ struct RowScratch {
     std::vector<float> residual;
     std::vector<float> block;
     std::vector<std::int8_t> trits;
+    std::shared_ptr<void> joint;  // the joint fits' own scratch (block_fit.h)
 };
 void decompose_row(const float* w, const TernaryLayout& layout, Method method,
                    const float* tensor_scales, std::uint8_t* out, double* sq_err,
                    RowScratch& scratch);
+
+// How the N bases of a block are fitted beyond the per-stage rule.
+struct FitOptions {
+    Method method = Method::Greedy;
+    // Free scales: rounds of joint refinement after the greedy start (0 = plain greedy
+    // residual fitting). Each round solves the N x N least-squares system for the scales
+    // with the trits fixed, then re-picks every weight's N trits among the 3^N
+    // combinations; a round is kept only if it lowers the error. Ignored for tied scales.
+    int refine_rounds = 0;
+    // Importance of each input column (e.g. the calibration mean square E[x_c^2]), or null
+    // for all equal: the fits minimise sum_c weight_c (w_c - w^_c)^2.
+    const float* col_weights = nullptr;
+};
+
+// The general form: layout.scales picks free or tied scales; refinement and column
+// weights need Method::Greedy (UsageError otherwise). With tied scales, or refinement, or
+// weights, every block is fitted jointly (block_fit.h); otherwise this is the greedy
+// residual fit above. sq_err[k] as above, always unweighted.
+void decompose_row(const float* w, const TernaryLayout& layout, const FitOptions& fit,
+                   const float* tensor_scales, std::uint8_t* out, double* sq_err, RowScratch& scratch);
+
+// Squared errors of one fitted block, as a reader reconstructs it with 1..N bases:
+// sq_err[k] += sum_{i < n} (r_i - w^_i(k+1 bases))^2. `scales` holds N stored scales
+// (free) or one (tied); trits[k * stride + i] is base k's trit of weight i.
+void add_prefix_errors(const TernaryLayout& layout, const float* r, int n, const float* scales,
+                       const std::int8_t* trits, int stride, double* sq_err);
 
 // For Method::AbsmeanTensor stage k (0-based): given the rows' residuals after stages
 // 0..k-1 computed with `scales[0..k)`, adds sum |residual| of this row to *abs_sum.

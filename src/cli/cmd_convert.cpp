@@ -18,6 +18,8 @@ struct ConvertArgs {
     int block_size = 64;
     std::string packing = "2bit";
     std::string method = "greedy";
+    std::string scales = "free";
+    int refine = 0;
     int threads = 0;
     std::string embeddings;  // "" = default
     std::string lm_head;
@@ -57,6 +59,16 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
                     "Fit per base: greedy (error-optimal ternary fit per block), absmean (BitNet b1.58 rule, "
                     "scale mean|W| per block) or absmean-tensor (BitNet rule, one scale per tensor)")
         ->check(CLI::IsMember({"greedy", "absmean", "absmean-tensor"}));
+    cmd->add_option("--scales", args->scales,
+                    "Scales per block: free (one binary16 scale per base, N per block) or tied (one per block; "
+                    "base k has s/3^(k-1), so the N trits of a weight are balanced-ternary digits of one level "
+                    "on a uniform grid of 3^N levels: fewer bits, same add-only kernels)")
+        ->check(CLI::IsMember({"free", "tied"}));
+    cmd->add_option("--refine", args->refine,
+                    "Free scales: rounds of joint refinement after the greedy fit (least squares for the N scales, "
+                    "then the best of the 3^N trit combinations per weight; a round is kept only if it lowers the "
+                    "block's error). 0 = greedy only")
+        ->check(CLI::Range(0, 1000));
     cmd->add_option("-t,--threads", args->threads, "Worker threads (default: physical cores)")
         ->check(CLI::Range(1, 1024));
     cmd->add_option("--lm-head", args->lm_head,
@@ -80,6 +92,8 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
         opt.block_size = args->block_size;
         opt.packing = *packing_from_string(args->packing);
         opt.method = *method_from_string(args->method);
+        opt.scales = *scale_mode_from_string(args->scales);
+        opt.refine_rounds = args->refine;
         opt.threads = args->threads;
         // The old flags are spellings of "ternary"; contradicting the new option is an error.
         auto choice = [](const std::string& value, bool old_flag, const char* flag,

@@ -70,8 +70,10 @@ void print_worst(const std::vector<BttTensor>& tensors, std::size_t how_many, st
 void print_convert_summary(const ConvertReport& r, std::FILE* out) {
     std::fprintf(out, "converted %s -> %s%s\n", r.input.c_str(), r.output.c_str(),
                  r.weights_only ? "  (weights only: no config.json, not runnable)" : "");
-    std::fprintf(out, "  settings     %d bases, %s, block %d, %s packing, %d threads\n", r.bases,
-                 method_name(r.method), r.block_size, packing_name(r.packing), r.threads);
+    const std::string fit = std::string(method_name(r.method)) +
+                            (r.refine_rounds > 0 ? " + " + std::to_string(r.refine_rounds) + " refinement rounds" : "");
+    std::fprintf(out, "  settings     %d bases, %s, %s scales, block %d, %s packing, %d threads\n", r.bases,
+                 fit.c_str(), scale_mode_name(r.scales), r.block_size, packing_name(r.packing), r.threads);
     if (!r.weights_only) {
         std::fprintf(out, "  output       lm_head %s, embeddings %s\n", encoding_name(r.encodings.lm_head),
                      encoding_name(r.encodings.embeddings));

@@ -121,7 +121,7 @@ public:
         int n_stats = 0;
         std::size_t row_bytes = 0;
         if (plan.encoding == Encoding::Ternary) {
-            t.layout = TernaryLayout{rows, cols, opt_.bases, opt_.block_size, opt_.packing};
+            t.layout = TernaryLayout{rows, cols, opt_.bases, opt_.block_size, opt_.packing, opt_.scales};
             t.method = method_name(opt_.method);
             n_stats = opt_.bases;
             row_bytes = t.layout.row_bytes();
@@ -228,8 +228,10 @@ private:
             row_sq_norm[r] = norm;
             switch (t.encoding) {
                 case Encoding::Ternary: {
-                    decompose_row(w, t.layout, opt_.method, tensor_scales, out, row_sq_err + r * t.layout.bases,
-                                  scratch);
+                    FitOptions fit;
+                    fit.method = opt_.method;
+                    fit.refine_rounds = opt_.refine_rounds;
+                    decompose_row(w, t.layout, fit, tensor_scales, out, row_sq_err + r * t.layout.bases, scratch);
                     out += t.layout.row_bytes();
                     break;
                 }
@@ -368,8 +370,14 @@ ConvertReport convert(const ConvertOptions& opt) {
     if (opt.bases < 1 || opt.bases > 8) {
         throw UsageError("--bases must be between 1 and 8, got " + std::to_string(opt.bases));
     }
-    TernaryLayout probe{1, opt.block_size, opt.bases, opt.block_size, opt.packing};
+    TernaryLayout probe{1, opt.block_size, opt.bases, opt.block_size, opt.packing, opt.scales};
     probe.validate();
+    if (opt.refine_rounds < 0) throw UsageError("--refine must be >= 0");
+    if (opt.method != Method::Greedy && (opt.scales == ScaleMode::Tied || opt.refine_rounds > 0)) {
+        throw UsageError(std::string("--method ") + method_name(opt.method) +
+                         " fits one base at a time; tied scales and refinement need --method greedy "
+                         "(or --scales free --refine 0)");
+    }
 
     Checkpoint ckpt = Checkpoint::open(opt.input);
     ConvertReport rep;
@@ -379,6 +387,8 @@ ConvertReport convert(const ConvertOptions& opt) {
     rep.block_size = opt.block_size;
     rep.packing = opt.packing;
     rep.method = opt.method;
+    rep.scales = opt.scales;
+    rep.refine_rounds = opt.scales == ScaleMode::Free ? opt.refine_rounds : 0;
     rep.threads = opt.threads > 0 ? opt.threads : physical_cores();
     rep.input_size_bytes = ckpt.total_bytes();
 
@@ -427,6 +437,8 @@ ConvertReport convert(const ConvertOptions& opt) {
         {"bases", opt.bases},
         {"block_size", opt.block_size},
         {"packing", packing_name(opt.packing)},
+        {"scales", scale_mode_name(opt.scales)},
+        {"refine_rounds", rep.refine_rounds},
         // Null for a weights-only file (no embedding or output layer is known there).
         {"embeddings", rep.weights_only ? json(nullptr) : json(encoding_name(rep.encodings.embeddings))},
         {"lm_head", rep.weights_only ? json(nullptr) : json(encoding_name(rep.encodings.lm_head))},
@@ -481,6 +493,7 @@ json report_to_json(const ConvertReport& r) {
             {"shape", t.shape},
             {"encoding", encoding_name(t.encoding)},
             {"bases", t.encoding == Encoding::Ternary ? t.layout.bases : 0},
+            {"scales", t.encoding == Encoding::Ternary ? json(scale_mode_name(t.layout.scales)) : json(nullptr)},
             {"size_bytes", t.size},
             {"relative_error_by_base", t.relative_error_by_base},
             {"rmse_by_base", t.rmse_by_base},
@@ -497,6 +510,8 @@ json report_to_json(const ConvertReport& r) {
         {"block_size", r.block_size},
         {"packing", packing_name(r.packing)},
         {"method", method_name(r.method)},
+        {"scales", scale_mode_name(r.scales)},
+        {"refine_rounds", r.refine_rounds},
         {"threads", r.threads},
         {"embeddings", r.weights_only ? json(nullptr) : json(encoding_name(r.encodings.embeddings))},
         {"lm_head", r.weights_only ? json(nullptr) : json(encoding_name(r.encodings.lm_head))},

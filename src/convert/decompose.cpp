@@ -21,6 +21,7 @@
 
 #include "bitttt/dtype.h"
 #include "bitttt/error.h"
+#include "convert/block_fit.h"
 
 namespace bitttt {
 
@@ -384,6 +385,32 @@ float fit_block(Method method, const float* r, int n_valid, int block_size, floa
     return stored;
 }
 
+}  // namespace
+
+void write_block(const TernaryLayout& layout, const fit::Grid& grid, const int* idx, int n_valid, const float* scales,
+                 std::int8_t* t, std::uint8_t* blk) {
+    const int bs = layout.block_size;
+    const int nb = layout.bases;
+    const std::size_t gb = layout.group_bytes();
+    std::int8_t digits[fit::kMaxBases];
+    for (int i = 0; i < n_valid; ++i) {
+        grid.trits(idx[i], digits);
+        for (int k = 0; k < nb; ++k) t[k * bs + i] = digits[k];
+    }
+    for (int k = 0; k < nb; ++k) {
+        std::int8_t* tk = t + k * bs;
+        // Canonical bytes: a base whose scale is 0 contributes nothing, so its trits are 0;
+        // padding positions are never part of the fit.
+        const bool dead = layout.tied() ? scales[0] == 0.0f : scales[k] == 0.0f;
+        if (dead) std::memset(tk, 0, static_cast<std::size_t>(n_valid));
+        if (n_valid < bs) std::memset(tk + n_valid, 0, static_cast<std::size_t>(bs - n_valid));
+        pack_trits(layout.packing, tk, bs, blk + 2 * static_cast<std::size_t>(layout.scale_count()) + k * gb);
+    }
+    for (int k = 0; k < layout.scale_count(); ++k) store_f16(blk + 2 * k, scales[k]);
+}
+
+namespace {
+
 // r -= s * t over the block.
 inline void subtract_scaled(float* r, const std::int8_t* t, int n, float s) {
     for (int i = 0; i < n; ++i) r[i] -= s * static_cast<float>(t[i]);
@@ -424,6 +451,86 @@ void decompose_row(const float* w, const TernaryLayout& layout, Method method,
         }
         sq_err[k] += err;
     }
+}
+
+void add_prefix_errors(const TernaryLayout& layout, const float* r, int n, const float* scales,
+                       const std::int8_t* trits, int stride, double* sq_err) {
+    const int nb = layout.bases;
+    if (layout.tied()) {
+        // Exactly dequantize_row: (f16(s) * m_K) * level_K, level_K = sum 3^(K-1-k) t_k.
+        for (int kk = 1; kk <= nb; ++kk) {
+            const float step = scales[0] * tied_multiplier(kk);
+            double err = 0.0;
+            for (int i = 0; i < n; ++i) {
+                std::int32_t level = 0;
+                for (int k = 0; k < kk; ++k) level = 3 * level + trits[k * stride + i];
+                const double e = static_cast<double>(r[i]) - static_cast<double>(step * static_cast<float>(level));
+                err += e * e;
+            }
+            sq_err[kk - 1] += err;
+        }
+        return;
+    }
+    for (int i = 0; i < n; ++i) {
+        float acc = 0.0f;  // one float add per base, base 1 first
+        for (int k = 0; k < nb; ++k) {
+            acc += scales[k] * static_cast<float>(trits[k * stride + i]);
+            const double e = static_cast<double>(r[i]) - static_cast<double>(acc);
+            sq_err[k] += e * e;
+        }
+    }
+}
+
+namespace {
+
+// Every block fitted at once (tied scales, refinement or column weights).
+void decompose_row_joint(const float* w, const TernaryLayout& layout, const FitOptions& fit, std::uint8_t* out,
+                         double* sq_err, RowScratch& scratch) {
+    if (!scratch.joint) scratch.joint = std::make_shared<fit::BlockScratch>();
+    auto& bs_scratch = *static_cast<fit::BlockScratch*>(scratch.joint.get());
+    const int bs = layout.block_size;
+    const int nb = layout.bases;
+    const std::size_t gb = layout.group_bytes();
+    const std::size_t block_bytes = layout.block_bytes();
+    const std::int64_t nblocks = layout.blocks_per_row();
+    scratch.trits.resize(static_cast<std::size_t>(nb) * static_cast<std::size_t>(bs));
+    scratch.block.resize(static_cast<std::size_t>(bs));
+    std::int8_t* t = scratch.trits.data();
+    fit::Grid grid;
+    for (std::int64_t b = 0; b < nblocks; ++b) {
+        const float* r = w + b * bs;
+        const float* d = fit.col_weights ? fit.col_weights + b * bs : nullptr;
+        const int n_valid = static_cast<int>(std::min<std::int64_t>(bs, layout.cols - b * bs));
+        float scales[fit::kMaxBases] = {};
+        if (layout.tied()) {
+            scales[0] = fit::fit_tied(r, d, n_valid, nb, grid, bs_scratch);
+        } else {
+            fit::fit_free(r, d, n_valid, nb, fit.refine_rounds, scales, grid, bs_scratch);
+        }
+        bs_scratch.idx.resize(static_cast<std::size_t>(n_valid));
+        fit::assign(grid, r, nullptr, n_valid, bs_scratch.idx.data());
+        write_block(layout, grid, bs_scratch.idx.data(), n_valid, scales, t,
+                    out + static_cast<std::size_t>(b) * block_bytes);
+        add_prefix_errors(layout, r, n_valid, scales, t, bs, sq_err);
+    }
+    (void)gb;
+}
+
+}  // namespace
+
+void decompose_row(const float* w, const TernaryLayout& layout, const FitOptions& fit, const float* tensor_scales,
+                   std::uint8_t* out, double* sq_err, RowScratch& scratch) {
+    layout.validate();
+    const bool joint = layout.tied() || fit.refine_rounds > 0 || fit.col_weights != nullptr;
+    if (!joint) {
+        decompose_row(w, layout, fit.method, tensor_scales, out, sq_err, scratch);
+        return;
+    }
+    if (fit.method != Method::Greedy) {
+        throw UsageError(std::string("tied scales, refinement and calibration weights need the greedy method, not ") +
+                         method_name(fit.method));
+    }
+    decompose_row_joint(w, layout, fit, out, sq_err, scratch);
 }
 
 void accumulate_abs_residual(const float* w, const TernaryLayout& layout, const float* scales,

@@ -1,0 +1,48 @@
+// Error feedback over columns (GPTQ-style) for the ternary fits, from the calibration
+// statistics of a layer's input: H = E[x x^T] over calibration tokens.
+//
+// The output error of a row w for inputs x is E[((w - w^) . x)^2] = (w - w^)^T H (w - w^).
+// Quantising the columns in order and pushing each column's error onto the columns not yet
+// quantised, through the inverse of H, removes the part of that error later columns can
+// absorb. With H_d = H + damp * mean(diag H) * I and U the upper Cholesky factor of H_d^-1
+// (U^T U = H_d^-1), after quantising column j of a row:
+//     e = (w_j - w^_j) / U_jj,   w_c -= e * U_jc   for every c > j.
+// Columns go in blocks of the ternary block size B: at the start of a block each row's
+// block is fitted (free scales with refinement, or tied) to its current, error-updated
+// values, weighted by diag(H_d); then its columns are rounded to that block's grid one by
+// one, the error pushed within the block at once and onto later blocks as one matrix
+// product per block (Eigen).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "bitttt/decompose.h"
+#include "bitttt/ternary.h"
+
+namespace bitttt {
+
+class ErrorFeedback {
+public:
+    // h: E[x x^T], cols x cols row-major (symmetric). damp: relative dampening (0.01 is
+    // GPTQ's default). Throws UsageError when H_d is not positive definite even so.
+    ErrorFeedback(const std::vector<double>& h, std::int64_t cols, double damp, const std::string& what);
+
+    std::int64_t cols() const { return cols_; }
+    const float* diag() const { return diag_.data(); }
+
+    // Quantises rows w[0..rows) (row-major, cols values each; overwritten with the
+    // error-updated values) into packed rows at out (layout.row_bytes() each). `orig`
+    // holds the original rows: sq_err[r * N + k] += their squared error after k+1 bases
+    // (unweighted, exactly as a reader reconstructs). Rows are independent: the result
+    // of a row does not depend on which other rows are quantised with it.
+    void quantize_rows(const TernaryLayout& layout, const FitOptions& fit, float* w, const float* orig,
+                       std::int64_t rows, std::uint8_t* out, double* sq_err) const;
+
+private:
+    std::int64_t cols_ = 0;
+    std::vector<float> u_;     // cols x cols, upper triangle used
+    std::vector<float> diag_;  // diag(H_d), the weights of the block fits
+};
+
+}  // namespace bitttt
