@@ -23,6 +23,9 @@ struct ConvertOptions {
     Method method = Method::Greedy;
     ScaleMode scales = ScaleMode::Free;
     int refine_rounds = 0;            // free scales: joint refinement rounds (0 = greedy only)
+    // Bits-per-weight budget for the linear layers: each gets 1..bases bases, chosen so
+    // that they average at most this many stored bits per weight (unset = all get `bases`).
+    std::optional<double> target_bpw;
     int threads = 0;                  // 0 -> physical cores
     // How the token embedding table and the output layer (lm_head) are stored: F16, Int8
     // or Ternary (with the settings above); unset = the defaults below. See
@@ -73,6 +76,10 @@ struct ConvertReport {
     std::int64_t parameters = 0;         // weights in the converted tensors
     std::int64_t ternary_parameters = 0;
     std::uint64_t ternary_bytes = 0;
+    std::int64_t linear_parameters = 0;  // the linear layers (q/k/v/o/gate/up/down)
+    std::uint64_t linear_bytes = 0;
+    double linear_bits_per_weight = 0;   // their stored bits per weight (what --target-bpw bounds)
+    double target_bpw = 0;               // 0 = no budget
     double bits_per_weight = 0;       // ternary tensors' bytes * 8 / their weights (scales included)
     double file_bits_per_weight = 0;  // whole file * 8 / all parameters (F16 embeddings etc. included)
     // ||W - W^|| / ||W|| over all ternary tensors together, after 1..N bases.

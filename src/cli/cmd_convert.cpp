@@ -20,6 +20,7 @@ struct ConvertArgs {
     std::string method = "greedy";
     std::string scales = "free";
     int refine = 0;
+    double target_bpw = 0;
     int threads = 0;
     std::string embeddings;  // "" = default
     std::string lm_head;
@@ -69,6 +70,13 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
                     "then the best of the 3^N trit combinations per weight; a round is kept only if it lowers the "
                     "block's error). 0 = greedy only")
         ->check(CLI::Range(0, 1000));
+    cmd->add_option("--target-bpw", args->target_bpw,
+                    "Bits-per-weight budget for the linear layers: each gets between 1 and --bases bases, "
+                    "chosen so that together they store at most this many bits per weight (scales included), "
+                    "giving each extra base to the tensor where it removes the most error per bit (measured on "
+                    "a sample of rows; weighted by the calibration statistics with --calibration). "
+                    "`inspect` lists the N each tensor got")
+        ->check(CLI::Range(0.5, 64.0));
     cmd->add_option("-t,--threads", args->threads, "Worker threads (default: physical cores)")
         ->check(CLI::Range(1, 1024));
     cmd->add_option("--lm-head", args->lm_head,
@@ -94,6 +102,7 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
         opt.method = *method_from_string(args->method);
         opt.scales = *scale_mode_from_string(args->scales);
         opt.refine_rounds = args->refine;
+        if (args->target_bpw > 0) opt.target_bpw = args->target_bpw;
         opt.threads = args->threads;
         // The old flags are spellings of "ternary"; contradicting the new option is an error.
         auto choice = [](const std::string& value, bool old_flag, const char* flag,

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -87,8 +88,19 @@ void print_convert_summary(const ConvertReport& r, std::FILE* out) {
                  human_bytes(static_cast<double>(r.f16_size_bytes)).c_str(),
                  pct(static_cast<double>(r.size_bytes), static_cast<double>(r.input_size_bytes)),
                  human_bytes(static_cast<double>(r.input_size_bytes)).c_str());
-    std::fprintf(out, "  bits/weight  %.3f in ternary tensors (scales included), %.3f for the whole file\n",
-                 r.bits_per_weight, r.file_bits_per_weight);
+    std::fprintf(out, "  bits/weight  %.3f in ternary tensors (scales included), %.3f in the linear layers, %.3f for "
+                      "the whole file\n",
+                 r.bits_per_weight, r.linear_bits_per_weight, r.file_bits_per_weight);
+    if (r.target_bpw > 0) {
+        std::map<int, int> count;
+        for (const auto& t : r.tensors) {
+            if (t.encoding == Encoding::Ternary) ++count[t.layout.bases];
+        }
+        std::string mix;
+        for (const auto& [n, c] : count) mix += (mix.empty() ? "" : ", ") + std::to_string(c) + " with N=" + std::to_string(n);
+        std::fprintf(out, "  budget       --target-bpw %.3f: %s (inspect lists each tensor's N)\n", r.target_bpw,
+                     mix.c_str());
+    }
     std::fprintf(out, "  time         %s, %s weights/s; peak memory %s\n", human_seconds(r.seconds).c_str(),
                  human_count(r.weights_per_second).c_str(), human_bytes(static_cast<double>(r.peak_rss_bytes)).c_str());
     std::fprintf(out, "  error        ||W - W^|| / ||W|| after 1..%d bases: %s\n", r.bases,

@@ -14,6 +14,7 @@
 #include "bitttt/file_io.h"
 #include "bitttt/model_config.h"
 #include "bitttt/safetensors.h"
+#include "convert/budget.h"
 #include "util/progress.h"
 #include "util/sysinfo.h"
 #include "util/thread_pool.h"
@@ -30,11 +31,15 @@ namespace {
 constexpr std::size_t kSlabBytes = std::size_t{32} << 20;
 // Rows handed to a thread at a time: about this many weights.
 constexpr std::int64_t kChunkWeights = std::int64_t{1} << 16;
+// --target-bpw estimates each tensor's error per N from this many rows.
+constexpr std::int64_t kBudgetSampleRows = 64;
 
 // One tensor to write, and how.
 struct Plan {
     const Checkpoint::Entry* entry;
     Encoding encoding;
+    bool linear = false;  // a linear layer (what --target-bpw budgets)
+    int bases = 0;        // ternary: N of this tensor
 };
 
 std::int64_t rows_of(const TensorInfo& t) { return t.shape.size() >= 2 ? t.shape[0] : 1; }
@@ -52,7 +57,7 @@ std::vector<Plan> plan_model(const Checkpoint& ckpt, const LlamaConfig& cfg, con
     for (const auto& e : ckpt.tensors()) {
         const std::string& name = e.info->name;
         switch (tensor_role(name)) {
-            case TensorRole::Linear: plans.push_back({&e, Encoding::Ternary}); break;
+            case TensorRole::Linear: plans.push_back({&e, Encoding::Ternary, true}); break;
             case TensorRole::Norm: plans.push_back({&e, Encoding::F32}); break;
             case TensorRole::Embedding:
                 plans.push_back({&e, out.embeddings});
@@ -91,7 +96,7 @@ std::vector<Plan> plan_weights_only(const Checkpoint& ckpt, std::vector<std::str
         if (!dtype_is_float_convertible(e.info->dtype)) {
             skipped.push_back(e.info->name + ": dtype " + std::string(dtype_name(e.info->dtype)) + " is not converted");
         } else if (e.info->shape.size() == 2 && e.info->numel() > 0) {
-            plans.push_back({&e, Encoding::Ternary});
+            plans.push_back({&e, Encoding::Ternary, true});
         } else {
             plans.push_back({&e, Encoding::F32});
         }
@@ -121,9 +126,9 @@ public:
         int n_stats = 0;
         std::size_t row_bytes = 0;
         if (plan.encoding == Encoding::Ternary) {
-            t.layout = TernaryLayout{rows, cols, opt_.bases, opt_.block_size, opt_.packing, opt_.scales};
+            t.layout = TernaryLayout{rows, cols, plan.bases, opt_.block_size, opt_.packing, opt_.scales};
             t.method = method_name(opt_.method);
-            n_stats = opt_.bases;
+            n_stats = plan.bases;
             row_bytes = t.layout.row_bytes();
         } else if (plan.encoding == Encoding::F16) {
             n_stats = 1;
@@ -321,6 +326,59 @@ private:
     std::vector<double> sq_err_;
 };
 
+// --target-bpw: estimates each linear tensor's error with N = 1..opt.bases from a sample of
+// its rows (fitted exactly as the conversion will), then lets allocate_bases pick N.
+void choose_bases(const Checkpoint& ckpt, const ConvertOptions& opt, ThreadPool& pool, std::vector<Plan>& plans) {
+    std::vector<BudgetTensor> budget;
+    std::vector<Plan*> budgeted;
+    for (auto& p : plans) {
+        if (p.encoding != Encoding::Ternary || !p.linear) continue;
+        const TensorInfo& info = *p.entry->info;
+        const std::int64_t rows = rows_of(info), cols = cols_of(info);
+        BudgetTensor bt;
+        bt.name = info.name;
+        bt.weights = rows * cols;
+        const std::int64_t sample = std::min<std::int64_t>(rows, kBudgetSampleRows);
+        std::vector<double> err(static_cast<std::size_t>(opt.bases), 0.0);
+        for (int n = 1; n <= opt.bases; ++n) {
+            const TernaryLayout layout{rows, cols, n, opt.block_size, opt.packing, opt.scales};
+            bt.bytes.push_back(static_cast<double>(layout.total_bytes()));
+        }
+        // One sampled row per chunk; rows evenly spread over the tensor.
+        std::vector<double> row_err(static_cast<std::size_t>(sample * opt.bases), 0.0);
+        pool.parallel_for(sample, 1, [&](std::int64_t b, std::int64_t end) {
+            std::vector<float> w(static_cast<std::size_t>(cols)), back(static_cast<std::size_t>(cols));
+            RowScratch scratch;
+            for (std::int64_t i = b; i < end; ++i) {
+                const std::int64_t r = i * rows / sample;
+                ckpt.read_rows_f32(*p.entry, r, r + 1, w.data());
+                for (int n = 1; n <= opt.bases; ++n) {
+                    const TernaryLayout layout{1, cols, n, opt.block_size, opt.packing, opt.scales};
+                    std::vector<std::uint8_t> packed(layout.row_bytes());
+                    std::vector<double> sq(static_cast<std::size_t>(n), 0.0);
+                    FitOptions fit;
+                    fit.method = opt.method;
+                    fit.refine_rounds = opt.refine_rounds;
+                    decompose_row(w.data(), layout, fit, nullptr, packed.data(), sq.data(), scratch);
+                    row_err[static_cast<std::size_t>(i * opt.bases + n - 1)] = sq[static_cast<std::size_t>(n - 1)];
+                }
+            }
+        });
+        for (std::int64_t i = 0; i < sample; ++i) {
+            for (int n = 0; n < opt.bases; ++n) err[static_cast<std::size_t>(n)] += row_err[static_cast<std::size_t>(i * opt.bases + n)];
+        }
+        for (double& e : err) e *= static_cast<double>(rows) / static_cast<double>(std::max<std::int64_t>(sample, 1));
+        bt.error = err;
+        budget.push_back(std::move(bt));
+        budgeted.push_back(&p);
+    }
+    if (budget.empty()) return;
+    const std::vector<int> n = allocate_bases(budget, *opt.target_bpw);
+    for (std::size_t i = 0; i < n.size(); ++i) budgeted[i]->bases = n[i];
+    spdlog::info("--target-bpw {}: linear layers at {:.4f} bits per weight", *opt.target_bpw,
+                 budget_bits_per_weight(budget, n));
+}
+
 }  // namespace
 
 OutputEncodings resolve_output_encodings(const ConvertOptions& opt, bool tied) {
@@ -373,6 +431,9 @@ ConvertReport convert(const ConvertOptions& opt) {
     TernaryLayout probe{1, opt.block_size, opt.bases, opt.block_size, opt.packing, opt.scales};
     probe.validate();
     if (opt.refine_rounds < 0) throw UsageError("--refine must be >= 0");
+    if (opt.target_bpw && !(*opt.target_bpw > 0.0 && *opt.target_bpw < 64.0)) {
+        throw UsageError("--target-bpw must be a number of bits per weight above 0");
+    }
     if (opt.method != Method::Greedy && (opt.scales == ScaleMode::Tied || opt.refine_rounds > 0)) {
         throw UsageError(std::string("--method ") + method_name(opt.method) +
                          " fits one base at a time; tied scales and refinement need --method greedy "
@@ -446,10 +507,19 @@ ConvertReport convert(const ConvertOptions& opt) {
     };
 
     std::uint64_t total_weights = 0;
-    for (const auto& p : plans) total_weights += static_cast<std::uint64_t>(p.entry->info->numel());
+    for (auto& p : plans) {
+        total_weights += static_cast<std::uint64_t>(p.entry->info->numel());
+        p.bases = opt.bases;
+    }
+
+    ThreadPool pool(rep.threads);
+    if (opt.target_bpw) {
+        rep.target_bpw = *opt.target_bpw;
+        choose_bases(ckpt, opt, pool, plans);
+        header["conversion"]["target_bpw"] = *opt.target_bpw;
+    }
 
     BttWriter writer(rep.output, header, plans.size());
-    ThreadPool pool(rep.threads);
     Progress progress(opt.progress, total_weights, "weights");
     TensorConverter conv(ckpt, pool, progress, opt);
 
@@ -463,8 +533,14 @@ ConvertReport convert(const ConvertOptions& opt) {
         if (p.encoding == Encoding::Ternary) {
             rep.ternary_parameters += n;
             rep.ternary_bytes += writer.tensors().back().size;
+            if (p.linear) {
+                rep.linear_parameters += n;
+                rep.linear_bytes += writer.tensors().back().size;
+            }
             sq_norm_all += conv.last_sq_norm();
-            for (int k = 0; k < opt.bases; ++k) sq_err_all[k] += conv.last_sq_err()[k];
+            // With mixed N, a tensor's error after k > N_t bases is its error with all N_t.
+            const auto& e = conv.last_sq_err();
+            for (int k = 0; k < opt.bases; ++k) sq_err_all[k] += e[static_cast<std::size_t>(std::min<int>(k, static_cast<int>(e.size()) - 1))];
         }
     }
     progress.finish();
@@ -473,6 +549,8 @@ ConvertReport convert(const ConvertOptions& opt) {
     rep.f16_size_bytes = static_cast<std::uint64_t>(rep.parameters) * 2;
     rep.file_bits_per_weight =
         rep.parameters ? 8.0 * static_cast<double>(rep.size_bytes) / static_cast<double>(rep.parameters) : 0;
+    rep.linear_bits_per_weight =
+        rep.linear_parameters ? 8.0 * static_cast<double>(rep.linear_bytes) / static_cast<double>(rep.linear_parameters) : 0;
     rep.bits_per_weight = rep.ternary_parameters ? 8.0 * static_cast<double>(rep.ternary_bytes) /
                                                        static_cast<double>(rep.ternary_parameters)
                                                  : 0;
@@ -521,6 +599,8 @@ json report_to_json(const ConvertReport& r) {
         {"parameters", r.parameters},
         {"ternary_parameters", r.ternary_parameters},
         {"bits_per_weight", r.bits_per_weight},
+        {"linear_bits_per_weight", r.linear_bits_per_weight},
+        {"target_bpw", r.target_bpw > 0 ? json(r.target_bpw) : json(nullptr)},
         {"file_bits_per_weight", r.file_bits_per_weight},
         {"relative_error_by_base", r.relative_error_by_base},
         {"seconds", r.seconds},

@@ -1,0 +1,120 @@
+// The bits-per-weight budget (see budget.h).
+#include "convert/budget.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "bitttt/error.h"
+
+namespace bitttt {
+
+double budget_bits_per_weight(const std::vector<BudgetTensor>& tensors, const std::vector<int>& bases) {
+    double bytes = 0.0, weights = 0.0;
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+        bytes += tensors[i].bytes[static_cast<std::size_t>(bases[i] - 1)];
+        weights += static_cast<double>(tensors[i].weights);
+    }
+    return weights > 0 ? bytes * 8.0 / weights : 0.0;
+}
+
+namespace {
+
+double total_bytes(const std::vector<BudgetTensor>& ts, const std::vector<int>& n) {
+    double b = 0.0;
+    for (std::size_t i = 0; i < ts.size(); ++i) b += ts[i].bytes[static_cast<std::size_t>(n[i] - 1)];
+    return b;
+}
+
+double total_error(const std::vector<BudgetTensor>& ts, const std::vector<int>& n) {
+    double e = 0.0;
+    for (std::size_t i = 0; i < ts.size(); ++i) e += ts[i].error[static_cast<std::size_t>(n[i] - 1)];
+    return e;
+}
+
+// Upgrades (one tensor, N -> N + j) by the largest error removed per byte added while one
+// fits the budget. Ties go to the earlier tensor.
+void fill_greedily(const std::vector<BudgetTensor>& ts, double budget, std::vector<int>& n) {
+    double bytes = total_bytes(ts, n);
+    for (;;) {
+        int best_t = -1, best_to = 0;
+        double best_rate = 0.0;
+        for (std::size_t i = 0; i < ts.size(); ++i) {
+            const auto& t = ts[i];
+            const auto cur = static_cast<std::size_t>(n[i] - 1);
+            for (std::size_t to = cur + 1; to < t.bytes.size(); ++to) {
+                const double add = t.bytes[to] - t.bytes[cur];
+                const double gain = t.error[cur] - t.error[to];
+                if (add <= 0.0 || bytes + add > budget || gain <= 0.0) continue;
+                if (gain / add > best_rate) best_rate = gain / add, best_t = static_cast<int>(i), best_to = static_cast<int>(to) + 1;
+            }
+        }
+        if (best_t < 0) return;
+        const auto i = static_cast<std::size_t>(best_t);
+        bytes += ts[i].bytes[static_cast<std::size_t>(best_to - 1)] - ts[i].bytes[static_cast<std::size_t>(n[i] - 1)];
+        n[i] = best_to;
+    }
+}
+
+// The choice minimising sum error + lambda * bytes (each tensor on its own).
+std::vector<int> lagrangian_choice(const std::vector<BudgetTensor>& ts, double lambda) {
+    std::vector<int> n(ts.size(), 1);
+    for (std::size_t i = 0; i < ts.size(); ++i) {
+        double best = ts[i].error[0] + lambda * ts[i].bytes[0];
+        for (std::size_t k = 1; k < ts[i].bytes.size(); ++k) {
+            const double v = ts[i].error[k] + lambda * ts[i].bytes[k];
+            if (v < best) best = v, n[i] = static_cast<int>(k) + 1;
+        }
+    }
+    return n;
+}
+
+}  // namespace
+
+std::vector<int> allocate_bases(const std::vector<BudgetTensor>& tensors, double target_bpw) {
+    double weights = 0.0;
+    for (const auto& t : tensors) {
+        if (t.bytes.empty() || t.bytes.size() != t.error.size()) {
+            throw UsageError("tensor '" + t.name + "': no bases to choose from");
+        }
+        weights += static_cast<double>(t.weights);
+    }
+    // bytes; the relative 1e-12 absorbs the rounding of a target computed from these sizes
+    const double budget = target_bpw * weights / 8.0 * (1.0 + 1e-12);
+    std::vector<int> ones(tensors.size(), 1);
+    if (total_bytes(tensors, ones) > budget) {
+        char buf[160];
+        std::snprintf(buf, sizeof buf,
+                      "--target-bpw %.3f is below what one base per tensor takes with these settings (%.3f bits "
+                      "per weight)",
+                      target_bpw, total_bytes(tensors, ones) * 8.0 / weights);
+        throw UsageError(std::string(buf) + "; raise it, or use --packing dense, --scales tied or a larger --block-size");
+    }
+    // (a) Greedy from N = 1 everywhere.
+    std::vector<int> greedy = ones;
+    fill_greedily(tensors, budget, greedy);
+    // (b) Lagrangian relaxation: the smallest price per byte whose unconstrained choice fits
+    // (bisection on a log scale), then the rest of the budget filled greedily. Its choices
+    // lie on each tensor's lower convex hull, which the greedy walk can miss.
+    double max_rate = 0.0;
+    for (const auto& t : tensors) {
+        for (std::size_t k = 1; k < t.bytes.size(); ++k) {
+            const double add = t.bytes[k] - t.bytes[0];
+            if (add > 0) max_rate = std::max(max_rate, (t.error[0] - t.error[k]) / add);
+        }
+    }
+    std::vector<int> lagr = ones;
+    if (max_rate > 0.0) {
+        double lo = max_rate * 1e-12, hi = max_rate * 2.0;  // hi: everything at N = 1 (feasible)
+        for (int it = 0; it < 100; ++it) {
+            const double mid = std::sqrt(lo * hi);
+            if (total_bytes(tensors, lagrangian_choice(tensors, mid)) <= budget) hi = mid; else lo = mid;
+        }
+        lagr = lagrangian_choice(tensors, hi);
+        if (total_bytes(tensors, lagr) > budget) lagr = ones;
+        fill_greedily(tensors, budget, lagr);
+    }
+    return total_error(tensors, lagr) < total_error(tensors, greedy) ? lagr : greedy;
+}
+
+}  // namespace bitttt
