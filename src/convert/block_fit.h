@@ -43,6 +43,7 @@ private:
     bool tied_ = false;
     float step_ = 0.0f;                 // tied: scale * tied_multiplier(N)
     std::vector<float> values_;         // ascending
+    std::vector<float> mids_;           // free: midpoints between consecutive values (+ padding)
     std::vector<std::uint16_t> combo_;  // free: combination index of each value
 };
 
@@ -55,6 +56,7 @@ struct BlockScratch {
     std::vector<float> residual;
     std::vector<std::int8_t> trits;  // [N][n]
     std::vector<int> idx, best_idx;
+    std::vector<double> entry_w, entry_wr;  // per grid entry: sum of weights, of weight * value
 };
 
 // Free scales. Starts from the greedy residual fit (each stage error-optimal, scales
