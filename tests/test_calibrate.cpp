@@ -18,6 +18,7 @@
 #include "bitttt/model.h"
 #include "bitttt/safetensors.h"
 #include "bitttt/tokenizer.h"
+#include "convert/calibrate_gemm.h"
 #include "convert/calibrate_internal.h"
 #include "fixtures.h"
 #include "test_util.h"
@@ -213,6 +214,69 @@ TEST_CASE("calibrate: statistics equal naive double sums, for any thread count",
         std::size_t calls = 0;
         diag.packed_xtx([&](const float*, std::size_t) { ++calls; });
         CHECK(calls == 0);
+    }
+}
+
+TEST_CASE("calibrate: the generic and AVX2 builds of the GEMMs agree with naive sums", "[calibrate][avx2]") {
+    std::mt19937 rng(9);
+    std::normal_distribution<float> d(0.0f, 1.0f);
+    auto fill = [&](std::size_t n) {
+        std::vector<float> v(n);
+        for (auto& x : v) x = d(rng);
+        return v;
+    };
+    const std::int64_t rows = 37, in = 53, out = 29, C = 19, hd = 8, n = 45, r0 = 16, pr = 12;
+    const std::vector<float> x = fill(static_cast<std::size_t>(rows * in)), w = fill(static_cast<std::size_t>(out * in));
+    const std::vector<float> q = fill(static_cast<std::size_t>(C * 2 * hd)), kv = fill(static_cast<std::size_t>(C * hd));
+    std::vector<const calib::GemmOps*> sets = {&calib::gemm_ops_generic()};
+    if (calib::gemm_ops_avx2()) sets.push_back(calib::gemm_ops_avx2());
+    else WARN("AVX2 build not usable here: only the generic GEMMs are tested");
+    CHECK((calib::gemm_ops().isa == std::string("generic") || calib::gemm_ops().isa == std::string("avx2")));
+    for (const calib::GemmOps* ops : sets) {
+        INFO(ops->isa);
+        // y (row stride out + 3) = x w^T
+        std::vector<float> y(static_cast<std::size_t>(rows * (out + 3)), -7.0f);
+        ops->matmul_wt(x.data(), rows, in, w.data(), out, y.data(), out + 3);
+        for (std::int64_t r = 0; r < rows; ++r) {
+            for (std::int64_t o = 0; o < out; ++o) {
+                double s = 0;
+                for (std::int64_t i = 0; i < in; ++i) s += static_cast<double>(x[static_cast<std::size_t>(r * in + i)]) * w[static_cast<std::size_t>(o * in + i)];
+                CHECK(y[static_cast<std::size_t>(r * (out + 3) + o)] == Approx(s).margin(1e-4));
+            }
+            CHECK(y[static_cast<std::size_t>(r * (out + 3) + out)] == -7.0f);
+        }
+        // one panel of the upper triangle, added twice
+        const std::vector<float> xs(x.begin(), x.begin() + rows * n);
+        std::vector<double> acc(static_cast<std::size_t>(pr * (n - r0)), 0.0);
+        ops->xtx_panel(xs.data(), rows, n, r0, pr, acc.data());
+        ops->xtx_panel(xs.data(), rows, n, r0, pr, acc.data());
+        for (std::int64_t i = 0; i < pr; ++i) {
+            for (std::int64_t j = 0; j < n - r0; ++j) {
+                double s = 0;
+                for (std::int64_t r = 0; r < rows; ++r) s += static_cast<double>(xs[static_cast<std::size_t>(r * n + r0 + i)]) * xs[static_cast<std::size_t>(r * n + r0 + j)];
+                CHECK(acc[static_cast<std::size_t>(i * (n - r0) + j)] == Approx(2 * s).margin(1e-4));
+            }
+        }
+        // causal attention, second head of q (row stride 2 hd)
+        std::vector<float> o(static_cast<std::size_t>(C * hd)), scores(static_cast<std::size_t>(C * C));
+        const float scale = 0.35f;
+        ops->attention(q.data() + hd, 2 * hd, kv.data(), kv.data(), hd, C, hd, scale, o.data(), hd, scores.data());
+        for (std::int64_t i = 0; i < C; ++i) {
+            std::vector<double> p(static_cast<std::size_t>(i + 1));
+            double mx = -1e300, sum = 0;
+            for (std::int64_t j = 0; j <= i; ++j) {
+                double s = 0;
+                for (std::int64_t t = 0; t < hd; ++t) s += static_cast<double>(q[static_cast<std::size_t>(i * 2 * hd + hd + t)]) * kv[static_cast<std::size_t>(j * hd + t)];
+                p[static_cast<std::size_t>(j)] = s * scale;
+                mx = std::max(mx, s * scale);
+            }
+            for (auto& e : p) sum += (e = std::exp(e - mx));
+            for (std::int64_t t = 0; t < hd; ++t) {
+                double want = 0;
+                for (std::int64_t j = 0; j <= i; ++j) want += p[static_cast<std::size_t>(j)] / sum * kv[static_cast<std::size_t>(j * hd + t)];
+                CHECK(o[static_cast<std::size_t>(i * hd + t)] == Approx(want).margin(1e-5));
+            }
+        }
     }
 }
 

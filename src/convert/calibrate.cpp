@@ -7,18 +7,16 @@
 // Each layer's statistics are streamed to the output file as soon as the layer is done.
 #include "bitttt/calibrate.h"
 
-#include <Eigen/Core>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <limits>
 
 #include "bitttt/calibration.h"
 #include "bitttt/error.h"
 #include "bitttt/model_config.h"
 #include "bitttt/safetensors.h"
+#include "convert/calibrate_gemm.h"
 #include "convert/calibrate_internal.h"
 #include "model/rope.h"
 #include "util/sysinfo.h"
@@ -28,13 +26,6 @@ namespace bitttt {
 namespace calib {
 
 namespace {
-
-using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using RowMatrixD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using ConstMap = Eigen::Map<const RowMatrix>;
-using Map = Eigen::Map<RowMatrix>;
-using ConstStridedMap = Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>>;
-using StridedMap = Eigen::Map<RowMatrix, 0, Eigen::OuterStride<>>;
 
 // Output features per piece of a projection: fixed, so results do not depend on threads.
 constexpr std::int64_t kOutPiece = 128;
@@ -59,14 +50,12 @@ void rmsnorm_rows(const float* x, std::int64_t rows, std::int64_t n, const float
 
 void matmul_wt(const float* x, std::int64_t rows, std::int64_t in, const float* w, std::int64_t out, float* y,
                ThreadPool& pool) {
-    const ConstMap X(x, rows, in);
+    const GemmOps& ops = gemm_ops();
     const std::int64_t pieces = (out + kOutPiece - 1) / kOutPiece;
     pool.parallel_for(pieces, 1, [&](std::int64_t p0, std::int64_t p1) {
         for (std::int64_t p = p0; p < p1; ++p) {
             const std::int64_t o0 = p * kOutPiece, len = std::min(kOutPiece, out - o0);
-            const ConstMap W(w + o0 * in, len, in);
-            StridedMap Y(y + o0, rows, len, Eigen::OuterStride<>(out));
-            Y.noalias() = X * W.transpose();
+            ops.matmul_wt(x, rows, in, w + o0 * in, len, y + o0, out);
         }
     });
 }
@@ -94,14 +83,11 @@ void InputStats::add(const float* x, std::int64_t rows, ThreadPool& pool) {
         }
     });
     if (full_) {
-        const ConstMap X(x, rows, n_);
+        const GemmOps& ops = gemm_ops();
         pool.parallel_for(static_cast<std::int64_t>(panels_.size()), 1, [&](std::int64_t p0, std::int64_t p1) {
-            RowMatrix block;
             for (std::int64_t p = p0; p < p1; ++p) {
-                const std::int64_t r0 = p * kPanel, pr = std::min(kPanel, n_ - r0), cols = n_ - r0;
-                block.noalias() = X.middleCols(r0, pr).transpose() * X.rightCols(cols);
-                Eigen::Map<RowMatrixD> acc(panels_[sz(p)].data(), pr, cols);
-                acc += block.cast<double>();
+                const std::int64_t r0 = p * kPanel;
+                ops.xtx_panel(x, rows, n_, r0, std::min(kPanel, n_ - r0), panels_[sz(p)].data());
             }
         });
     }
@@ -233,32 +219,14 @@ void LayerRunner::attention_block(std::int64_t t0, std::int64_t nt, const float*
     std::vector<float> att(sz(nt * qd));
     const std::int64_t chunks = nt / ctx_, C = ctx_;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const GemmOps& ops = gemm_ops();
     pool_.parallel_for(chunks * n_heads, 1, [&](std::int64_t w0, std::int64_t w1) {
-        RowMatrix scores(C, C);
+        std::vector<float> scores(sz(C * C));
         for (std::int64_t w = w0; w < w1; ++w) {
             const std::int64_t c = w / n_heads, head = w % n_heads, kvh = head / group;  // grouped-query attention
-            const ConstStridedMap Q(q.data() + c * C * qd + head * hd, C, hd, Eigen::OuterStride<>(qd));
-            const ConstStridedMap K(k.data() + c * C * kvd + kvh * hd, C, hd, Eigen::OuterStride<>(kvd));
-            const ConstStridedMap V(v.data() + c * C * kvd + kvh * hd, C, hd, Eigen::OuterStride<>(kvd));
-            StridedMap O(att.data() + c * C * qd + head * hd, C, hd, Eigen::OuterStride<>(qd));
-            scores.noalias() = Q * K.transpose();
-            for (std::int64_t i = 0; i < C; ++i) {
-                float* row = scores.data() + i * C;
-                float mx = -std::numeric_limits<float>::infinity();
-                for (std::int64_t j = 0; j <= i; ++j) {
-                    row[j] *= scale;
-                    mx = std::max(mx, row[j]);
-                }
-                double sum = 0.0;
-                for (std::int64_t j = 0; j <= i; ++j) {
-                    row[j] = std::exp(row[j] - mx);
-                    sum += row[j];
-                }
-                const float inv = static_cast<float>(1.0 / sum);
-                for (std::int64_t j = 0; j <= i; ++j) row[j] *= inv;
-                for (std::int64_t j = i + 1; j < C; ++j) row[j] = 0.0f;  // causal mask
-            }
-            O.noalias() = scores * V;
+            ops.attention(q.data() + c * C * qd + head * hd, qd, k.data() + c * C * kvd + kvh * hd,
+                          v.data() + c * C * kvd + kvh * hd, kvd, C, hd, scale, att.data() + c * C * qd + head * hd,
+                          qd, scores.data());
         }
     });
     if (stats) stats[1].add(att.data(), nt, pool_);
