@@ -137,4 +137,44 @@ private:
     std::map<std::string, std::string> metadata_{{"format", "pt"}};
 };
 
+class AtomicOutputFile;
+
+// Writes a safetensors file whose tensor list (names, dtypes, shapes) is known up front
+// while the data is produced piece by piece, so that no tensor has to be held whole: the
+// constructor writes the header (same layout as SafetensorsWriter), append() adds the
+// next bytes of the tensors in their listed order, finish() checks that every byte was
+// written and renames the temporary file into place. Destroyed without finish() (an
+// exception), it leaves nothing behind.
+class SafetensorsStreamWriter {
+public:
+    struct Spec {
+        std::string name;
+        DType dtype = DType::F32;
+        std::vector<std::int64_t> shape;
+    };
+    // Throws UsageError for bad names / shapes, IoError if the file cannot be created.
+    SafetensorsStreamWriter(const std::string& path, std::vector<Spec> tensors,
+                            std::map<std::string, std::string> metadata);
+    ~SafetensorsStreamWriter();
+    SafetensorsStreamWriter(const SafetensorsStreamWriter&) = delete;
+    SafetensorsStreamWriter& operator=(const SafetensorsStreamWriter&) = delete;
+
+    // Appends n bytes of tensor `name`, which must be the tensor currently being written
+    // (the first one not yet complete); a piece may not run past its end. UsageError otherwise.
+    void append(const std::string& name, const void* data, std::size_t n);
+    // UsageError if some tensor is incomplete; then fsync + rename.
+    void finish();
+    // Size of the complete file.
+    std::uint64_t file_size() const { return data_start_ + total_; }
+
+private:
+    std::unique_ptr<AtomicOutputFile> out_;
+    std::vector<Spec> specs_;
+    std::vector<std::uint64_t> ends_;  // end offset of each tensor in the data section
+    std::uint64_t data_start_ = 0;
+    std::uint64_t total_ = 0;
+    std::uint64_t written_ = 0;  // bytes of the data section written so far
+    std::size_t current_ = 0;    // index of the tensor being written
+};
+
 }  // namespace bitttt

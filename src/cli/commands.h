@@ -15,6 +15,7 @@
 namespace bitttt::cli {
 
 Runner add_convert_command(CLI::App& root, const GlobalOptions& global);
+Runner add_calibrate_command(CLI::App& root, const GlobalOptions& global);
 Runner add_inspect_command(CLI::App& root, const GlobalOptions& global);
 Runner add_run_command(CLI::App& root, const GlobalOptions& global);
 Runner add_perplexity_command(CLI::App& root, const GlobalOptions& global);

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
     auto add = [&](bitttt::cli::Runner r) { runners[app.get_subcommands({}).back()] = std::move(r); };
     add(bitttt::cli::add_convert_command(app, global));
     add(bitttt::cli::add_inspect_command(app, global));
+    add(bitttt::cli::add_calibrate_command(app, global));
     add(bitttt::cli::add_run_command(app, global));
     add(bitttt::cli::add_perplexity_command(app, global));
     add(bitttt::cli::add_tokenize_command(app, global));

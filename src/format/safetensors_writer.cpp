@@ -3,6 +3,8 @@
 // on an 8-byte boundary. The file is written through AtomicOutputFile (a temporary file
 // renamed over PATH once complete), so PATH is never seen half-written.
 #include <limits>
+#include <map>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -73,23 +75,27 @@ void SafetensorsWriter::add_generated(const std::string& name, DType dtype,
     pending_.push_back(Pending{name, dtype, std::move(shape), {}, std::move(fill)});
 }
 
-void SafetensorsWriter::write(const std::string& path) const {
-    // Header. ordered_json keeps insertion order: metadata first, then tensors as added.
+namespace {
+
+// The header text (metadata first, then the tensors in order, offsets back to back),
+// padded with spaces (valid JSON whitespace) so that 8 + its length is a multiple of 8.
+std::string header_text(const std::map<std::string, std::string>& metadata,
+                        const std::vector<std::tuple<std::string, DType, std::vector<std::int64_t>>>& tensors,
+                        std::vector<std::size_t>& sizes) {
+    // ordered_json keeps insertion order: metadata first, then tensors as added.
     ordered_json header = ordered_json::object();
-    if (!metadata_.empty()) {
+    if (!metadata.empty()) {
         ordered_json md = ordered_json::object();
-        for (const auto& [k, v] : metadata_) md[k] = v;
+        for (const auto& [k, v] : metadata) md[k] = v;
         header["__metadata__"] = std::move(md);
     }
-    std::vector<std::size_t> sizes;
-    sizes.reserve(pending_.size());
+    sizes.clear();
+    sizes.reserve(tensors.size());
     std::uint64_t offset = 0;
-    for (const Pending& p : pending_) {
-        const std::size_t n = tensor_bytes(p.name, p.dtype, p.shape);
+    for (const auto& [name, dtype, shape] : tensors) {
+        const std::size_t n = tensor_bytes(name, dtype, shape);
         sizes.push_back(n);
-        header[p.name] = ordered_json{{"dtype", dtype_name(p.dtype)},
-                                      {"shape", p.shape},
-                                      {"data_offsets", {offset, offset + n}}};
+        header[name] = ordered_json{{"dtype", dtype_name(dtype)}, {"shape", shape}, {"data_offsets", {offset, offset + n}}};
         offset += n;
     }
     std::string text;
@@ -99,11 +105,24 @@ void SafetensorsWriter::write(const std::string& path) const {
         throw UsageError(std::string("SafetensorsWriter: tensor names and metadata must be "
                                      "valid UTF-8: ") + e.what());
     }
-    // Pad with spaces (valid JSON whitespace) so that 8 + header length is a multiple of 8.
     text.append((8 - text.size() % 8) % 8, ' ');
+    return text;
+}
 
+void put_le64(std::uint8_t* dst, std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) dst[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+
+}  // namespace
+
+void SafetensorsWriter::write(const std::string& path) const {
+    std::vector<std::tuple<std::string, DType, std::vector<std::int64_t>>> list;
+    list.reserve(pending_.size());
+    for (const Pending& p : pending_) list.emplace_back(p.name, p.dtype, p.shape);
+    std::vector<std::size_t> sizes;
+    const std::string text = header_text(metadata_, list, sizes);
     std::uint8_t len_le[8];
-    for (int i = 0; i < 8; ++i) len_le[i] = static_cast<std::uint8_t>(text.size() >> (8 * i));
+    put_le64(len_le, text.size());
 
     AtomicOutputFile out(path);
     std::uint64_t pos = 0;
@@ -126,6 +145,62 @@ void SafetensorsWriter::write(const std::string& path) const {
         put(buf.data(), buf.size());
     }
     out.commit();
+}
+
+// ---- streaming writer ---------------------------------------------------------------------
+
+SafetensorsStreamWriter::SafetensorsStreamWriter(const std::string& path, std::vector<Spec> tensors,
+                                                 std::map<std::string, std::string> metadata)
+    : specs_(std::move(tensors)) {
+    std::vector<std::tuple<std::string, DType, std::vector<std::int64_t>>> list;
+    list.reserve(specs_.size());
+    for (std::size_t i = 0; i < specs_.size(); ++i) {
+        const Spec& s = specs_[i];
+        if (s.name == "__metadata__")
+            throw UsageError("SafetensorsStreamWriter: '__metadata__' cannot be a tensor name");
+        for (std::size_t j = 0; j < i; ++j)
+            if (specs_[j].name == s.name)
+                throw UsageError("SafetensorsStreamWriter: tensor '" + s.name + "' listed twice");
+        list.emplace_back(s.name, s.dtype, s.shape);
+    }
+    std::vector<std::size_t> sizes;
+    const std::string text = header_text(metadata, list, sizes);
+    for (const std::size_t n : sizes) {
+        total_ += n;
+        ends_.push_back(total_);
+    }
+    std::uint8_t len_le[8];
+    put_le64(len_le, text.size());
+    out_ = std::make_unique<AtomicOutputFile>(path);
+    out_->write_at(len_le, sizeof len_le, 0);
+    out_->write_at(text.data(), text.size(), sizeof len_le);
+    data_start_ = sizeof len_le + text.size();
+    while (current_ < specs_.size() && ends_[current_] == 0) ++current_;  // empty tensors first
+}
+
+SafetensorsStreamWriter::~SafetensorsStreamWriter() = default;
+
+void SafetensorsStreamWriter::append(const std::string& name, const void* data, std::size_t n) {
+    if (!out_) throw UsageError("SafetensorsStreamWriter: append after finish");
+    if (current_ >= specs_.size() || specs_[current_].name != name)
+        throw UsageError("SafetensorsStreamWriter: bytes for tensor '" + name + "' arrived while " +
+                         (current_ < specs_.size() ? "'" + specs_[current_].name + "'" : std::string("no tensor")) +
+                         " is being written (tensors must be written whole, in order)");
+    if (n > ends_[current_] - written_)
+        throw UsageError("SafetensorsStreamWriter: tensor '" + name + "': " + std::to_string(n) +
+                         " bytes run past its end (" + std::to_string(ends_[current_] - written_) + " left)");
+    if (n > 0) out_->write_at(data, n, data_start_ + written_);
+    written_ += n;
+    while (current_ < specs_.size() && written_ == ends_[current_]) ++current_;
+}
+
+void SafetensorsStreamWriter::finish() {
+    if (!out_) throw UsageError("SafetensorsStreamWriter: finish called twice");
+    if (written_ != total_)
+        throw UsageError("SafetensorsStreamWriter: tensor '" + specs_[current_].name + "' is incomplete (" +
+                         std::to_string(total_ - written_) + " bytes of the file missing)");
+    out_->commit();
+    out_.reset();
 }
 
 }  // namespace bitttt
