@@ -140,12 +140,23 @@ TEST_CASE("convert: tiny model, every option combination reconstructs as reporte
     tm.write(dir.path() / "m");
     Checkpoint ckpt = Checkpoint::open((dir.path() / "m").string());
     for (Packing p : {Packing::TwoBit, Packing::Dense}) {
-        for (Method m : {Method::Greedy, Method::Absmean, Method::AbsmeanTensor}) {
+        struct Fit {
+            Method method;
+            ScaleMode scales;
+            int rounds;
+        };
+        for (const Fit& fit : {Fit{Method::Greedy, ScaleMode::Tied, 0}, Fit{Method::Greedy, ScaleMode::Free, 0},
+                               Fit{Method::Greedy, ScaleMode::Free, 4}, Fit{Method::Absmean, ScaleMode::Free, 0},
+                               Fit{Method::AbsmeanTensor, ScaleMode::Free, 0}}) {
+            const Method m = fit.method;
             for (int block : {16, 64, 100}) {
-                INFO(packing_name(p) << " " << method_name(m) << " block " << block);
+                INFO(packing_name(p) << " " << method_name(m) << " " << scale_mode_name(fit.scales) << " refine "
+                                     << fit.rounds << " block " << block);
                 auto o = options((dir.path() / "m").string(), dir.file("x.btt"), 2);
                 o.packing = p;
                 o.method = m;
+                o.scales = fit.scales;
+                o.refine_rounds = fit.rounds;
                 o.block_size = block;
                 o.lm_head = Encoding::Ternary;
                 ConvertReport rep = convert(o);
@@ -155,6 +166,7 @@ TEST_CASE("convert: tiny model, every option combination reconstructs as reporte
                 for (const auto& t : f.tensors()) {
                     if (t.encoding != Encoding::Ternary) continue;
                     CHECK(t.layout.block_size == block);
+                    CHECK(t.layout.scales == fit.scales);
                     CHECK(t.method == method_name(m));
                     std::vector<float> w = ckpt.read_f32(*ckpt.find(t.name));
                     for (int k = 1; k <= 2; ++k) {
@@ -172,6 +184,8 @@ TEST_CASE("convert: absmean-tensor with one base is BitNet b1.58's rule", "[conv
     TinyModel().write(dir.path() / "m");
     auto o = options((dir.path() / "m").string(), dir.file("b.btt"), 1);
     o.method = Method::AbsmeanTensor;
+    o.scales = ScaleMode::Free;
+    o.refine_rounds = 0;
     convert(o);
     BttFile f(o.output);
     Checkpoint ckpt = Checkpoint::open((dir.path() / "m").string());

@@ -21,11 +21,19 @@ struct ConvertOptions {
     int block_size = 64;
     Packing packing = Packing::TwoBit;
     Method method = Method::Greedy;
-    ScaleMode scales = ScaleMode::Free;
-    int refine_rounds = 0;            // free scales: joint refinement rounds (0 = greedy only)
+    // Tied scales by default: fewer bits than free scales at the same or lower error
+    // (docs/BENCHMARKS.md, "Accuracy per bit").
+    ScaleMode scales = ScaleMode::Tied;
+    int refine_rounds = 8;            // free scales: joint refinement rounds (0 = greedy only)
     // Bits-per-weight budget for the linear layers: each gets 1..bases bases, chosen so
     // that they average at most this many stored bits per weight (unset = all get `bases`).
     std::optional<double> target_bpw;
+    // A calibration file (bitttt calibrate): the fits weight each input column by E[x_c^2],
+    // and with error_feedback push each column's error onto the later columns through
+    // the inverse of X^T X (GPTQ-style). damp: relative dampening of X^T X's diagonal.
+    std::string calibration;
+    bool error_feedback = true;
+    double damp = 0.01;
     int threads = 0;                  // 0 -> physical cores
     // How the token embedding table and the output layer (lm_head) are stored: F16, Int8
     // or Ternary (with the settings above); unset = the defaults below. See
@@ -80,6 +88,8 @@ struct ConvertReport {
     std::uint64_t linear_bytes = 0;
     double linear_bits_per_weight = 0;   // their stored bits per weight (what --target-bpw bounds)
     double target_bpw = 0;               // 0 = no budget
+    std::string calibration;             // "" = none
+    bool error_feedback = false;
     double bits_per_weight = 0;       // ternary tensors' bytes * 8 / their weights (scales included)
     double file_bits_per_weight = 0;  // whole file * 8 / all parameters (F16 embeddings etc. included)
     // ||W - W^|| / ||W|| over all ternary tensors together, after 1..N bases.

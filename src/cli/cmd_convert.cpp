@@ -18,9 +18,12 @@ struct ConvertArgs {
     int block_size = 64;
     std::string packing = "2bit";
     std::string method = "greedy";
-    std::string scales = "free";
-    int refine = 0;
+    std::string scales = "tied";
+    int refine = 8;
     double target_bpw = 0;
+    std::string calibration;
+    bool no_error_feedback = false;
+    double damp = 0.01;
     int threads = 0;
     std::string embeddings;  // "" = default
     std::string lm_head;
@@ -60,15 +63,16 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
                     "Fit per base: greedy (error-optimal ternary fit per block), absmean (BitNet b1.58 rule, "
                     "scale mean|W| per block) or absmean-tensor (BitNet rule, one scale per tensor)")
         ->check(CLI::IsMember({"greedy", "absmean", "absmean-tensor"}));
-    cmd->add_option("--scales", args->scales,
-                    "Scales per block: free (one binary16 scale per base, N per block) or tied (one per block; "
-                    "base k has s/3^(k-1), so the N trits of a weight are balanced-ternary digits of one level "
-                    "on a uniform grid of 3^N levels: fewer bits, same add-only kernels)")
+    CLI::Option* scales_opt = cmd->add_option("--scales", args->scales,
+                    "Scales per block: tied (default: one binary16 scale per block, base k has s/3^(k-1), so the N "
+                    "trits of a weight are the balanced-ternary digits of one level on a uniform grid of 3^N "
+                    "levels; fewer bits, same add-only kernels) or free (one scale per base and block, fitted "
+                    "greedily and refined jointly, see --refine)")
         ->check(CLI::IsMember({"free", "tied"}));
     cmd->add_option("--refine", args->refine,
-                    "Free scales: rounds of joint refinement after the greedy fit (least squares for the N scales, "
-                    "then the best of the 3^N trit combinations per weight; a round is kept only if it lowers the "
-                    "block's error). 0 = greedy only")
+                    "With --scales free: rounds of joint refinement after the greedy fit (least squares for the N "
+                    "scales, then the best of the 3^N trit combinations per weight; a round is kept only if it "
+                    "lowers the block's error). Default 8; 0 = plain greedy residual fitting")
         ->check(CLI::Range(0, 1000));
     cmd->add_option("--target-bpw", args->target_bpw,
                     "Bits-per-weight budget for the linear layers: each gets between 1 and --bases bases, "
@@ -77,6 +81,18 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
                     "a sample of rows; weighted by the calibration statistics with --calibration). "
                     "`inspect` lists the N each tensor got")
         ->check(CLI::Range(0.5, 64.0));
+    cmd->add_option("--calibration", args->calibration,
+                    "Calibration file from `bitttt calibrate` (made on this model, from text other than what you "
+                    "evaluate on). The fits weight each input column by its mean square E[x^2], and quantise "
+                    "columns in order pushing each one's error onto the columns not yet quantised through the "
+                    "inverse of X^T X (error feedback, GPTQ-style)")
+        ->check(CLI::ExistingFile);
+    cmd->add_flag("--no-error-feedback", args->no_error_feedback,
+                  "With --calibration: only weight the columns by E[x^2], no error feedback (needs only "
+                  "`calibrate --stats diag`; faster)");
+    cmd->add_option("--damp", args->damp,
+                    "Dampening added to the diagonal of X^T X, relative to its mean (default 0.01)")
+        ->check(CLI::Range(0.0, 10.0));
     cmd->add_option("-t,--threads", args->threads, "Worker threads (default: physical cores)")
         ->check(CLI::Range(1, 1024));
     cmd->add_option("--lm-head", args->lm_head,
@@ -92,7 +108,7 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
     cmd->add_flag("--ternary-lm-head", args->ternary_lm_head, "Deprecated: the same as --lm-head ternary");
     cmd->add_flag("--json", args->json, "Print the summary as one JSON object on stdout (for scripts)");
 
-    return [args, &global]() {
+    return [args, &global, scales_opt]() {
         ConvertOptions opt;
         opt.input = args->input;
         opt.output = args->output;
@@ -102,7 +118,16 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
         opt.method = *method_from_string(args->method);
         opt.scales = *scale_mode_from_string(args->scales);
         opt.refine_rounds = args->refine;
+        // The absmean rules fit one base at a time with their own scales: free scales, no
+        // refinement, unless tied scales were asked for (which the converter refuses).
+        if (opt.method != Method::Greedy) {
+            if (scales_opt->count() == 0) opt.scales = ScaleMode::Free;
+            opt.refine_rounds = 0;
+        }
         if (args->target_bpw > 0) opt.target_bpw = args->target_bpw;
+        opt.calibration = args->calibration;
+        opt.error_feedback = !args->no_error_feedback;
+        opt.damp = args->damp;
         opt.threads = args->threads;
         // The old flags are spellings of "ternary"; contradicting the new option is an error.
         auto choice = [](const std::string& value, bool old_flag, const char* flag,

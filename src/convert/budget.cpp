@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "bitttt/error.h"
+#include "util/thread_pool.h"
 
 namespace bitttt {
 
@@ -115,6 +116,44 @@ std::vector<int> allocate_bases(const std::vector<BudgetTensor>& tensors, double
         fill_greedily(tensors, budget, lagr);
     }
     return total_error(tensors, lagr) < total_error(tensors, greedy) ? lagr : greedy;
+}
+
+std::vector<double> estimate_errors(const Checkpoint& ckpt, const Checkpoint::Entry& e, std::int64_t rows,
+                                    std::int64_t cols, int max_bases, TernaryLayout layout, const FitOptions& fit,
+                                    std::int64_t sample, ThreadPool& pool) {
+    sample = std::min(rows, sample);
+    const auto nb = static_cast<std::size_t>(max_bases);
+    std::vector<double> row_err(static_cast<std::size_t>(sample) * nb, 0.0);
+    layout.rows = 1;
+    pool.parallel_for(sample, 1, [&](std::int64_t b, std::int64_t end) {
+        std::vector<float> w(static_cast<std::size_t>(cols)), back(static_cast<std::size_t>(cols));
+        std::vector<std::uint8_t> packed;
+        std::vector<double> sq(nb);
+        RowScratch scratch;
+        TernaryLayout l = layout;  // per thread: bases changes below
+        for (std::int64_t i = b; i < end; ++i) {
+            const std::int64_t r = i * rows / sample;
+            ckpt.read_rows_f32(e, r, r + 1, w.data());
+            for (int n = 1; n <= max_bases; ++n) {
+                l.bases = n;
+                packed.resize(l.row_bytes());
+                decompose_row(w.data(), l, fit, nullptr, packed.data(), sq.data(), scratch);
+                dequantize_row(l, packed.data(), 0, n, back.data());
+                double err = 0.0;
+                for (std::int64_t c = 0; c < cols; ++c) {
+                    const double d = static_cast<double>(w[static_cast<std::size_t>(c)]) - back[static_cast<std::size_t>(c)];
+                    err += (fit.col_weights ? fit.col_weights[c] : 1.0) * d * d;
+                }
+                row_err[static_cast<std::size_t>(i) * nb + static_cast<std::size_t>(n - 1)] = err;
+            }
+        }
+    });
+    std::vector<double> err(nb, 0.0);
+    for (std::int64_t i = 0; i < sample; ++i) {
+        for (std::size_t n = 0; n < nb; ++n) err[n] += row_err[static_cast<std::size_t>(i) * nb + n];
+    }
+    for (double& x : err) x *= static_cast<double>(rows) / static_cast<double>(std::max<std::int64_t>(sample, 1));
+    return err;
 }
 
 }  // namespace bitttt

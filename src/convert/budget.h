@@ -7,7 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "bitttt/decompose.h"
+#include "bitttt/safetensors.h"
+#include "bitttt/ternary.h"
+
 namespace bitttt {
+
+class ThreadPool;
 
 struct BudgetTensor {
     std::string name;
@@ -26,5 +32,13 @@ std::vector<int> allocate_bases(const std::vector<BudgetTensor>& tensors, double
 
 // Stored bits per weight of a choice: sum bytes * 8 / sum weights.
 double budget_bits_per_weight(const std::vector<BudgetTensor>& tensors, const std::vector<int>& bases);
+
+// Error of tensor `e` ([rows, cols]) with N = 1..max_bases bases of `layout` (whose
+// bases field is ignored), estimated from `sample` rows spread evenly over the tensor and
+// fitted with `fit` as the conversion fits them: sum over those rows and columns of
+// w_c (W - W^)^2 with w_c = fit.col_weights (1 without), scaled to all rows. [N - 1].
+std::vector<double> estimate_errors(const Checkpoint& ckpt, const Checkpoint::Entry& e, std::int64_t rows,
+                                    std::int64_t cols, int max_bases, TernaryLayout layout, const FitOptions& fit,
+                                    std::int64_t sample, ThreadPool& pool);
 
 }  // namespace bitttt

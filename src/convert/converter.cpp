@@ -15,6 +15,7 @@
 #include "bitttt/model_config.h"
 #include "bitttt/safetensors.h"
 #include "convert/budget.h"
+#include "convert/calibrated_fit.h"
 #include "util/progress.h"
 #include "util/sysinfo.h"
 #include "util/thread_pool.h"
@@ -33,6 +34,8 @@ constexpr std::size_t kSlabBytes = std::size_t{32} << 20;
 constexpr std::int64_t kChunkWeights = std::int64_t{1} << 16;
 // --target-bpw estimates each tensor's error per N from this many rows.
 constexpr std::int64_t kBudgetSampleRows = 64;
+// Rows quantised together with error feedback (fixed, so results do not depend on threads).
+constexpr std::int64_t kFeedbackRows = 64;
 
 // One tensor to write, and how.
 struct Plan {
@@ -113,8 +116,9 @@ std::vector<Plan> plan_weights_only(const Checkpoint& ckpt, std::vector<std::str
 // Converts one tensor, streaming it into the writer slab by slab.
 class TensorConverter {
 public:
-    TensorConverter(const Checkpoint& ckpt, ThreadPool& pool, Progress& progress, const ConvertOptions& opt)
-        : ckpt_(ckpt), pool_(pool), progress_(progress), opt_(opt) {}
+    TensorConverter(const Checkpoint& ckpt, ThreadPool& pool, Progress& progress, const ConvertOptions& opt,
+                    CalibrationSource* calibration)
+        : ckpt_(ckpt), pool_(pool), progress_(progress), opt_(opt), calibration_(calibration) {}
 
     void run(const Plan& plan, BttWriter& writer) {
         const Checkpoint::Entry& e = *plan.entry;
@@ -150,6 +154,15 @@ public:
         if (plan.encoding == Encoding::Ternary && opt_.method == Method::AbsmeanTensor) {
             tensor_scales = absmean_tensor_scales(e, t.layout);
         }
+        // Calibration: column weights for the fits, and error feedback over columns.
+        CalibratedFit cal;
+        if (plan.encoding == Encoding::Ternary && plan.linear && calibration_) {
+            cal = calibration_->for_tensor(t.name, cols);
+        }
+        fit_.method = opt_.method;
+        fit_.refine_rounds = opt_.method == Method::Greedy ? opt_.refine_rounds : 0;
+        fit_.col_weights = cal.col_weights.empty() ? nullptr : cal.col_weights.data();
+        feedback_ = cal.feedback.get();
 
         // Per-row statistics, reduced in row order at the end (thread-count independent).
         std::vector<double> row_sq_err(static_cast<std::size_t>(rows) * std::max(n_stats, 1), 0.0);
@@ -161,7 +174,10 @@ public:
         writer.begin_tensor(t);
         const std::int64_t slab_rows =
             std::max<std::int64_t>(1, static_cast<std::int64_t>(kSlabBytes / std::max<std::size_t>(row_bytes, 1)));
-        const std::int64_t grain = std::max<std::int64_t>(1, kChunkWeights / std::max<std::int64_t>(cols, 1));
+        // Error feedback quantises a chunk of rows with matrix products: larger chunks. Either
+        // way the chunks depend on the shape only, never on the thread count.
+        const std::int64_t grain =
+            feedback_ ? kFeedbackRows : std::max<std::int64_t>(1, kChunkWeights / std::max<std::int64_t>(cols, 1));
         std::vector<std::uint8_t> slab;
         for (std::int64_t r0 = 0; r0 < rows; r0 += slab_rows) {
             const std::int64_t r1 = std::min(rows, r0 + slab_rows);
@@ -227,16 +243,25 @@ private:
         const std::int64_t cols = cols_of(*e.info);
         const float* w = load_rows(e, b, end, cols);
         thread_local RowScratch scratch;
+        if (t.encoding == Encoding::Ternary && feedback_) {
+            // All rows of the chunk at once; `work` receives the error-updated values.
+            thread_local std::vector<float> work;
+            work.assign(w, w + (end - b) * cols);
+            for (std::int64_t r = b; r < end; ++r) {
+                double norm = 0.0;
+                for (std::int64_t c = 0; c < cols; ++c) norm += static_cast<double>(w[(r - b) * cols + c]) * w[(r - b) * cols + c];
+                row_sq_norm[r] = norm;
+            }
+            feedback_->quantize_rows(t.layout, fit_, work.data(), w, end - b, out, row_sq_err + b * t.layout.bases);
+            return;
+        }
         for (std::int64_t r = b; r < end; ++r, w += cols) {
             double norm = 0.0;
             for (std::int64_t c = 0; c < cols; ++c) norm += static_cast<double>(w[c]) * w[c];
             row_sq_norm[r] = norm;
             switch (t.encoding) {
                 case Encoding::Ternary: {
-                    FitOptions fit;
-                    fit.method = opt_.method;
-                    fit.refine_rounds = opt_.refine_rounds;
-                    decompose_row(w, t.layout, fit, tensor_scales, out, row_sq_err + r * t.layout.bases, scratch);
+                    decompose_row(w, t.layout, fit_, tensor_scales, out, row_sq_err + r * t.layout.bases, scratch);
                     out += t.layout.row_bytes();
                     break;
                 }
@@ -322,13 +347,17 @@ private:
     ThreadPool& pool_;
     Progress& progress_;
     const ConvertOptions& opt_;
+    CalibrationSource* calibration_;
+    FitOptions fit_;                          // the current tensor's
+    const ErrorFeedback* feedback_ = nullptr;  // the current tensor's, if any
     double sq_norm_ = 0.0;
     std::vector<double> sq_err_;
 };
 
-// --target-bpw: estimates each linear tensor's error with N = 1..opt.bases from a sample of
-// its rows (fitted exactly as the conversion will), then lets allocate_bases pick N.
-void choose_bases(const Checkpoint& ckpt, const ConvertOptions& opt, ThreadPool& pool, std::vector<Plan>& plans) {
+// --target-bpw: each linear tensor's error with N = 1..opt.bases, estimated on sampled rows
+// (calibration-weighted when there is a calibration file), then allocate_bases picks N.
+void choose_bases(const Checkpoint& ckpt, const ConvertOptions& opt, ThreadPool& pool, CalibrationSource* calibration,
+                  std::vector<Plan>& plans) {
     std::vector<BudgetTensor> budget;
     std::vector<Plan*> budgeted;
     for (auto& p : plans) {
@@ -338,37 +367,19 @@ void choose_bases(const Checkpoint& ckpt, const ConvertOptions& opt, ThreadPool&
         BudgetTensor bt;
         bt.name = info.name;
         bt.weights = rows * cols;
-        const std::int64_t sample = std::min<std::int64_t>(rows, kBudgetSampleRows);
-        std::vector<double> err(static_cast<std::size_t>(opt.bases), 0.0);
         for (int n = 1; n <= opt.bases; ++n) {
             const TernaryLayout layout{rows, cols, n, opt.block_size, opt.packing, opt.scales};
             bt.bytes.push_back(static_cast<double>(layout.total_bytes()));
         }
-        // One sampled row per chunk; rows evenly spread over the tensor.
-        std::vector<double> row_err(static_cast<std::size_t>(sample * opt.bases), 0.0);
-        pool.parallel_for(sample, 1, [&](std::int64_t b, std::int64_t end) {
-            std::vector<float> w(static_cast<std::size_t>(cols)), back(static_cast<std::size_t>(cols));
-            RowScratch scratch;
-            for (std::int64_t i = b; i < end; ++i) {
-                const std::int64_t r = i * rows / sample;
-                ckpt.read_rows_f32(*p.entry, r, r + 1, w.data());
-                for (int n = 1; n <= opt.bases; ++n) {
-                    const TernaryLayout layout{1, cols, n, opt.block_size, opt.packing, opt.scales};
-                    std::vector<std::uint8_t> packed(layout.row_bytes());
-                    std::vector<double> sq(static_cast<std::size_t>(n), 0.0);
-                    FitOptions fit;
-                    fit.method = opt.method;
-                    fit.refine_rounds = opt.refine_rounds;
-                    decompose_row(w.data(), layout, fit, nullptr, packed.data(), sq.data(), scratch);
-                    row_err[static_cast<std::size_t>(i * opt.bases + n - 1)] = sq[static_cast<std::size_t>(n - 1)];
-                }
-            }
-        });
-        for (std::int64_t i = 0; i < sample; ++i) {
-            for (int n = 0; n < opt.bases; ++n) err[static_cast<std::size_t>(n)] += row_err[static_cast<std::size_t>(i * opt.bases + n)];
-        }
-        for (double& e : err) e *= static_cast<double>(rows) / static_cast<double>(std::max<std::int64_t>(sample, 1));
-        bt.error = err;
+        CalibratedFit cal;
+        if (calibration) cal = calibration->for_tensor(info.name, cols);
+        FitOptions fit;
+        fit.method = opt.method;
+        fit.refine_rounds = opt.method == Method::Greedy ? opt.refine_rounds : 0;
+        fit.col_weights = cal.col_weights.empty() ? nullptr : cal.col_weights.data();
+        bt.error = estimate_errors(ckpt, *p.entry, rows, cols, opt.bases,
+                                   TernaryLayout{rows, cols, 1, opt.block_size, opt.packing, opt.scales}, fit,
+                                   kBudgetSampleRows, pool);
         budget.push_back(std::move(bt));
         budgeted.push_back(&p);
     }
@@ -434,10 +445,12 @@ ConvertReport convert(const ConvertOptions& opt) {
     if (opt.target_bpw && !(*opt.target_bpw > 0.0 && *opt.target_bpw < 64.0)) {
         throw UsageError("--target-bpw must be a number of bits per weight above 0");
     }
-    if (opt.method != Method::Greedy && (opt.scales == ScaleMode::Tied || opt.refine_rounds > 0)) {
+    // Refinement applies to the greedy fit only (the absmean rules ignore it); tied scales
+    // and calibration need the greedy fit.
+    if (opt.method != Method::Greedy && (opt.scales == ScaleMode::Tied || !opt.calibration.empty())) {
         throw UsageError(std::string("--method ") + method_name(opt.method) +
-                         " fits one base at a time; tied scales and refinement need --method greedy "
-                         "(or --scales free --refine 0)");
+                         " fits one base at a time with its own scales; tied scales and calibration need --method "
+                         "greedy (use --scales free with --method " + method_name(opt.method) + ")");
     }
 
     Checkpoint ckpt = Checkpoint::open(opt.input);
@@ -449,7 +462,7 @@ ConvertReport convert(const ConvertOptions& opt) {
     rep.packing = opt.packing;
     rep.method = opt.method;
     rep.scales = opt.scales;
-    rep.refine_rounds = opt.scales == ScaleMode::Free ? opt.refine_rounds : 0;
+    rep.refine_rounds = opt.scales == ScaleMode::Free && opt.method == Method::Greedy ? opt.refine_rounds : 0;
     rep.threads = opt.threads > 0 ? opt.threads : physical_cores();
     rep.input_size_bytes = ckpt.total_bytes();
 
@@ -513,15 +526,25 @@ ConvertReport convert(const ConvertOptions& opt) {
     }
 
     ThreadPool pool(rep.threads);
+    std::unique_ptr<CalibrationSource> calibration;
+    if (!opt.calibration.empty()) {
+        calibration = std::make_unique<CalibrationSource>(opt.calibration, opt.damp, opt.error_feedback);
+        rep.calibration = opt.calibration;
+        rep.error_feedback = opt.error_feedback;
+        header["conversion"]["calibration"] = {{"file", fs::path(opt.calibration).filename().string()},
+                                               {"tokens", calibration->tokens()},
+                                               {"error_feedback", opt.error_feedback},
+                                               {"damp", opt.damp}};
+    }
     if (opt.target_bpw) {
         rep.target_bpw = *opt.target_bpw;
-        choose_bases(ckpt, opt, pool, plans);
+        choose_bases(ckpt, opt, pool, calibration.get(), plans);
         header["conversion"]["target_bpw"] = *opt.target_bpw;
     }
 
     BttWriter writer(rep.output, header, plans.size());
     Progress progress(opt.progress, total_weights, "weights");
-    TensorConverter conv(ckpt, pool, progress, opt);
+    TensorConverter conv(ckpt, pool, progress, opt, calibration.get());
 
     double sq_norm_all = 0.0;
     std::vector<double> sq_err_all(static_cast<std::size_t>(opt.bases), 0.0);
@@ -601,6 +624,8 @@ json report_to_json(const ConvertReport& r) {
         {"bits_per_weight", r.bits_per_weight},
         {"linear_bits_per_weight", r.linear_bits_per_weight},
         {"target_bpw", r.target_bpw > 0 ? json(r.target_bpw) : json(nullptr)},
+        {"calibration", r.calibration.empty() ? json(nullptr) : json(r.calibration)},
+        {"error_feedback", r.error_feedback},
         {"file_bits_per_weight", r.file_bits_per_weight},
         {"relative_error_by_base", r.relative_error_by_base},
         {"seconds", r.seconds},
