@@ -319,7 +319,20 @@ TEST_CASE("error feedback lowers the calibration-weighted output error of a laye
         }
         return total;
     };
-    ErrorFeedback fb(h, cols, 0.01, "test layer");
+    std::vector<float> diag(static_cast<std::size_t>(cols));
+    for (int i = 0; i < cols; ++i) diag[static_cast<std::size_t>(i)] = static_cast<float>(h[static_cast<std::size_t>(i * cols + i)]);
+    auto read = [&](std::int64_t c0, std::int64_t c1, std::vector<float>& out) {
+        const auto m = static_cast<std::size_t>(c1 - c0);
+        out.resize(m * m);
+        for (std::int64_t i = c0; i < c1; ++i) {
+            for (std::int64_t j = c0; j < c1; ++j) {
+                out[static_cast<std::size_t>(i - c0) * m + static_cast<std::size_t>(j - c0)] =
+                    static_cast<float>(h[static_cast<std::size_t>(i * cols + j)]);
+            }
+        }
+    };
+    ErrorFeedback fb(cols, 0, diag.data(), 0.01, read, "test layer");
+    ErrorFeedback fb_grouped(cols, 64, diag.data(), 0.01, read, "test layer");
     for (auto scales : {ScaleMode::Free, ScaleMode::Tied}) {
         for (int bases = 1; bases <= 3; ++bases) {
             TernaryLayout l{rows, cols, bases, 64, Packing::TwoBit, scales};
@@ -335,10 +348,19 @@ TEST_CASE("error feedback lowers the calibration-weighted output error of a laye
             }
             std::vector<float> work = w;
             fb.quantize_rows(l, fit, work.data(), w.data(), rows, fed.data(), err2.data());
-            const double e_plain = output_error(l, plain), e_fed = output_error(l, fed);
+            std::vector<std::uint8_t> grouped(l.total_bytes());
+            std::vector<double> err3 = err;
+            work = w;
+            fb_grouped.quantize_rows(l, fit, work.data(), w.data(), rows, grouped.data(), err3.data());
+            const double e_plain = output_error(l, plain), e_fed = output_error(l, fed),
+                         e_grouped = output_error(l, grouped);
             INFO((scales == ScaleMode::Tied ? "tied" : "free") << " N = " << bases << ": output error plain "
-                                                                 << e_plain << ", with feedback " << e_fed);
+                                                                 << e_plain << ", with feedback " << e_fed
+                                                                 << ", within groups of 64 columns " << e_grouped);
             CHECK(e_fed < 0.9 * e_plain);
+            // Feedback within groups helps less than over whole rows, but still helps.
+            CHECK(e_grouped < e_plain);
+            CHECK(e_fed <= e_grouped * 1.05);
             // The reported statistics are those of the stored rows.
             for (int r = 0; r < 3; ++r) {
                 std::vector<float> back(static_cast<std::size_t>(cols));

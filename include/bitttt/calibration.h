@@ -64,6 +64,11 @@ public:
     // The full symmetric X^T X / tokens [cols, cols], row-major, unpacked into `out`;
     // false if absent. FormatError on a length mismatch or a non-finite value.
     bool xtx(const std::string& weight_name, std::int64_t cols, std::vector<double>& out) const;
+    // The diagonal block [c0, c1) x [c0, c1) of X^T X / tokens, row-major float, into `out`
+    // (what error feedback within column groups needs, without the whole matrix in memory);
+    // false if absent.
+    bool xtx_block(const std::string& weight_name, std::int64_t cols, std::int64_t c0, std::int64_t c1,
+                   std::vector<float>& out) const;
 
 private:
     struct Stats {

@@ -14,6 +14,10 @@
 
 namespace bitttt {
 
+// Default column group of error feedback (ConvertOptions::feedback_group): what keeps an
+// 8B conversion with feedback within minutes on 2 cores (docs/BENCHMARKS.md).
+inline constexpr std::int64_t kDefaultFeedbackGroup = 1024;
+
 struct ConvertOptions {
     std::string input;   // HF folder, model.safetensors, index.json, or a bare .safetensors
     std::string output;  // "" -> default_output_path(input, bases)
@@ -34,6 +38,10 @@ struct ConvertOptions {
     std::string calibration;
     bool error_feedback = true;
     double damp = 0.01;
+    // Error feedback works within groups of this many consecutive input columns (X^T X
+    // taken as block-diagonal), so its cost grows with cols * group, not cols^2; 0 = whole
+    // rows (exact GPTQ). Rounded up to a multiple of block_size.
+    std::int64_t feedback_group = kDefaultFeedbackGroup;
     int threads = 0;                  // 0 -> physical cores
     // How the token embedding table and the output layer (lm_head) are stored: F16, Int8
     // or Ternary (with the settings above); unset = the defaults below. See

@@ -24,6 +24,7 @@ struct ConvertArgs {
     std::string calibration;
     bool no_error_feedback = false;
     double damp = 0.01;
+    std::int64_t feedback_group = kDefaultFeedbackGroup;
     int threads = 0;
     std::string embeddings;  // "" = default
     std::string lm_head;
@@ -93,6 +94,12 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
     cmd->add_option("--damp", args->damp,
                     "Dampening added to the diagonal of X^T X, relative to its mean (default 0.01)")
         ->check(CLI::Range(0.0, 10.0));
+    cmd->add_option("--feedback-group", args->feedback_group,
+                    "With error feedback: push each column's error only onto the later columns of its group of "
+                    "this many (rounded up to a multiple of --block-size; X^T X taken as block-diagonal), which bounds the work "
+                    "and memory by cols x group instead of cols^2. 0 = whole rows (exact GPTQ, far slower on "
+                    "wide layers). Default " + std::to_string(kDefaultFeedbackGroup))
+        ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 20));
     cmd->add_option("-t,--threads", args->threads, "Worker threads (default: physical cores)")
         ->check(CLI::Range(1, 1024));
     cmd->add_option("--lm-head", args->lm_head,
@@ -128,6 +135,7 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
         opt.calibration = args->calibration;
         opt.error_feedback = !args->no_error_feedback;
         opt.damp = args->damp;
+        opt.feedback_group = args->feedback_group;
         opt.threads = args->threads;
         // The old flags are spellings of "ternary"; contradicting the new option is an error.
         auto choice = [](const std::string& value, bool old_flag, const char* flag,

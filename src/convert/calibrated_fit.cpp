@@ -11,8 +11,8 @@ namespace {
 constexpr std::size_t kFeedbackCache = 4;
 }  // namespace
 
-CalibrationSource::CalibrationSource(const std::string& path, double damp, bool feedback)
-    : file_(path), damp_(damp), feedback_(feedback) {
+CalibrationSource::CalibrationSource(const std::string& path, double damp, bool feedback, std::int64_t group)
+    : file_(path), damp_(damp), feedback_(feedback), group_(group) {
     if (feedback_ && !file_.has_full()) {
         throw UsageError(path + " holds only the diagonal statistics (calibrate --stats diag); error feedback needs "
                                 "X^T X: recalibrate with --stats full, or convert with --no-error-feedback");
@@ -39,12 +39,13 @@ CalibratedFit CalibrationSource::for_tensor(const std::string& name, std::int64_
             return out;
         }
     }
-    std::vector<double> h;
-    if (!file_.xtx(name, cols, h)) {
+    std::vector<float> probe;
+    if (!file_.xtx_block(name, cols, 0, 1, probe)) {
         throw UsageError(file_.path() + " has no X^T X for tensor '" + name + "' (input " + *key +
                          "); recalibrate with --stats full, or convert with --no-error-feedback");
     }
-    out.feedback = std::make_shared<ErrorFeedback>(h, cols, damp_, file_.path() + ": input " + *key);
+    auto read = [&](std::int64_t c0, std::int64_t c1, std::vector<float>& h) { file_.xtx_block(name, cols, c0, c1, h); };
+    out.feedback = std::make_shared<ErrorFeedback>(cols, group_, ms, damp_, read, file_.path() + ": input " + *key);
     cache_.emplace_back(*key, out.feedback);
     if (cache_.size() > kFeedbackCache) cache_.erase(cache_.begin());
     return out;

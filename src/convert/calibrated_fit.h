@@ -19,8 +19,9 @@ struct CalibratedFit {
 
 class CalibrationSource {
 public:
-    // Opens and validates `path`. With `feedback`, the file must hold full statistics.
-    CalibrationSource(const std::string& path, double damp, bool feedback);
+    // Opens and validates `path`. With `feedback`, the file must hold full statistics;
+    // `group` is the error feedback's column group (ErrorFeedback).
+    CalibrationSource(const std::string& path, double damp, bool feedback, std::int64_t group);
 
     // The statistics of the input weight `name` (cols columns) reads. Throws UsageError
     // naming the file and tensor when the file has none for it (made for another model),
@@ -35,6 +36,7 @@ private:
     CalibrationFile file_;
     double damp_;
     bool feedback_;
+    std::int64_t group_;
     // The last few inputs' error feedback (a layer's tensors come in any order).
     std::vector<std::pair<std::string, std::shared_ptr<const ErrorFeedback>>> cache_;
 };

@@ -442,6 +442,7 @@ ConvertReport convert(const ConvertOptions& opt) {
     TernaryLayout probe{1, opt.block_size, opt.bases, opt.block_size, opt.packing, opt.scales};
     probe.validate();
     if (opt.refine_rounds < 0) throw UsageError("--refine must be >= 0");
+    if (opt.feedback_group < 0) throw UsageError("--feedback-group must be >= 0");
     if (opt.target_bpw && !(*opt.target_bpw > 0.0 && *opt.target_bpw < 64.0)) {
         throw UsageError("--target-bpw must be a number of bits per weight above 0");
     }
@@ -528,12 +529,16 @@ ConvertReport convert(const ConvertOptions& opt) {
     ThreadPool pool(rep.threads);
     std::unique_ptr<CalibrationSource> calibration;
     if (!opt.calibration.empty()) {
-        calibration = std::make_unique<CalibrationSource>(opt.calibration, opt.damp, opt.error_feedback);
+        // Groups hold whole blocks: rounded up to a multiple of the block size.
+        const std::int64_t group = (opt.feedback_group + opt.block_size - 1) / opt.block_size * opt.block_size;
+        calibration = std::make_unique<CalibrationSource>(opt.calibration, opt.damp, opt.error_feedback, group);
         rep.calibration = opt.calibration;
         rep.error_feedback = opt.error_feedback;
         header["conversion"]["calibration"] = {{"file", fs::path(opt.calibration).filename().string()},
                                                {"tokens", calibration->tokens()},
                                                {"error_feedback", opt.error_feedback},
+                                               {"feedback_group", (opt.feedback_group + opt.block_size - 1) /
+                                                                      opt.block_size * opt.block_size},
                                                {"damp", opt.damp}};
     }
     if (opt.target_bpw) {

@@ -181,4 +181,30 @@ bool CalibrationFile::xtx(const std::string& weight_name, std::int64_t cols, std
     return true;
 }
 
+bool CalibrationFile::xtx_block(const std::string& weight_name, std::int64_t cols, std::int64_t c0, std::int64_t c1,
+                                std::vector<float>& out) const {
+    const Stats* st = find(weight_name, cols, "xtx");
+    if (!st || !st->xtx) return false;
+    if (c0 < 0 || c1 > cols || c0 >= c1) {
+        throw UsageError("xtx block [" + std::to_string(c0) + ", " + std::to_string(c1) + ") is out of range for " +
+                         std::to_string(cols) + " columns");
+    }
+    const float* p = reinterpret_cast<const float*>(file_->data(*st->xtx));
+    const auto m = static_cast<std::size_t>(c1 - c0);
+    out.resize(m * m);
+    for (std::int64_t i = c0; i < c1; ++i) {
+        const float* row = p + packed_upper_index(cols, i, i);  // (i, i), (i, i + 1), ...
+        for (std::int64_t j = i; j < c1; ++j) {
+            const float v = row[j - i];
+            if (!std::isfinite(v)) {
+                throw FormatError(path() + ": tensor '" + st->xtx->name + "': non-finite value at (" +
+                                  std::to_string(i) + ", " + std::to_string(j) + ")");
+            }
+            out[static_cast<std::size_t>(i - c0) * m + static_cast<std::size_t>(j - c0)] = v;
+            out[static_cast<std::size_t>(j - c0) * m + static_cast<std::size_t>(i - c0)] = v;
+        }
+    }
+    return true;
+}
+
 }  // namespace bitttt
