@@ -555,6 +555,18 @@ TEST_CASE("calibrate: the command line writes a file and reports it in JSON; cle
     CHECK(j["peak_rss_bytes"].get<double>() > 0);
     CHECK(j["size_bytes"] == std::filesystem::file_size(out));
     CHECK(CalibrationFile(out).tokens() == 64);
+    const CliResult ins = bitttt_cli("inspect '" + out + "' --json --verify", dir);
+    REQUIRE(ins.code == 0);
+    const json k = json::parse(ins.out);
+    CHECK(k["tokens"] == 64);
+    CHECK(k["full"] == true);
+    CHECK(k["verified"] == true);
+    CHECK(k["keys"].size() == 20);
+    CHECK(k["keys"][3]["key"] == "model.layers.0.mlp.down_proj");
+    CHECK(k["keys"][3]["n"] == 172);
+    const CliResult text = bitttt_cli("inspect '" + out + "'", dir);
+    CHECK(text.code == 0);
+    CHECK(text.out.find("calibration file") != std::string::npos);
 
     std::ofstream(dir.file("short.txt")) << "Once upon a time there was a cat.";
     const std::string out2 = dir.file("s.safetensors");
