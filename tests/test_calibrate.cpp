@@ -552,6 +552,7 @@ TEST_CASE("calibrate: the command line writes a file and reports it in JSON; cle
     CHECK(j["stats"] == "full");
     CHECK(j["keys"].size() == 20);
     CHECK(j["seconds"].get<double>() >= 0);
+    CHECK(j["layer_seconds"].size() == 5);
     CHECK(j["peak_rss_bytes"].get<double>() > 0);
     CHECK(j["size_bytes"] == std::filesystem::file_size(out));
     CHECK(CalibrationFile(out).tokens() == 64);

@@ -333,7 +333,12 @@ CalibrateReport calibrate(const std::string& model_path, const std::vector<std::
     SafetensorsStreamWriter writer(output, std::move(specs), metadata);
     ThreadPool pool(o.threads > 0 ? o.threads : physical_cores());
     calib::LayerRunner runner(ckpt, cfg, tokens, o.ctx, pool);
+    auto since = [](std::chrono::steady_clock::time_point t) {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+    };
+    r.setup_seconds = since(start);
     for (std::int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
+        const auto layer_start = std::chrono::steady_clock::now();
         std::vector<calib::InputStats> stats;
         stats.reserve(4);
         for (int k = 0; k < 4; ++k) stats.emplace_back(widths[k], o.full);
@@ -347,11 +352,12 @@ CalibrateReport calibrate(const std::string& model_path, const std::vector<std::
                 writer.append(keys[idx(k)] + ".xtx", v, n * sizeof(float));
             });
         }
+        r.layer_seconds.push_back(since(layer_start));
         if (o.on_layer) o.on_layer(static_cast<int>(l + 1), r.layers);
     }
     writer.finish();
     r.size_bytes = writer.file_size();
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    r.seconds = since(start);
     r.peak_rss_bytes = peak_rss_bytes();
     return r;
 }
