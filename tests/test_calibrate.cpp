@@ -579,4 +579,9 @@ TEST_CASE("calibrate: the command line writes a file and reports it in JSON; cle
     CHECK(s.err.find("--chunks 64") != std::string::npos);
     CHECK(std::count(s.err.begin(), s.err.end(), '\n') == 1);
     CHECK_FALSE(std::filesystem::exists(out2));
+    const CliResult longctx = bitttt_cli("calibrate '" + stories_dir() + "' --file '" + calib_text() +
+                                             "' --ctx 1024 -o '" + out2 + "'",
+                                         dir);
+    CHECK(longctx.code == 2);
+    CHECK(longctx.err.find("max_position_embeddings (512)") != std::string::npos);
 }

@@ -66,6 +66,9 @@ Runner add_calibrate_command(CLI::App& root, const GlobalOptions& global) {
                 throw UsageError(a->model + ": no tokenizer.json next to the weights; calibration tokenizes the text "
                                             "with the model's tokenizer");
             const LlamaConfig cfg = LlamaConfig::load(*ckpt.config_path());
+            if (a->ctx > cfg.max_position_embeddings)
+                throw UsageError("--ctx " + std::to_string(a->ctx) + " is more than the model's max_position_embeddings (" +
+                                 std::to_string(cfg.max_position_embeddings) + ")");
             const Tokenizer tok = Tokenizer::load(*ckpt.tokenizer_path());
             if (tok.adds_bos() && tok.bos_id()) {
                 bos = *tok.bos_id();

@@ -347,6 +347,11 @@ CalibrateReport calibrate(const std::string& model_path, const std::vector<std::
         for (int k = 0; k < 4; ++k) {
             const calib::InputStats& s = stats[idx(k)];
             const std::vector<float> m = s.mean_sq();
+            for (const float v : m) {
+                if (!std::isfinite(v))
+                    throw FormatError(model_path + ": the input of " + keys[idx(k)] +
+                                      " is not finite (the model's activations overflow float32 on this text)");
+            }
             writer.append(keys[idx(k)] + ".mean_sq", m.data(), m.size() * sizeof(float));
             s.packed_xtx([&](const float* v, std::size_t n) {
                 writer.append(keys[idx(k)] + ".xtx", v, n * sizeof(float));
