@@ -217,6 +217,38 @@ TEST_CASE("calibrate: statistics equal naive double sums, for any thread count",
     }
 }
 
+TEST_CASE("calibrate: 16k tokens with a large common offset keep float-exact averages", "[calibrate]") {
+    // x = 3 + small noise: X^T X / tokens is ~9 everywhere. A float running sum over these
+    // 16384 tokens is off by about 3e-6 relative, more than the 1e-6 allowed here; the
+    // double accumulator leaves only the final rounding to float (~6e-8).
+    const std::int64_t n = 9, rows = 256, blocks = 64;
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<float> noise(-0.01f, 0.01f);
+    std::vector<long double> exact(static_cast<std::size_t>(n * n), 0.0L);
+    ThreadPool pool(2);
+    calib::InputStats s(n, true);
+    std::vector<float> x(static_cast<std::size_t>(rows * n));
+    for (std::int64_t b = 0; b < blocks; ++b) {
+        for (auto& v : x) v = 3.0f + noise(rng);
+        for (std::int64_t r = 0; r < rows; ++r)
+            for (std::int64_t i = 0; i < n; ++i)
+                for (std::int64_t j = 0; j < n; ++j)
+                    exact[static_cast<std::size_t>(i * n + j)] += static_cast<long double>(x[static_cast<std::size_t>(r * n + i)]) * x[static_cast<std::size_t>(r * n + j)];
+        s.add(x.data(), rows, pool);
+    }
+    std::vector<float> packed;
+    s.packed_xtx([&](const float* v, std::size_t k) { packed.insert(packed.end(), v, v + k); });
+    double worst = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+        for (std::int64_t j = i; j < n; ++j) {
+            const long double want = exact[static_cast<std::size_t>(i * n + j)] / (rows * blocks);
+            worst = std::max(worst, static_cast<double>(std::abs(packed[static_cast<std::size_t>(packed_upper_index(n, i, j))] - want) / want));
+        }
+    }
+    INFO("worst relative error " << worst);
+    CHECK(worst < 1e-6);
+}
+
 TEST_CASE("calibrate: the generic and AVX2 builds of the GEMMs agree with naive sums", "[calibrate][avx2]") {
     std::mt19937 rng(9);
     std::normal_distribution<float> d(0.0f, 1.0f);
