@@ -217,6 +217,38 @@ TEST_CASE("calibrate: statistics equal naive double sums, for any thread count",
     }
 }
 
+TEST_CASE("calibrate: 16k tokens with a large common offset keep float-exact averages", "[calibrate]") {
+    // x = 3 + small noise: X^T X / tokens is ~9 everywhere. A float running sum over these
+    // 16384 tokens is off by about 3e-6 relative, more than the 1e-6 allowed here; the
+    // double accumulator leaves only the final rounding to float (~6e-8).
+    const std::int64_t n = 9, rows = 256, blocks = 64;
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<float> noise(-0.01f, 0.01f);
+    std::vector<long double> exact(static_cast<std::size_t>(n * n), 0.0L);
+    ThreadPool pool(2);
+    calib::InputStats s(n, true);
+    std::vector<float> x(static_cast<std::size_t>(rows * n));
+    for (std::int64_t b = 0; b < blocks; ++b) {
+        for (auto& v : x) v = 3.0f + noise(rng);
+        for (std::int64_t r = 0; r < rows; ++r)
+            for (std::int64_t i = 0; i < n; ++i)
+                for (std::int64_t j = 0; j < n; ++j)
+                    exact[static_cast<std::size_t>(i * n + j)] += static_cast<long double>(x[static_cast<std::size_t>(r * n + i)]) * x[static_cast<std::size_t>(r * n + j)];
+        s.add(x.data(), rows, pool);
+    }
+    std::vector<float> packed;
+    s.packed_xtx([&](const float* v, std::size_t k) { packed.insert(packed.end(), v, v + k); });
+    double worst = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+        for (std::int64_t j = i; j < n; ++j) {
+            const long double want = exact[static_cast<std::size_t>(i * n + j)] / (rows * blocks);
+            worst = std::max(worst, static_cast<double>(std::abs(packed[static_cast<std::size_t>(packed_upper_index(n, i, j))] - want) / want));
+        }
+    }
+    INFO("worst relative error " << worst);
+    CHECK(worst < 1e-6);
+}
+
 TEST_CASE("calibrate: the generic and AVX2 builds of the GEMMs agree with naive sums", "[calibrate][avx2]") {
     std::mt19937 rng(9);
     std::normal_distribution<float> d(0.0f, 1.0f);
@@ -552,9 +584,22 @@ TEST_CASE("calibrate: the command line writes a file and reports it in JSON; cle
     CHECK(j["stats"] == "full");
     CHECK(j["keys"].size() == 20);
     CHECK(j["seconds"].get<double>() >= 0);
+    CHECK(j["layer_seconds"].size() == 5);
     CHECK(j["peak_rss_bytes"].get<double>() > 0);
     CHECK(j["size_bytes"] == std::filesystem::file_size(out));
     CHECK(CalibrationFile(out).tokens() == 64);
+    const CliResult ins = bitttt_cli("inspect '" + out + "' --json --verify", dir);
+    REQUIRE(ins.code == 0);
+    const json k = json::parse(ins.out);
+    CHECK(k["tokens"] == 64);
+    CHECK(k["full"] == true);
+    CHECK(k["verified"] == true);
+    CHECK(k["keys"].size() == 20);
+    CHECK(k["keys"][3]["key"] == "model.layers.0.mlp.down_proj");
+    CHECK(k["keys"][3]["n"] == 172);
+    const CliResult text = bitttt_cli("inspect '" + out + "'", dir);
+    CHECK(text.code == 0);
+    CHECK(text.out.find("calibration file") != std::string::npos);
 
     std::ofstream(dir.file("short.txt")) << "Once upon a time there was a cat.";
     const std::string out2 = dir.file("s.safetensors");
@@ -566,4 +611,9 @@ TEST_CASE("calibrate: the command line writes a file and reports it in JSON; cle
     CHECK(s.err.find("--chunks 64") != std::string::npos);
     CHECK(std::count(s.err.begin(), s.err.end(), '\n') == 1);
     CHECK_FALSE(std::filesystem::exists(out2));
+    const CliResult longctx = bitttt_cli("calibrate '" + stories_dir() + "' --file '" + calib_text() +
+                                             "' --ctx 1024 -o '" + out2 + "'",
+                                         dir);
+    CHECK(longctx.code == 2);
+    CHECK(longctx.err.find("max_position_embeddings (512)") != std::string::npos);
 }

@@ -7,7 +7,7 @@ packages=(
   cmake g++ make pkg-config
   libcli11-dev        # command line
   nlohmann-json3-dev  # JSON headers (safetensors, config.json, .btt header)
-  libeigen3-dev       # linear algebra (engine reference paths)
+  libeigen3-dev       # linear algebra (the GEMMs of bitttt calibrate; converter side only)
   libspdlog-dev       # logging
   catch2              # tests (Catch2 v2)
   libxxhash-dev       # XXH64 checksums in .btt files

@@ -31,6 +31,8 @@ struct CalibrateReport {
     std::vector<std::string> keys;
     std::uint64_t size_bytes = 0;
     double seconds = 0;
+    double setup_seconds = 0;           // opening, validation, embedding rows (before layer 0)
+    std::vector<double> layer_seconds;  // each layer: F32 weights, forward, statistics, writing
     std::uint64_t peak_rss_bytes = 0;
 };
 

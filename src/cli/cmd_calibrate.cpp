@@ -1,4 +1,5 @@
 // bitttt calibrate MODEL --file TEXT -o FILE [--ctx C] [--chunks K] [--stats full|diag] [--threads T] [--json]
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -54,6 +55,7 @@ Runner add_calibrate_command(CLI::App& root, const GlobalOptions& global) {
     cmd->add_flag("--json", a->json, "Print one JSON summary on stdout");
 
     return [a, &global]() {
+        const auto t0 = std::chrono::steady_clock::now();
         std::int32_t bos = -1;
         std::vector<std::int32_t> text_tokens;
         {
@@ -64,6 +66,9 @@ Runner add_calibrate_command(CLI::App& root, const GlobalOptions& global) {
                 throw UsageError(a->model + ": no tokenizer.json next to the weights; calibration tokenizes the text "
                                             "with the model's tokenizer");
             const LlamaConfig cfg = LlamaConfig::load(*ckpt.config_path());
+            if (a->ctx > cfg.max_position_embeddings)
+                throw UsageError("--ctx " + std::to_string(a->ctx) + " is more than the model's max_position_embeddings (" +
+                                 std::to_string(cfg.max_position_embeddings) + ")");
             const Tokenizer tok = Tokenizer::load(*ckpt.tokenizer_path());
             if (tok.adds_bos() && tok.bos_id()) {
                 bos = *tok.bos_id();
@@ -73,6 +78,7 @@ Runner add_calibrate_command(CLI::App& root, const GlobalOptions& global) {
             text_tokens = tok.encode(read_file(a->file), true, false);
         }
         const std::vector<std::int32_t> tokens = calibration_tokens(text_tokens, a->ctx, a->chunks, bos);
+        const double tokenize_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
         CalibrateOptions o;
         o.ctx = a->ctx;
@@ -99,6 +105,8 @@ Runner add_calibrate_command(CLI::App& root, const GlobalOptions& global) {
                                       {"ctx", r.ctx},           {"stats", r.full ? "full" : "diag"},
                                       {"layers", r.layers},     {"keys", r.keys},
                                       {"size_bytes", r.size_bytes}, {"seconds", r.seconds},
+                                      {"setup_seconds", r.setup_seconds},
+                                      {"tokenize_seconds", tokenize_seconds}, {"layer_seconds", r.layer_seconds},
                                       {"peak_rss_bytes", r.peak_rss_bytes}};
             std::printf("%s\n", j.dump(2).c_str());
         } else {

@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <filesystem>
 
 #include "bitttt/calibration.h"
 #include "bitttt/error.h"
@@ -333,7 +332,12 @@ CalibrateReport calibrate(const std::string& model_path, const std::vector<std::
     SafetensorsStreamWriter writer(output, std::move(specs), metadata);
     ThreadPool pool(o.threads > 0 ? o.threads : physical_cores());
     calib::LayerRunner runner(ckpt, cfg, tokens, o.ctx, pool);
+    auto since = [](std::chrono::steady_clock::time_point t) {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+    };
+    r.setup_seconds = since(start);
     for (std::int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
+        const auto layer_start = std::chrono::steady_clock::now();
         std::vector<calib::InputStats> stats;
         stats.reserve(4);
         for (int k = 0; k < 4; ++k) stats.emplace_back(widths[k], o.full);
@@ -342,16 +346,22 @@ CalibrateReport calibrate(const std::string& model_path, const std::vector<std::
         for (int k = 0; k < 4; ++k) {
             const calib::InputStats& s = stats[idx(k)];
             const std::vector<float> m = s.mean_sq();
+            for (const float v : m) {
+                if (!std::isfinite(v))
+                    throw FormatError(model_path + ": the input of " + keys[idx(k)] +
+                                      " is not finite (the model's activations overflow float32 on this text)");
+            }
             writer.append(keys[idx(k)] + ".mean_sq", m.data(), m.size() * sizeof(float));
             s.packed_xtx([&](const float* v, std::size_t n) {
                 writer.append(keys[idx(k)] + ".xtx", v, n * sizeof(float));
             });
         }
+        r.layer_seconds.push_back(since(layer_start));
         if (o.on_layer) o.on_layer(static_cast<int>(l + 1), r.layers);
     }
     writer.finish();
     r.size_bytes = writer.file_size();
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    r.seconds = since(start);
     r.peak_rss_bytes = peak_rss_bytes();
     return r;
 }
