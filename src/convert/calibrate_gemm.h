@@ -1,4 +1,4 @@
-// The dense arithmetic of `bitttt calibrate` (Eigen GEMMs), compiled twice: for baseline
+// The dense arithmetic of `bitttt calibrate` and of error feedback (Eigen GEMMs), compiled twice: for baseline
 // x86-64 and with AVX2 + FMA (calibrate_gemm_avx2.cpp), chosen at run time like the
 // engine's kernels (kernels::active_isa(), BITTTT_ISA=generic|avx2). Each build puts
 // Eigen in a namespace of its own (calibrate_gemm.inc), so the two sets of Eigen's
@@ -22,6 +22,10 @@ struct GemmOps {
     // ldkv. scores: room for C * C floats.
     void (*attention)(const float* q, std::int64_t ldq, const float* k, const float* v, std::int64_t ldkv,
                       std::int64_t C, std::int64_t hd, float scale, float* out, std::int64_t ldo, float* scores);
+    // y[rows, n] (row stride ldy) -= a[rows, k] (row stride lda) * b[k, n] (row stride ldb):
+    // error feedback's update of the columns not yet quantised (error_feedback.cpp).
+    void (*sub_matmul)(float* y, std::int64_t ldy, const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
+                       std::int64_t rows, std::int64_t k, std::int64_t n);
 };
 
 namespace generic {

@@ -9,6 +9,7 @@
 
 #include "bitttt/error.h"
 #include "convert/block_fit.h"
+#include "convert/calibrate_gemm.h"
 
 namespace bitttt {
 
@@ -72,7 +73,6 @@ void ErrorFeedback::quantize_rows(const TernaryLayout& layout, const FitOptions&
         throw UsageError("error feedback groups of " + std::to_string(group_) + " columns do not hold whole blocks of " +
                          std::to_string(bs));
     }
-    Eigen::Map<RowMatF> wm(w, rows, n);
 
     thread_local fit::BlockScratch scratch;
     std::vector<fit::Grid> grids(static_cast<std::size_t>(rows));
@@ -82,7 +82,6 @@ void ErrorFeedback::quantize_rows(const TernaryLayout& layout, const FitOptions&
     RowMatF err(rows, bs);
 
     for (const Group& g : groups_) {
-        Eigen::Map<const RowMatF> um(g.u.data(), g.n, g.n);
         for (std::int64_t j0 = 0; j0 < g.n; j0 += bs) {  // j: column within the group
             const std::int64_t c0 = g.c0 + j0;              // c: column within the row
             const int nv = static_cast<int>(std::min<std::int64_t>(bs, n - c0));
@@ -117,7 +116,9 @@ void ErrorFeedback::quantize_rows(const TernaryLayout& layout, const FitOptions&
             // ... and onto the group's later columns at once.
             const std::int64_t rest = g.n - (j0 + nv);
             if (rest > 0) {
-                wm.middleCols(c0 + nv, rest).noalias() -= err.leftCols(nv) * um.block(j0, j0 + nv, nv, rest);
+                // AVX2 + FMA when the CPU has it (calibrate_gemm.h), like calibration's GEMMs.
+                calib::gemm_ops().sub_matmul(w + c0 + nv, n, err.data(), bs, g.u.data() + j0 * g.n + j0 + nv, g.n,
+                                             rows, nv, rest);
             }
             // Pack, and the statistics against the original weights.
             for (std::int64_t r = 0; r < rows; ++r) {
