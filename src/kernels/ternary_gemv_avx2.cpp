@@ -4,6 +4,8 @@
 // Bit-identical to ternary_gemv_ref: every (row, block, base) integer sum is exact, and the
 // float part does, per row, acc += f16(scale) * float(dot) for b = 0.., k = 0.. in order, then
 // y = acc * x_scale, with separate multiplies and adds (no FMA; built with -ffp-contract=off).
+// Tied scales: per block the K int32 sums are combined as level = 3 * level + dot (exact),
+// then acc += (f16(s) * tied_multiplier(K)) * float(level), as in the reference.
 //
 // Integer part. Trit position p = j + G*d lives in digit d of group byte j, so digit d of
 // the group's bytes [16c, 16c+16) lines up with activation positions G*d + 16c + [0, 16).
@@ -62,8 +64,10 @@ thread_local Scratch t_scratch;
 
 struct Ctx {
     std::int64_t nblocks;
-    int n_bases;   // N (scales per block)
+    int n_scales;  // binary16 scales per block: N (free) or 1 (tied)
     int k_bases;   // K <= N used
+    bool tied;     // tied scales: one per block, bases combined in int32 first
+    float tied_mult;  // tied_multiplier(K)
     int g;         // group bytes
     int chunks;    // ceil(G / 16)
     int digits;    // 4 (2bit) or 5 (dense)
@@ -173,13 +177,14 @@ inline __m128i load_scales(const std::uint8_t* const* lo, const std::uint8_t* co
 template <Packing P, int NP, int CT>
 void tile(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi, float x_scale, float* out) {
     const int C = CT ? CT : cx.chunks;
-    const std::size_t scales_bytes = 2 * static_cast<std::size_t>(cx.n_bases);
+    const std::size_t scales_bytes = 2 * static_cast<std::size_t>(cx.n_scales);
     __m256 acc = _mm256_setzero_ps();
     for (std::int64_t b = 0; b < cx.nblocks; ++b) {
         const std::size_t boff = static_cast<std::size_t>(b) * cx.block_bytes;
         const Slice* qb = cx.q + b * cx.digits * C;
         const __m256i sumq = _mm256_set1_epi32(cx.sums[b]);
         prefetch_block<NP>(lo, hi, boff, cx.block_bytes);
+        __m256i level = _mm256_setzero_si256();  // tied: sum_k 3^(K-1-k) * dot_k (Horner)
         for (int k = 0; k < cx.k_bases; ++k) {
             const std::size_t goff = boff + scales_bytes + static_cast<std::size_t>(k) * static_cast<std::size_t>(cx.g);
             __m256i a32[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
@@ -203,8 +208,17 @@ void tile(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* cons
             // (2bit) or sum(t * q) (dense).
             const __m256i h = reduce_pairs(a32);
             const __m256i dot = P == Packing::TwoBit ? _mm256_sub_epi32(h, sumq) : h;
+            if (cx.tied) {
+                level = _mm256_add_epi32(_mm256_add_epi32(level, _mm256_add_epi32(level, level)), dot);
+                continue;
+            }
             const __m256 scale = _mm256_cvtph_ps(load_scales<NP>(lo, hi, boff + 2 * static_cast<std::size_t>(k)));
             acc = _mm256_add_ps(acc, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(dot)));
+        }
+        if (cx.tied && cx.k_bases > 0) {
+            const __m256 scale =
+                _mm256_mul_ps(_mm256_cvtph_ps(load_scales<NP>(lo, hi, boff)), _mm256_set1_ps(cx.tied_mult));
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(level)));
         }
     }
     _mm256_storeu_ps(out, _mm256_mul_ps(acc, _mm256_set1_ps(x_scale)));
@@ -288,12 +302,12 @@ void tile_batch(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t
     constexpr int D = P == Packing::TwoBit ? 4 : 5;
     const int C = CT ? CT : cx.chunks;
     const int K = cx.k_bases;
-    const std::size_t scales_bytes = 2 * static_cast<std::size_t>(cx.n_bases);
+    const std::size_t scales_bytes = 2 * static_cast<std::size_t>(cx.n_scales);
     BatchScratch& bs = t_batch;
     bs.codes.resize(static_cast<std::size_t>(K) * static_cast<std::size_t>(C) * NP * D);
     bs.acc.assign(static_cast<std::size_t>(m), Accum{_mm256_setzero_ps()});
     Codes* codes = bs.codes.data();
-    __m256 scale[8];  // per base (K <= 8 is checked by the caller)
+    __m256 scale[8];  // per base (K <= 8 is checked by the caller); tied: scale[0] * tied_mult
     for (std::int64_t b = 0; b < cx.nblocks; ++b) {
         const std::size_t boff = static_cast<std::size_t>(b) * cx.block_bytes;
         prefetch_block<NP>(lo, hi, boff, cx.block_bytes);
@@ -305,12 +319,14 @@ void tile_batch(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t
                     decode_codes<P>(load_pair(lo[p] + off, hi[p] + off), codes + ((k * C + c) * NP + p) * D);
                 }
             }
-            scale[k] = _mm256_cvtph_ps(load_scales<NP>(lo, hi, boff + 2 * static_cast<std::size_t>(k)));
+            if (!cx.tied) scale[k] = _mm256_cvtph_ps(load_scales<NP>(lo, hi, boff + 2 * static_cast<std::size_t>(k)));
         }
+        if (cx.tied) scale[0] = _mm256_mul_ps(_mm256_cvtph_ps(load_scales<NP>(lo, hi, boff)), _mm256_set1_ps(cx.tied_mult));
         for (int j = 0; j < m; ++j) {
             const Slice* qb = in[j]->slices.data() + b * D * C;
             const __m256i sumq = _mm256_set1_epi32(in[j]->block_sums[static_cast<std::size_t>(b)]);
             __m256 acc = bs.acc[static_cast<std::size_t>(j)].v;
+            __m256i level = _mm256_setzero_si256();  // tied: Horner over the bases, as in tile()
             for (int k = 0; k < K; ++k) {
                 __m256i a32[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
                                   _mm256_setzero_si256()};
@@ -334,8 +350,13 @@ void tile_batch(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t
                 }
                 const __m256i h = reduce_pairs(a32);
                 const __m256i dot = _mm256_sub_epi32(h, sumq);
+                if (cx.tied) {
+                    level = _mm256_add_epi32(_mm256_add_epi32(level, _mm256_add_epi32(level, level)), dot);
+                    continue;
+                }
                 acc = _mm256_add_ps(acc, _mm256_mul_ps(scale[k], _mm256_cvtepi32_ps(dot)));
             }
+            if (cx.tied && K > 0) acc = _mm256_add_ps(acc, _mm256_mul_ps(scale[0], _mm256_cvtepi32_ps(level)));
             bs.acc[static_cast<std::size_t>(j)].v = acc;
         }
     }
@@ -434,7 +455,8 @@ void ternary_gemm_avx2(const TernaryLayout& layout, const std::uint8_t* data, in
                           : s.tail.data() + static_cast<std::size_t>(r - r_safe) * row_bytes;
     };
 
-    Ctx cx{layout.blocks_per_row(), layout.bases, k_bases, g, chunks, digits, layout.block_bytes(), nullptr, nullptr};
+    Ctx cx{layout.blocks_per_row(), layout.scale_count(), k_bases, layout.tied(), tied_multiplier(k_bases), g, chunks,
+           digits, layout.block_bytes(), nullptr, nullptr};
     for (std::int64_t r = r0; r < r1; r += 8) {
         const int n = static_cast<int>(std::min<std::int64_t>(8, r1 - r));
         const int np = (n + 1) / 2;
