@@ -321,7 +321,9 @@ void tile_batch(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t
             }
             if (!cx.tied) scale[k] = _mm256_cvtph_ps(load_scales<NP>(lo, hi, boff + 2 * static_cast<std::size_t>(k)));
         }
-        if (cx.tied) scale[0] = _mm256_mul_ps(_mm256_cvtph_ps(load_scales<NP>(lo, hi, boff)), _mm256_set1_ps(cx.tied_mult));
+        if (cx.tied) {
+            scale[0] = _mm256_mul_ps(_mm256_cvtph_ps(load_scales<NP>(lo, hi, boff)), _mm256_set1_ps(cx.tied_mult));
+        }
         for (int j = 0; j < m; ++j) {
             const Slice* qb = in[j]->slices.data() + b * D * C;
             const __m256i sumq = _mm256_set1_epi32(in[j]->block_sums[static_cast<std::size_t>(b)]);

@@ -145,8 +145,8 @@ void run_tile(const LutWeights& w, int k_bases, const std::uint8_t* tables, std:
             }
             if (k_bases <= 0) continue;
             for (int i = 0; i < 4; ++i) {
-                const __m256 sc = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tb + 16 * i))),
-                                                tied_mult);
+                const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tb + 16 * i));
+                const __m256 sc = _mm256_mul_ps(_mm256_cvtph_ps(h), tied_mult);
                 acc[i] = _mm256_add_ps(acc[i], _mm256_mul_ps(sc, _mm256_cvtepi32_ps(level[i])));
             }
             continue;
