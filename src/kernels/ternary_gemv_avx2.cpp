@@ -174,7 +174,8 @@ inline __m128i load_scales(const std::uint8_t* const* lo, const std::uint8_t* co
 
 // Up to eight rows: NP pairs (lo[p], hi[p]). out[lane] = that row's acc * x_scale.
 // CT: the chunk count if known at compile time, else 0.
-template <Packing P, int NP, int CT>
+// T: tied scales (a compile-time choice, so the free-scale code has no tied branches).
+template <Packing P, int NP, int CT, bool T>
 void tile(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi, float x_scale, float* out) {
     const int C = CT ? CT : cx.chunks;
     const std::size_t scales_bytes = 2 * static_cast<std::size_t>(cx.n_scales);
@@ -208,14 +209,14 @@ void tile(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* cons
             // (2bit) or sum(t * q) (dense).
             const __m256i h = reduce_pairs(a32);
             const __m256i dot = P == Packing::TwoBit ? _mm256_sub_epi32(h, sumq) : h;
-            if (cx.tied) {
+            if constexpr (T) {
                 level = _mm256_add_epi32(_mm256_add_epi32(level, _mm256_add_epi32(level, level)), dot);
                 continue;
             }
             const __m256 scale = _mm256_cvtph_ps(load_scales<NP>(lo, hi, boff + 2 * static_cast<std::size_t>(k)));
             acc = _mm256_add_ps(acc, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(dot)));
         }
-        if (cx.tied && cx.k_bases > 0) {
+        if (T && cx.k_bases > 0) {
             const __m256 scale =
                 _mm256_mul_ps(_mm256_cvtph_ps(load_scales<NP>(lo, hi, boff)), _mm256_set1_ps(cx.tied_mult));
             acc = _mm256_add_ps(acc, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(level)));
@@ -224,25 +225,25 @@ void tile(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* cons
     _mm256_storeu_ps(out, _mm256_mul_ps(acc, _mm256_set1_ps(x_scale)));
 }
 
-template <Packing P, int CT>
+template <Packing P, int CT, bool T>
 void run_tile_c(int np, const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi, float x_scale,
                 float* out) {
     switch (np) {
-        case 1: tile<P, 1, CT>(cx, lo, hi, x_scale, out); break;
-        case 2: tile<P, 2, CT>(cx, lo, hi, x_scale, out); break;
-        case 3: tile<P, 3, CT>(cx, lo, hi, x_scale, out); break;
-        default: tile<P, 4, CT>(cx, lo, hi, x_scale, out); break;
+        case 1: tile<P, 1, CT, T>(cx, lo, hi, x_scale, out); break;
+        case 2: tile<P, 2, CT, T>(cx, lo, hi, x_scale, out); break;
+        case 3: tile<P, 3, CT, T>(cx, lo, hi, x_scale, out); break;
+        default: tile<P, 4, CT, T>(cx, lo, hi, x_scale, out); break;
     }
 }
 
 // The chunk count is a compile-time constant for the common groups (1 chunk: 2bit B = 64,
 // dense B <= 80; 2 chunks: 2bit B = 128, dense B <= 160).
-template <Packing P>
+template <Packing P, bool T>
 void run_tile(int np, const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi, float x_scale,
               float* out) {
-    if (cx.chunks == 1) run_tile_c<P, 1>(np, cx, lo, hi, x_scale, out);
-    else if (cx.chunks == 2) run_tile_c<P, 2>(np, cx, lo, hi, x_scale, out);
-    else run_tile_c<P, 0>(np, cx, lo, hi, x_scale, out);
+    if (cx.chunks == 1) run_tile_c<P, 1, T>(np, cx, lo, hi, x_scale, out);
+    else if (cx.chunks == 2) run_tile_c<P, 2, T>(np, cx, lo, hi, x_scale, out);
+    else run_tile_c<P, 0, T>(np, cx, lo, hi, x_scale, out);
 }
 
 int digits_of(Packing p) { return p == Packing::TwoBit ? 4 : 5; }
@@ -296,7 +297,7 @@ struct BatchScratch {
 thread_local BatchScratch t_batch;
 
 // Up to eight rows (NP pairs, as in tile()) for m inputs: out[j * 8 + lane].
-template <Packing P, int NP, int CT>
+template <Packing P, int NP, int CT, bool T>
 void tile_batch(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi,
                 const TernaryInput* const* in, int m, float* out) {
     constexpr int D = P == Packing::TwoBit ? 4 : 5;
@@ -319,9 +320,9 @@ void tile_batch(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t
                     decode_codes<P>(load_pair(lo[p] + off, hi[p] + off), codes + ((k * C + c) * NP + p) * D);
                 }
             }
-            if (!cx.tied) scale[k] = _mm256_cvtph_ps(load_scales<NP>(lo, hi, boff + 2 * static_cast<std::size_t>(k)));
+            if constexpr (!T) scale[k] = _mm256_cvtph_ps(load_scales<NP>(lo, hi, boff + 2 * static_cast<std::size_t>(k)));
         }
-        if (cx.tied) {
+        if constexpr (T) {
             scale[0] = _mm256_mul_ps(_mm256_cvtph_ps(load_scales<NP>(lo, hi, boff)), _mm256_set1_ps(cx.tied_mult));
         }
         for (int j = 0; j < m; ++j) {
@@ -352,13 +353,13 @@ void tile_batch(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t
                 }
                 const __m256i h = reduce_pairs(a32);
                 const __m256i dot = _mm256_sub_epi32(h, sumq);
-                if (cx.tied) {
+                if constexpr (T) {
                     level = _mm256_add_epi32(_mm256_add_epi32(level, _mm256_add_epi32(level, level)), dot);
                     continue;
                 }
                 acc = _mm256_add_ps(acc, _mm256_mul_ps(scale[k], _mm256_cvtepi32_ps(dot)));
             }
-            if (cx.tied && K > 0) acc = _mm256_add_ps(acc, _mm256_mul_ps(scale[0], _mm256_cvtepi32_ps(level)));
+            if (T && K > 0) acc = _mm256_add_ps(acc, _mm256_mul_ps(scale[0], _mm256_cvtepi32_ps(level)));
             bs.acc[static_cast<std::size_t>(j)].v = acc;
         }
     }
@@ -367,23 +368,23 @@ void tile_batch(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t
     }
 }
 
-template <Packing P, int CT>
+template <Packing P, int CT, bool T>
 void run_tile_batch_c(int np, const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi,
                       const TernaryInput* const* in, int m, float* out) {
     switch (np) {
-        case 1: tile_batch<P, 1, CT>(cx, lo, hi, in, m, out); break;
-        case 2: tile_batch<P, 2, CT>(cx, lo, hi, in, m, out); break;
-        case 3: tile_batch<P, 3, CT>(cx, lo, hi, in, m, out); break;
-        default: tile_batch<P, 4, CT>(cx, lo, hi, in, m, out); break;
+        case 1: tile_batch<P, 1, CT, T>(cx, lo, hi, in, m, out); break;
+        case 2: tile_batch<P, 2, CT, T>(cx, lo, hi, in, m, out); break;
+        case 3: tile_batch<P, 3, CT, T>(cx, lo, hi, in, m, out); break;
+        default: tile_batch<P, 4, CT, T>(cx, lo, hi, in, m, out); break;
     }
 }
 
-template <Packing P>
+template <Packing P, bool T>
 void run_tile_batch(int np, const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi,
                     const TernaryInput* const* in, int m, float* out) {
-    if (cx.chunks == 1) run_tile_batch_c<P, 1>(np, cx, lo, hi, in, m, out);
-    else if (cx.chunks == 2) run_tile_batch_c<P, 2>(np, cx, lo, hi, in, m, out);
-    else run_tile_batch_c<P, 0>(np, cx, lo, hi, in, m, out);
+    if (cx.chunks == 1) run_tile_batch_c<P, 1, T>(np, cx, lo, hi, in, m, out);
+    else if (cx.chunks == 2) run_tile_batch_c<P, 2, T>(np, cx, lo, hi, in, m, out);
+    else run_tile_batch_c<P, 0, T>(np, cx, lo, hi, in, m, out);
 }
 
 // Re-lays in.q (blocks * B values) digit-major into in.slices and computes the block sums.
@@ -457,7 +458,10 @@ void ternary_gemm_avx2(const TernaryLayout& layout, const std::uint8_t* data, in
                           : s.tail.data() + static_cast<std::size_t>(r - r_safe) * row_bytes;
     };
 
-    Ctx cx{layout.blocks_per_row(), layout.scale_count(), k_bases, layout.tied(), tied_multiplier(k_bases), g, chunks,
+    // Tied with K = 1 is the free computation (f16(s) * 1.0f is exact; the one scale and the
+    // groups sit where a free layout's first scale and groups are), so it takes the free path.
+    const bool tied = layout.tied() && k_bases > 1;
+    Ctx cx{layout.blocks_per_row(), layout.scale_count(), k_bases, tied, tied_multiplier(k_bases), g, chunks,
            digits, layout.block_bytes(), nullptr, nullptr};
     for (std::int64_t r = r0; r < r1; r += 8) {
         const int n = static_cast<int>(std::min<std::int64_t>(8, r1 - r));
@@ -475,8 +479,10 @@ void ternary_gemm_avx2(const TernaryLayout& layout, const std::uint8_t* data, in
             // decoded once per batch.
             thread_local std::vector<float> outs;
             outs.resize(static_cast<std::size_t>(8 * m));
-            if (two_bit) run_tile_batch<Packing::TwoBit>(np, cx, lo, hi, in, m, outs.data());
-            else run_tile_batch<Packing::Dense>(np, cx, lo, hi, in, m, outs.data());
+            if (two_bit && !cx.tied) run_tile_batch<Packing::TwoBit, false>(np, cx, lo, hi, in, m, outs.data());
+            else if (two_bit) run_tile_batch<Packing::TwoBit, true>(np, cx, lo, hi, in, m, outs.data());
+            else if (!cx.tied) run_tile_batch<Packing::Dense, false>(np, cx, lo, hi, in, m, outs.data());
+            else run_tile_batch<Packing::Dense, true>(np, cx, lo, hi, in, m, outs.data());
             for (int j = 0; j < m; ++j) {
                 float* yj = y + j * ldy + (r - r0);
                 for (int i = 0; i < n; ++i) yj[i] = outs[static_cast<std::size_t>(8 * j + (i / np) * 4 + i % np)];
@@ -487,8 +493,10 @@ void ternary_gemm_avx2(const TernaryLayout& layout, const std::uint8_t* data, in
             cx.q = in[j]->slices.data();
             cx.sums = in[j]->block_sums.data();
             alignas(32) float out[8];
-            if (two_bit) run_tile<Packing::TwoBit>(np, cx, lo, hi, in[j]->scale, out);
-            else run_tile<Packing::Dense>(np, cx, lo, hi, in[j]->scale, out);
+            if (two_bit && !cx.tied) run_tile<Packing::TwoBit, false>(np, cx, lo, hi, in[j]->scale, out);
+            else if (two_bit) run_tile<Packing::TwoBit, true>(np, cx, lo, hi, in[j]->scale, out);
+            else if (!cx.tied) run_tile<Packing::Dense, false>(np, cx, lo, hi, in[j]->scale, out);
+            else run_tile<Packing::Dense, true>(np, cx, lo, hi, in[j]->scale, out);
             float* yj = y + j * ldy + (r - r0);
             for (int i = 0; i < n; ++i) yj[i] = out[(i / np) * 4 + i % np];
         }
