@@ -4,8 +4,9 @@
 // Bit-identical to ternary_gemv_ref: every (row, block, base) integer sum is exact, and the
 // float part does, per row, acc += f16(scale) * float(dot) for b = 0.., k = 0.. in order, then
 // y = acc * x_scale, with separate multiplies and adds (no FMA; built with -ffp-contract=off).
-// Tied scales: per block the K int32 sums are combined as level = 3 * level + dot (exact),
-// then acc += (f16(s) * tied_multiplier(K)) * float(level), as in the reference.
+// Tied scales: per block the K int32 sums are combined as level = sum_k 3^(K-1-k) * dot_k
+// (Horner in the int32 accumulators, exact), then acc += (f16(s) * tied_multiplier(K)) *
+// float(level), as in the reference.
 //
 // Integer part. Trit position p = j + G*d lives in digit d of group byte j, so digit d of
 // the group's bytes [16c, 16c+16) lines up with activation positions G*d + 16c + [0, 16).
@@ -68,6 +69,7 @@ struct Ctx {
     int k_bases;   // K <= N used
     bool tied;     // tied scales: one per block, bases combined in int32 first
     float tied_mult;  // tied_multiplier(K)
+    std::int32_t tied_sum;  // sum_k 3^(K-1-k) = (3^K - 1) / 2: the weight of the 2bit block sums of q
     int g;         // group bytes
     int chunks;    // ceil(G / 16)
     int digits;    // 4 (2bit) or 5 (dense)
@@ -183,13 +185,19 @@ void tile(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* cons
     for (std::int64_t b = 0; b < cx.nblocks; ++b) {
         const std::size_t boff = static_cast<std::size_t>(b) * cx.block_bytes;
         const Slice* qb = cx.q + b * cx.digits * C;
-        const __m256i sumq = _mm256_set1_epi32(cx.sums[b]);
+        // 2bit: sum(t * q) = sum(c * q) - sum(q); tied: the bases' sums of q weigh tied_sum.
+        const __m256i sumq = _mm256_set1_epi32(T ? cx.sums[b] * cx.tied_sum : cx.sums[b]);
         prefetch_block<NP>(lo, hi, boff, cx.block_bytes);
-        __m256i level = _mm256_setzero_si256();  // tied: sum_k 3^(K-1-k) * dot_k (Horner)
+        __m256i a32[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                          _mm256_setzero_si256()};
         for (int k = 0; k < cx.k_bases; ++k) {
             const std::size_t goff = boff + scales_bytes + static_cast<std::size_t>(k) * static_cast<std::size_t>(cx.g);
-            __m256i a32[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
-                              _mm256_setzero_si256()};
+            if constexpr (T) {
+                // Horner over the bases in the int32 accumulators: reduced once per block.
+                for (int p = 0; p < NP; ++p) a32[p] = _mm256_add_epi32(a32[p], _mm256_add_epi32(a32[p], a32[p]));
+            } else {
+                for (int p = 0; p < 4; ++p) a32[p] = _mm256_setzero_si256();
+            }
             __m256i a16[NP];
             for (int p = 0; p < NP; ++p) a16[p] = _mm256_setzero_si256();
             int pending = 0;
@@ -205,18 +213,21 @@ void tile(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* cons
                     pending = 0;
                 }
             }
-            // Lanes [p0.lo p1.lo p2.lo p3.lo | p0.hi p1.hi p2.hi p3.hi]: the rows' sum(c * q)
-            // (2bit) or sum(t * q) (dense).
-            const __m256i h = reduce_pairs(a32);
-            const __m256i dot = P == Packing::TwoBit ? _mm256_sub_epi32(h, sumq) : h;
-            if constexpr (T) {
-                level = _mm256_add_epi32(_mm256_add_epi32(level, _mm256_add_epi32(level, level)), dot);
-                continue;
+            if constexpr (!T) {
+                // Lanes [p0.lo p1.lo p2.lo p3.lo | p0.hi p1.hi p2.hi p3.hi]: the rows' sum(c * q)
+                // (2bit) or sum(t * q) (dense).
+                const __m256i h = reduce_pairs(a32);
+                const __m256i dot = P == Packing::TwoBit ? _mm256_sub_epi32(h, sumq) : h;
+                const __m256 scale = _mm256_cvtph_ps(load_scales<NP>(lo, hi, boff + 2 * static_cast<std::size_t>(k)));
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(dot)));
             }
-            const __m256 scale = _mm256_cvtph_ps(load_scales<NP>(lo, hi, boff + 2 * static_cast<std::size_t>(k)));
-            acc = _mm256_add_ps(acc, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(dot)));
         }
         if (T && cx.k_bases > 0) {
+            // level = sum_k 3^(K-1-k) * dot_k. The 2bit lanes (sums of codes c = t + 1) may
+            // wrap in int32 on the way, but wrapping adds are exact modulo 2^32 and the level
+            // itself fits (|level| <= 3280 * 127 * 4096 < 2^31), so it comes out exact.
+            const __m256i h = reduce_pairs(a32);
+            const __m256i level = P == Packing::TwoBit ? _mm256_sub_epi32(h, sumq) : h;
             const __m256 scale =
                 _mm256_mul_ps(_mm256_cvtph_ps(load_scales<NP>(lo, hi, boff)), _mm256_set1_ps(cx.tied_mult));
             acc = _mm256_add_ps(acc, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(level)));
@@ -327,12 +338,17 @@ void tile_batch(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t
         }
         for (int j = 0; j < m; ++j) {
             const Slice* qb = in[j]->slices.data() + b * D * C;
-            const __m256i sumq = _mm256_set1_epi32(in[j]->block_sums[static_cast<std::size_t>(b)]);
+            const std::int32_t bsum = in[j]->block_sums[static_cast<std::size_t>(b)];
+            const __m256i sumq = _mm256_set1_epi32(T ? bsum * cx.tied_sum : bsum);
             __m256 acc = bs.acc[static_cast<std::size_t>(j)].v;
-            __m256i level = _mm256_setzero_si256();  // tied: Horner over the bases, as in tile()
+            __m256i a32[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                              _mm256_setzero_si256()};
             for (int k = 0; k < K; ++k) {
-                __m256i a32[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
-                                  _mm256_setzero_si256()};
+                if constexpr (T) {  // Horner in the int32 accumulators, as in tile()
+                    for (int p = 0; p < NP; ++p) a32[p] = _mm256_add_epi32(a32[p], _mm256_add_epi32(a32[p], a32[p]));
+                } else {
+                    for (int p = 0; p < 4; ++p) a32[p] = _mm256_setzero_si256();
+                }
                 __m256i a16[NP];
                 for (int p = 0; p < NP; ++p) a16[p] = _mm256_setzero_si256();
                 int pending = 0;
@@ -351,15 +367,15 @@ void tile_batch(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t
                         pending = 0;
                     }
                 }
-                const __m256i h = reduce_pairs(a32);
-                const __m256i dot = _mm256_sub_epi32(h, sumq);
-                if constexpr (T) {
-                    level = _mm256_add_epi32(_mm256_add_epi32(level, _mm256_add_epi32(level, level)), dot);
-                    continue;
+                if constexpr (!T) {
+                    const __m256i dot = _mm256_sub_epi32(reduce_pairs(a32), sumq);
+                    acc = _mm256_add_ps(acc, _mm256_mul_ps(scale[k], _mm256_cvtepi32_ps(dot)));
                 }
-                acc = _mm256_add_ps(acc, _mm256_mul_ps(scale[k], _mm256_cvtepi32_ps(dot)));
             }
-            if (T && K > 0) acc = _mm256_add_ps(acc, _mm256_mul_ps(scale[0], _mm256_cvtepi32_ps(level)));
+            if (T && K > 0) {
+                const __m256i level = _mm256_sub_epi32(reduce_pairs(a32), sumq);  // exact modulo 2^32
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(scale[0], _mm256_cvtepi32_ps(level)));
+            }
             bs.acc[static_cast<std::size_t>(j)].v = acc;
         }
     }
@@ -461,7 +477,9 @@ void ternary_gemm_avx2(const TernaryLayout& layout, const std::uint8_t* data, in
     // Tied with K = 1 is the free computation (f16(s) * 1.0f is exact; the one scale and the
     // groups sit where a free layout's first scale and groups are), so it takes the free path.
     const bool tied = layout.tied() && k_bases > 1;
-    Ctx cx{layout.blocks_per_row(), layout.scale_count(), k_bases, tied, tied_multiplier(k_bases), g, chunks,
+    std::int32_t tied_sum = 0;
+    for (int k = 0; k < k_bases; ++k) tied_sum += tied_weight(k_bases, k);
+    Ctx cx{layout.blocks_per_row(), layout.scale_count(), k_bases, tied, tied_multiplier(k_bases), tied_sum, g, chunks,
            digits, layout.block_bytes(), nullptr, nullptr};
     for (std::int64_t r = r0; r < r1; r += 8) {
         const int n = static_cast<int>(std::min<std::int64_t>(8, r1 - r));
