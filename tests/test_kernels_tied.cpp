@@ -263,3 +263,46 @@ TEST_CASE("tied scales at N = 1: the same bytes and the same results as free sca
         }
     }
 }
+
+TEST_CASE("tied scales: N = 8 at B = 4096, the largest levels, are exact in every kernel", "[kernels][tied]") {
+    // All trits +1 (or -1) against activations +127 (or -127): |level| = 3280 * 127 * 4096,
+    // just below 2^31; the maddubs kernel's 2bit sums of codes c = t + 1 pass 2^31 on the way.
+    const Isa isa = avx2_available() ? Isa::Avx2 : Isa::Generic;
+    for (Packing p : {Packing::TwoBit, Packing::Dense}) {
+        const TernaryLayout l{9, 2 * 4096, 8, 4096, p, ScaleMode::Tied};
+        std::vector<std::uint8_t> data(l.total_bytes());
+        std::vector<std::int8_t> t(4096);
+        for (std::int64_t r = 0; r < l.rows; ++r) {
+            std::fill(t.begin(), t.end(), static_cast<std::int8_t>(r % 2 ? -1 : 1));
+            for (std::int64_t b = 0; b < l.blocks_per_row(); ++b) {
+                std::uint8_t* blk = data.data() + r * l.row_bytes() + b * l.block_bytes();
+                blk[0] = 0x00;  // binary16 1.0
+                blk[1] = 0x3C;
+                for (int k = 0; k < l.bases; ++k) pack_trits(p, t.data(), 4096, blk + 2 + k * l.group_bytes());
+            }
+        }
+        const LutWeights w = lut_repack(l, data.data());
+        for (float xv : {1.0f, -1.0f}) {
+            Prepared a, b;
+            const std::vector<float> x(static_cast<std::size_t>(l.cols), xv);
+            for (Prepared* pr : {&a, &b}) {
+                prepare_ternary_input(isa, x.data(), l.cols, l.block_size, l.packing, pr->in);
+                pr->tables.resize(lut_table_bytes(l));
+                lut_prepare_ref(l, pr->in.q.data(), pr->tables.data());
+            }
+            for (int k : {1, 7, 8}) {
+                CAPTURE(packing_name(p), xv, k);
+                std::vector<float> ref(9);
+                ternary_gemv_ref(l, data.data(), k, a.in.q.data(), a.in.scale, 0, 9, ref.data());
+                std::int64_t level = 0;
+                for (int i = 0; i < k; ++i) level = 3 * level + 127 * 4096;
+                const float block = (1.0f * tied_multiplier(k)) * static_cast<float>(level);
+                const float want = (block + block) * a.in.scale * (xv > 0 ? 1.0f : -1.0f);
+                CHECK(ref[0] == want);
+                CHECK(ref[1] == -want);
+                check_kernels(l, data.data(), w, k, a, b, ref, ref, 0, 9);
+                check_kernels(l, data.data(), w, k, a, b, ref, ref, 3, 8);
+            }
+        }
+    }
+}
