@@ -14,7 +14,7 @@ enum class Fill { Random, Raw, AllPlus, AllMinus, EveryByte };
 
 // A packed tensor: random trits, random bytes (corrupt 2bit codes, dense bytes > 242), all
 // +1 or all -1 trits, or group bytes cycling through all 256 values. Scales random finite
-// (normal, subnormal, negative, zero).
+// (normal, subnormal, negative, zero): one per block for tied layouts, N for free ones.
 inline std::vector<std::uint8_t> make_tensor(const TernaryLayout& l, std::mt19937& rng, Fill fill) {
     std::vector<std::uint8_t> data(l.total_bytes());
     std::uniform_int_distribution<int> trit(-1, 1), byte(0, 255), kind(0, 9);
@@ -25,14 +25,16 @@ inline std::vector<std::uint8_t> make_tensor(const TernaryLayout& l, std::mt1993
     for (std::int64_t r = 0; r < l.rows; ++r) {
         for (std::int64_t b = 0; b < l.blocks_per_row(); ++b) {
             std::uint8_t* blk = data.data() + r * l.row_bytes() + b * l.block_bytes();
-            for (int k = 0; k < l.bases; ++k) {
+            for (int k = 0; k < l.scale_count(); ++k) {
                 const int kd = kind(rng);
                 std::uint16_t h = f32_to_f16(kd == 0 ? -mag(rng) : mag(rng));
                 if (kd == 1) h = static_cast<std::uint16_t>(byte(rng) | 1);  // subnormal
                 if (kd == 2) h = 0;
                 blk[2 * k] = static_cast<std::uint8_t>(h & 0xFF);
                 blk[2 * k + 1] = static_cast<std::uint8_t>(h >> 8);
-                std::uint8_t* grp = blk + 2 * l.bases + k * gb;
+            }
+            for (int k = 0; k < l.bases; ++k) {
+                std::uint8_t* grp = blk + 2 * l.scale_count() + k * gb;
                 switch (fill) {
                     case Fill::Raw:
                         for (std::size_t j = 0; j < gb; ++j) grp[j] = static_cast<std::uint8_t>(byte(rng));

@@ -109,11 +109,13 @@ TEST_CASE("cli: convert --json and inspect --json give stable fields", "[cli]") 
     CHECK(k["tensors"].size() == j["tensors"].size());
     for (const auto& t : k["tensors"]) {
         for (const char* key : {"name", "shape", "bases", "relative_error_by_base"}) CHECK(t.contains(key));
+        if (t["encoding"] == "ternary") CHECK(t["scales"] == "free");
     }
 
     Result human = run_cli("inspect '" + btt + "'", dir);
     CHECK(human.code == 0);
     CHECK(human.out.find("model.layers.1.mlp.down_proj.weight") != std::string::npos);
+    CHECK(human.out.find(" scales ") != std::string::npos);
     Result summary = run_cli("convert '" + (dir.path() / "tiny").string() + "' --bases 1 -o '" + btt + "' -q", dir);
     CHECK(summary.code == 0);
     CHECK(summary.out.find("bits/weight") != std::string::npos);
@@ -391,6 +393,18 @@ TEST_CASE("cli: bench --kernels times every N, packing and ISA", "[cli][bench]")
     CHECK(j["kernels"][0]["rows"] == 33);
     CHECK(j["kernels"][0]["bytes"] == 33 * 2 * (2 + 16));  // 2 blocks of one base, 2bit, B = 64
     CHECK(run_cli("bench --kernels --shapes 12by4 -q", dir).code == 2);
+    // Tied scales: one binary16 per block instead of N.
+    Result t = run_cli("bench --kernels --shapes 8x64 --kernel-bases 2 --kernel-scales both -r 1 --bandwidth-mib 0 "
+                       "--json -q", dir);
+    REQUIRE(t.code == 0);
+    json jt = json::parse(t.out);
+    REQUIRE(jt["kernels"].size() == 2 * 2);  // scales x packings
+    CHECK(jt["kernels"][0]["scales"] == "free");
+    CHECK(jt["kernels"][0]["bytes"] == 8 * (2 * 2 + 2 * 16));
+    CHECK(jt["kernels"][2]["scales"] == "tied");
+    CHECK(jt["kernels"][2]["bytes"] == 8 * (2 + 2 * 16));
+    CHECK(jt["kernels"][2]["generic"]["weights_per_s"].get<double>() > 0);
+    CHECK(run_cli("bench --kernels --kernel-scales some -q", dir).code == 2);
     // A model's own layer shapes.
     bitttt::test::TinyModel().write(dir.path() / "m");
     Result m = run_cli("bench --kernels '" + (dir.path() / "m").string() + "' --kernel-bases 1 -r 1 "

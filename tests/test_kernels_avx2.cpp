@@ -64,7 +64,7 @@ void check_case(const TernaryLayout& l, int k, const std::vector<std::uint8_t>& 
     ternary_gemv_ref(l, data.data(), k, q.data(), x_scale, 0, l.rows, ref.data());
     ternary_gemv_avx2_k(l, data.data(), k, q.data(), x_scale, 0, l.rows, got.data());
     INFO("packing " << packing_name(l.packing) << " B " << l.block_size << " rows " << l.rows << " cols " << l.cols
-                    << " N " << l.bases << " K " << k);
+                    << " N " << l.bases << " K " << k << " scales " << scale_mode_name(l.scales));
     REQUIRE(same_bits(ref, got));
     std::fill(got.begin(), got.end(), -1.0f);
     std::uniform_int_distribution<int> step(1, 11);
@@ -90,6 +90,7 @@ TEST_CASE("AVX2 ternary GEMV is bit-identical to the scalar reference", "[kernel
     const Pb pbs[] = {{Packing::TwoBit, 64}, {Packing::TwoBit, 128}, {Packing::TwoBit, 36},
                       {Packing::Dense, 64},  {Packing::Dense, 128},  {Packing::Dense, 20}};
     int cases = 0;
+    for (const ScaleMode mode : {ScaleMode::Free, ScaleMode::Tied}) {
     for (const Pb& pb : pbs) {
         for (std::int64_t cols : all_cols) {
             for (std::int64_t rows : all_rows) {
@@ -102,6 +103,7 @@ TEST_CASE("AVX2 ternary GEMV is bit-identical to the scalar reference", "[kernel
                     l.bases = n;
                     l.block_size = pb.bs;
                     l.packing = pb.p;
+                    l.scales = mode;
                     l.validate();
                     const auto data = random_tensor(l, rng);
                     const auto q = random_q(l, rng);
@@ -113,7 +115,8 @@ TEST_CASE("AVX2 ternary GEMV is bit-identical to the scalar reference", "[kernel
             }
         }
     }
-    CHECK(cases > 500);
+    }
+    CHECK(cases > 1000);
 }
 
 TEST_CASE("AVX2 ternary GEMV: large blocks, extremes, corrupt codes, K = 0", "[kernels][avx2]") {
@@ -186,16 +189,17 @@ TEST_CASE("AVX2 batched ternary GEMM is bit-identical to the reference per input
     std::uniform_real_distribution<float> val(-3.0f, 3.0f);
     // Block sizes with one chunk, two, and more than the int16 flush interval (2bit B = 1024
     // has 16 chunks); 2bit also with corrupt codes (random bytes).
+    for (ScaleMode mode : {ScaleMode::Free, ScaleMode::Tied}) {
     for (Packing p : {Packing::TwoBit, Packing::Dense}) {
       for (int bsz : {64, 128, 1280}) {
         for (bool raw : {false, true}) {
           if (raw && p == Packing::Dense) continue;
           for (std::int64_t cols : {1, 7, 64, 257}) {
             for (std::int64_t rows : {1, 9, 33}) {
-                const TernaryLayout l{rows, cols, 3, bsz, p};
+                const TernaryLayout l{rows, cols, 3, bsz, p, mode};
                 const auto data = random_tensor(l, rng, raw);
                 for (int m : {1, 2, 5}) {
-                    CAPTURE(packing_name(p), bsz, raw, cols, rows, m);
+                    CAPTURE(packing_name(p), bsz, raw, cols, rows, m, scale_mode_name(mode));
                     std::vector<TernaryInput> in(static_cast<std::size_t>(m));
                     std::vector<const TernaryInput*> ptrs;
                     for (auto& x : in) {
@@ -224,6 +228,7 @@ TEST_CASE("AVX2 batched ternary GEMM is bit-identical to the reference per input
         }
       }
     }
+}
 }
 
 TEST_CASE("AVX2 dense decoding matches the reference for every byte value", "[kernels][avx2]") {

@@ -62,7 +62,7 @@ void check_case(const TernaryLayout& l, int k, const std::vector<std::uint8_t>& 
     ternary_gemv_ref(l, data.data(), k, q.data(), x_scale, 0, l.rows, ref.data());
     fn(w, k, tables.data(), x_scale, 0, l.rows, got.data());
     INFO("packing " << packing_name(l.packing) << " B " << l.block_size << " rows " << l.rows << " cols " << l.cols
-                    << " N " << l.bases << " K " << k);
+                    << " N " << l.bases << " K " << k << " scales " << scale_mode_name(l.scales));
     REQUIRE(same_bits(ref, got));
     std::fill(got.begin(), got.end(), -1.0f);
     std::uniform_int_distribution<int> step(1, 45);
@@ -111,17 +111,18 @@ int run_shape(const TernaryLayout& base, Fill fill, Act act, bool avx2, std::mt1
     return cases;
 }
 
-TernaryLayout layout(Pb pb, std::int64_t rows, std::int64_t cols) {
+TernaryLayout layout(Pb pb, std::int64_t rows, std::int64_t cols, ScaleMode mode = ScaleMode::Free) {
     TernaryLayout l;
     l.rows = rows;
     l.cols = cols;
     l.block_size = pb.bs;
     l.packing = pb.p;
+    l.scales = mode;
     return l;
 }
 
-void run_all(bool avx2) {
-    std::mt19937 rng(avx2 ? 20261123 : 7);
+void run_all(bool avx2, ScaleMode mode) {
+    std::mt19937 rng((avx2 ? 20261123 : 7) + (mode == ScaleMode::Tied ? 1 : 0));
     const std::int64_t all_cols[] = {1, 3, 7, 33, 64, 255, 257, 4096};
     const std::int64_t all_rows[] = {1, 3, 7, 9, 33, 257};
     // Block sizes 32..256 in both packings, plus blocks that are no multiple of 4 (dense
@@ -136,7 +137,7 @@ void run_all(bool avx2) {
                 // The scalar reference over the biggest shapes is slow: N = 1..2 there.
                 const int n_max = cols * rows > 200000 ? 2 : 4;
                 if (!avx2 && cols * rows > 20000) continue;
-                cases += run_shape(layout(pb, rows, cols), Fill::Random, Act::Random, avx2, rng, n_max);
+                cases += run_shape(layout(pb, rows, cols, mode), Fill::Random, Act::Random, avx2, rng, n_max);
             }
         }
         // Extremes: full-range activations with all-equal trits reach the byte-sum bounds
@@ -144,10 +145,10 @@ void run_all(bool avx2) {
         for (const std::int64_t cols : {std::int64_t{255}, std::int64_t{1100}}) {
             for (Fill f : {Fill::AllPlus, Fill::AllMinus}) {
                 for (Act a : {Act::Plus127, Act::Minus127, Act::Alternating})
-                    cases += run_shape(layout(pb, 35, cols), f, a, avx2, rng, 2);
+                    cases += run_shape(layout(pb, 35, cols, mode), f, a, avx2, rng, 2);
             }
-            cases += run_shape(layout(pb, 70, cols), Fill::EveryByte, Act::Random, avx2, rng, 3);
-            cases += run_shape(layout(pb, 70, cols), Fill::Raw, Act::Plus127, avx2, rng, 3);
+            cases += run_shape(layout(pb, 70, cols, mode), Fill::EveryByte, Act::Random, avx2, rng, 3);
+            cases += run_shape(layout(pb, 70, cols, mode), Fill::Raw, Act::Plus127, avx2, rng, 3);
         }
     }
     CHECK(cases > 1000);
@@ -156,7 +157,11 @@ void run_all(bool avx2) {
 }  // namespace
 
 TEST_CASE("LUT reference GEMV over repacked weights is bit-identical to ternary_gemv_ref", "[kernels][lut]") {
-    run_all(false);
+    run_all(false, ScaleMode::Free);
+}
+
+TEST_CASE("LUT reference GEMV, tied scales: bit-identical to ternary_gemv_ref", "[kernels][lut][tied]") {
+    run_all(false, ScaleMode::Tied);
 }
 
 TEST_CASE("AVX2 LUT GEMV and table build are bit-identical to the references", "[kernels][lut]") {
@@ -164,7 +169,15 @@ TEST_CASE("AVX2 LUT GEMV and table build are bit-identical to the references", "
         WARN("SKIPPED: this CPU (or build) has no usable AVX2; the AVX2 LUT kernel is not tested");
         return;
     }
-    run_all(true);
+    run_all(true, ScaleMode::Free);
+}
+
+TEST_CASE("AVX2 LUT GEMV, tied scales: bit-identical to the references", "[kernels][lut][tied]") {
+    if (!avx2_available()) {
+        WARN("SKIPPED: this CPU (or build) has no usable AVX2; the AVX2 LUT kernel is not tested");
+        return;
+    }
+    run_all(true, ScaleMode::Tied);
 }
 
 TEST_CASE("LUT repack stores the .btt size for 2bit and 5/4 of the trit bytes for dense", "[kernels][lut]") {
@@ -177,6 +190,13 @@ TEST_CASE("LUT repack stores the .btt size for 2bit and 5/4 of the trit bytes fo
     data = make_tensor(l, rng, Fill::Random);
     // 13 trit bytes per 64 weights become 16: (2 + 16) / (2 + 13) of the size.
     CHECK(lut_repack(l, data.data()).data.size() == l.total_bytes() / 15 * 18);
+    // Tied: one scale per block, so 2 + 3 * 13 bytes per block become 2 + 3 * 16.
+    l.scales = ScaleMode::Tied;
+    data = make_tensor(l, rng, Fill::Random);
+    CHECK(lut_repack(l, data.data()).data.size() == l.total_bytes() / 41 * 50);
+    l.packing = Packing::TwoBit;
+    data = make_tensor(l, rng, Fill::Random);
+    CHECK(lut_repack(l, data.data()).data.size() == l.total_bytes());
 }
 
 TEST_CASE("LUT tables depend only on the activations when the block size is a multiple of 4", "[kernels][lut]") {
@@ -210,11 +230,12 @@ TEST_CASE("AVX2 batched LUT GEMM equals the reference GEMV per input", "[kernels
         return;
     }
     std::mt19937 rng(4242);
+    for (ScaleMode mode : {ScaleMode::Free, ScaleMode::Tied}) {
     for (Packing p : {Packing::TwoBit, Packing::Dense}) {
         for (int bs : {64, 128, 36}) {
             for (std::int64_t rows : {1, 33, 70}) {
                 for (std::int64_t cols : {7, 257}) {
-                    const TernaryLayout l{rows, cols, 3, bs, p};
+                    const TernaryLayout l{rows, cols, 3, bs, p, mode};
                     const auto data = make_tensor(l, rng, Fill::Random);
                     const LutWeights w = lut_repack(l, data.data());
                     const int m = 5;
@@ -230,7 +251,7 @@ TEST_CASE("AVX2 batched LUT GEMM equals the reference GEMV per input", "[kernels
                     }
                     const std::int64_t r0 = rows > 3 ? 3 : 0, ldy = rows + 2;
                     for (int k = 1; k <= 3; ++k) {
-                        CAPTURE(packing_name(p), bs, rows, cols, k);
+                        CAPTURE(packing_name(p), bs, rows, cols, k, scale_mode_name(mode));
                         std::vector<float> got(static_cast<std::size_t>(m * ldy), -1.0f);
                         lut_gemm_avx2(w, k, ptrs.data(), scales.data(), m, r0, rows, got.data(), ldy);
                         for (int j = 0; j < m; ++j) {
@@ -244,4 +265,5 @@ TEST_CASE("AVX2 batched LUT GEMM equals the reference GEMV per input", "[kernels
             }
         }
     }
+}
 }

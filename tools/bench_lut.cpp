@@ -69,8 +69,8 @@ std::vector<std::uint8_t> random_weights(const TernaryLayout& l, std::mt19937_64
         for (int k = 0; k < l.bases; ++k) {
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;  // xorshift64
             const std::uint16_t s = scales[x & 3];
-            std::memcpy(blk + 2 * k, &s, 2);
-            std::memcpy(blk + 2 * l.bases + k * gb, pool.data() + ((x >> 8) % kPool) * gb, gb);
+            if (k < l.scale_count()) std::memcpy(blk + 2 * k, &s, 2);
+            std::memcpy(blk + 2 * l.scale_count() + k * gb, pool.data() + ((x >> 8) % kPool) * gb, gb);
         }
     }
     return data;
@@ -196,6 +196,7 @@ void file_lut_prepare(const TernaryLayout& l, const std::int8_t* q, FileLut& f) 
     }
 }
 
+// Free scales only (every layout this tool builds has them).
 void file_lut_gemv(const TernaryLayout& l, const std::uint8_t* data, int k_bases, const FileLut& f, float x_scale,
                    std::int64_t r0, std::int64_t r1, float* y) {
     const std::size_t g = l.group_bytes();

@@ -15,7 +15,7 @@
 namespace bitttt {
 
 struct LoadOptions {
-    int bases = 0;    // use the first K bases of every ternary tensor (0 = all)
+    int bases = 0;    // use the first min(K, N) bases of every ternary tensor (0 = all of each)
     int threads = 0;  // 0 = physical cores
     int ctx = 0;      // context length (KV cache size); 0 = min(max_position_embeddings, 4096)
     int batch = 0;    // prompt micro-batch: tokens per pass over the weights (0 = 32; 1 = one at a time)
@@ -33,7 +33,7 @@ class Model {
 public:
     // Opens `path`: a .btt file, or a HF folder / model.safetensors / index.json with a
     // config.json beside it. Throws FormatError / UsageError / IoError naming the file
-    // and what is wrong (e.g. a weights-only .btt, --bases above the file's N).
+    // and what is wrong (e.g. a weights-only .btt, --bases above the largest N in the file).
     static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& options);
     virtual ~Model() = default;
 

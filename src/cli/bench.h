@@ -27,6 +27,7 @@ struct BenchArgs {
     std::string shapes = "llama3-8b";
     std::vector<int> kernel_bases = {1, 2, 3};
     int block_size = 64;
+    std::string kernel_scales = "free";  // free | tied | both
 };
 
 // The STREAM triad over --bandwidth-mib arrays on `pool`'s threads.

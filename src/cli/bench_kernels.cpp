@@ -1,7 +1,8 @@
 // bitttt bench --kernels: the ternary GEMV alone, on real layer shapes, for each number of
-// bases, packing, instruction set and AVX2 design (maddubs on the .btt layout; lookup
-// tables on repacked weights): time per call, GB/s of .btt bytes streamed, the share of
-// the measured memory bandwidth, and the speed-up over the scalar reference. The weights are random valid codes (the kernels' speed does not
+// bases, packing, scale mode (free / tied), instruction set and AVX2 design (maddubs on the
+// .btt layout; lookup tables on repacked weights): time per call, GB/s of .btt bytes
+// streamed, weights per second, the share of the measured memory bandwidth, and the
+// speed-up over the scalar reference. The weights are random valid codes (the kernels' speed does not
 // depend on the values), made in memory: no model file is needed.
 #include <algorithm>
 #include <chrono>
@@ -96,12 +97,12 @@ std::vector<std::uint8_t> random_tensor(const TernaryLayout& l, std::mt19937_64&
     const std::size_t gb = l.group_bytes();
     std::uniform_real_distribution<float> sc(0.01f, 0.02f);
     for (std::size_t off = 0; off < data.size(); off += l.block_bytes()) {
-        for (int k = 0; k < l.bases; ++k) {
+        for (int k = 0; k < l.scale_count(); ++k) {
             const std::uint16_t h = f32_to_f16(sc(rng));
             data[off + 2 * static_cast<std::size_t>(k)] = static_cast<std::uint8_t>(h & 0xFF);
             data[off + 2 * static_cast<std::size_t>(k) + 1] = static_cast<std::uint8_t>(h >> 8);
         }
-        std::uint8_t* g = data.data() + off + 2 * static_cast<std::size_t>(l.bases);
+        std::uint8_t* g = data.data() + off + 2 * static_cast<std::size_t>(l.scale_count());
         for (std::size_t j = 0; j < gb * static_cast<std::size_t>(l.bases); ++j) g[j] = valid[rng() % valid.size()];
     }
     return data;
@@ -128,17 +129,22 @@ int run_kernel_bench(const BenchArgs& a, bool quiet) {
         std::printf("ternary GEMV, block %d, %d threads, one token; GB/s of packed weights; %% of the triad bandwidth "
                     "(best %.1f GB/s)\n",
                     a.block_size, pool.size(), bw.best);
-        std::printf("%-22s %-12s %2s %-6s %6s %8s | %-12s %9s %7s %6s | %s\n", "tensor", "shape", "N", "pack", "bits/w",
-                    "MB", "isa", "ms", "GB/s", "%bw", "speed-up");
+        std::printf("%-22s %-12s %2s %-6s %-6s %6s %8s | %-12s %9s %7s %6s %6s | %s\n", "tensor", "shape", "N", "pack",
+                    "scales", "bits/w", "MB", "isa", "ms", "GB/s", "Gw/s", "%bw", "speed-up");
     }
+    std::vector<ScaleMode> modes;
+    if (a.kernel_scales != "tied") modes.push_back(ScaleMode::Free);
+    if (a.kernel_scales != "free") modes.push_back(ScaleMode::Tied);
     for (const Shape& s : shapes) {
         for (int n : a.kernel_bases) {
+          for (ScaleMode mode : modes) {
             for (Packing p : {Packing::TwoBit, Packing::Dense}) {
-                TernaryLayout l{s.rows, s.cols, n, a.block_size, p};
+                TernaryLayout l{s.rows, s.cols, n, a.block_size, p, mode};
                 if (p == Packing::TwoBit && a.block_size % 4 != 0) continue;
                 if (!quiet) {
-                    std::fprintf(stderr, "bitttt bench: %s %lldx%lld N=%d %s\n", s.name.c_str(),
-                                 static_cast<long long>(s.rows), static_cast<long long>(s.cols), n, packing_name(p));
+                    std::fprintf(stderr, "bitttt bench: %s %lldx%lld N=%d %s %s\n", s.name.c_str(),
+                                 static_cast<long long>(s.rows), static_cast<long long>(s.cols), n, packing_name(p),
+                                 scale_mode_name(mode));
                 }
                 const std::vector<std::uint8_t> data = random_tensor(l, rng);
                 std::vector<float> x(static_cast<std::size_t>(s.cols));
@@ -152,10 +158,11 @@ int run_kernel_bench(const BenchArgs& a, bool quiet) {
                 const std::int64_t grain = std::max<std::int64_t>(
                     {1, s.rows / (static_cast<std::int64_t>(pool.size()) * 8), (16384 + s.cols - 1) / s.cols});
                 const double bytes = static_cast<double>(l.total_bytes());
-                const double bpw = 8.0 * bytes / static_cast<double>(s.rows * s.cols);
+                const double weights = static_cast<double>(s.rows * s.cols);
+                const double bpw = 8.0 * bytes / weights;
                 json r = {{"tensor", s.name}, {"rows", s.rows}, {"cols", s.cols}, {"bases", n},
-                          {"packing", packing_name(p)}, {"block_size", a.block_size}, {"bytes", l.total_bytes()},
-                          {"bits_per_weight", bpw}};
+                          {"packing", packing_name(p)}, {"scales", scale_mode_name(mode)}, {"block_size", a.block_size},
+                          {"bytes", l.total_bytes()}, {"bits_per_weight", bpw}};
                 std::map<kernels::Isa, double> secs;
                 for (kernels::Isa isa : isas) {
                     const kernels::TernaryGemmFn fn = kernels::ternary_gemm_kernel(isa);
@@ -174,6 +181,7 @@ int run_kernel_bench(const BenchArgs& a, bool quiet) {
                     const double gbs = bytes / m / 1e9;
                     r[kernels::isa_name(isa)] = {{"ms", 1e3 * m},
                                                  {"gb_s", gbs},
+                                                 {"weights_per_s", weights / m},
                                                  {"percent_of_bandwidth", bw.best > 0 ? 100.0 * gbs / bw.best : 0.0}};
                 }
                 // Design (b): lookup tables on repacked weights (the repack is a load-time
@@ -199,6 +207,7 @@ int run_kernel_bench(const BenchArgs& a, bool quiet) {
                     const double gbs = bytes / lut_secs / 1e9;
                     r["avx2_lut"] = {{"ms", 1e3 * lut_secs},
                                      {"gb_s", gbs},
+                                     {"weights_per_s", weights / lut_secs},
                                      {"percent_of_bandwidth", bw.best > 0 ? 100.0 * gbs / bw.best : 0.0}};
                     r["avx2_lut_speedup"] = secs[kernels::Isa::Generic] / lut_secs;
                 }
@@ -210,16 +219,17 @@ int run_kernel_bench(const BenchArgs& a, bool quiet) {
                                   static_cast<long long>(s.cols));
                     for (kernels::Isa isa : isas) {
                         const double m = secs[isa], gbs = bytes / m / 1e9;
-                        std::printf("%-22s %-12s %2d %-6s %6.2f %8.1f | %-12s %9.3f %7.2f %5.1f%% | %s\n", s.name.c_str(),
-                                    shape, n, packing_name(p), bpw, bytes / 1e6,
+                        std::printf("%-22s %-12s %2d %-6s %-6s %6.2f %8.1f | %-12s %9.3f %7.2f %6.2f %5.1f%% | %s\n",
+                                    s.name.c_str(), shape, n, packing_name(p), scale_mode_name(mode), bpw, bytes / 1e6,
                                     isa == kernels::Isa::Avx2 ? "avx2-maddubs" : "generic", 1e3 * m, gbs,
-                                    bw.best > 0 ? 100.0 * gbs / bw.best : 0.0,
+                                    weights / m / 1e9, bw.best > 0 ? 100.0 * gbs / bw.best : 0.0,
                                     isa == kernels::Isa::Avx2 ? (std::to_string(speedup).substr(0, 5) + "x").c_str() : "");
                     }
                     if (lut_secs > 0) {
                         const double gbs = bytes / lut_secs / 1e9;
-                        std::printf("%-22s %-12s %2d %-6s %6.2f %8.1f | %-12s %9.3f %7.2f %5.1f%% | %s\n", s.name.c_str(),
-                                    shape, n, packing_name(p), bpw, bytes / 1e6, "avx2-lut", 1e3 * lut_secs, gbs,
+                        std::printf("%-22s %-12s %2d %-6s %-6s %6.2f %8.1f | %-12s %9.3f %7.2f %6.2f %5.1f%% | %s\n",
+                                    s.name.c_str(), shape, n, packing_name(p), scale_mode_name(mode), bpw, bytes / 1e6,
+                                    "avx2-lut", 1e3 * lut_secs, gbs, weights / lut_secs / 1e9,
                                     bw.best > 0 ? 100.0 * gbs / bw.best : 0.0,
                                     (std::to_string(secs[kernels::Isa::Generic] / lut_secs).substr(0, 5) + "x").c_str());
                     }
@@ -227,6 +237,7 @@ int run_kernel_bench(const BenchArgs& a, bool quiet) {
                 }
                 rows.push_back(r);
             }
+          }
         }
     }
     if (a.json) {

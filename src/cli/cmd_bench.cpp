@@ -266,7 +266,7 @@ Runner add_bench_command(CLI::App& root, const GlobalOptions& global) {
         ->check(CLI::Range(0, 1 << 20));
     cmd->add_option("-r,--repetitions", a->reps, "Timed repetitions (default 5)")->check(CLI::Range(1, 1000));
     cmd->add_option("-t,--threads", a->threads, "Threads (default: physical cores)")->check(CLI::Range(1, 1024));
-    cmd->add_option("--bases", a->bases, "Use only the first K bases of each tensor (default: all)")
+    cmd->add_option("--bases", a->bases, "Use the first min(K, N) bases of each tensor (default: all)")
         ->check(CLI::Range(1, 8));
     cmd->add_option("--batch", a->batch,
                     "Prompt tokens per pass over the weights (default 32; 1 = one token at a time)")
@@ -287,6 +287,9 @@ Runner add_bench_command(CLI::App& root, const GlobalOptions& global) {
         ->delimiter(',')
         ->check(CLI::Range(1, 8));
     cmd->add_option("--block-size", a->block_size, "With --kernels: block size (default 64)")->check(CLI::Range(4, 4096));
+    cmd->add_option("--kernel-scales", a->kernel_scales,
+                    "With --kernels: free (a scale per base per block, default), tied (one per block) or both")
+        ->check(CLI::IsMember({"free", "tied", "both"}));
 
     return [a, &global]() {
         if (a->kernels) return run_kernel_bench(*a, global.quiet);

@@ -38,7 +38,7 @@ Runner add_perplexity_command(CLI::App& root, const GlobalOptions& global) {
     cmd->add_option("-f,--file", a->file, "UTF-8 text file to score")->required();
     cmd->add_option("-c,--ctx", a->ctx, "Tokens per chunk (default 512)")->check(CLI::Range(4, 1 << 20));
     cmd->add_option("--chunks", a->chunks, "Score only the first K chunks (default: all)")->check(CLI::Range(1, 1 << 30));
-    cmd->add_option("--bases", a->bases, "Use only the first K bases of each tensor")->check(CLI::Range(1, 8));
+    cmd->add_option("--bases", a->bases, "Use the first min(K, N) bases of each tensor")->check(CLI::Range(1, 8));
     cmd->add_option("--kld-base", a->reference,
                     "Reference model (e.g. the HF folder) to compare against: KL divergence and top-1 agreement");
     cmd->add_option("-t,--threads", a->threads, "Threads (default: physical cores)")->check(CLI::Range(1, 1024));

@@ -64,7 +64,7 @@ void add_run_options(CLI::App& cmd, RunArgs& a) {
     cmd.add_option("--seed", a.seed, "Random seed (default: random, printed in the stats); the same seed gives the "
                                      "same text on every run and thread count");
     cmd.add_option("-t,--threads", a.threads, "Threads (default: physical cores)")->check(CLI::Range(1, 1024));
-    cmd.add_option("--bases", a.bases, "Use only the first K bases of each tensor (default: all)")
+    cmd.add_option("--bases", a.bases, "Use the first min(K, N) bases of each tensor (default: all)")
         ->check(CLI::Range(1, 8));
     cmd.add_option("--ctx", a.ctx, "Context length in tokens (default: min(model maximum, 4096))")
         ->check(CLI::Range(1, 1 << 24));

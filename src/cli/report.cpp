@@ -128,6 +128,7 @@ json inspect_json(const BttFile& f) {
         if (t.encoding == Encoding::Ternary) {
             j["block_size"] = t.layout.block_size;
             j["packing"] = packing_name(t.layout.packing);
+            j["scales"] = scale_mode_name(t.layout.scales);
             j["method"] = t.method;
             j["bits_per_weight"] = t.layout.bits_per_weight();
             tern_bytes += t.size;
@@ -203,8 +204,8 @@ void print_inspect(const BttFile& f, bool all_tensors, std::FILE* out) {
                  j["file_bits_per_weight"].get<double>());
     std::fprintf(out, "error        ||W - W^|| / ||W|| over ternary tensors after 1..N bases: %s\n",
                  errors_str(j["relative_error_by_base"].get<std::vector<double>>()).c_str());
-    std::fprintf(out, "\n%-48s %-11s %-8s %5s %6s %6s %10s  %s\n", "tensor", "shape", "encoding", "bases", "block",
-                 "bits/w", "bytes", "rel. error by base");
+    std::fprintf(out, "\n%-48s %-11s %-8s %5s %6s %6s %6s %10s  %s\n", "tensor", "shape", "encoding", "bases", "scales",
+                 "block", "bits/w", "bytes", "rel. error by base");
     std::size_t hidden = 0;
     for (const auto& t : f.tensors()) {
         if (!all_tensors && t.encoding != Encoding::Ternary) {
@@ -212,10 +213,10 @@ void print_inspect(const BttFile& f, bool all_tensors, std::FILE* out) {
             continue;
         }
         const bool tern = t.encoding == Encoding::Ternary;
-        std::fprintf(out, "%-48s %-11s %-8s %5s %6s %6s %10llu  %s\n", t.name.c_str(), shape_str(t.shape).c_str(),
+        std::fprintf(out, "%-48s %-11s %-8s %5s %6s %6s %6s %10llu  %s\n", t.name.c_str(), shape_str(t.shape).c_str(),
                      tern ? (std::string("ternary") + (t.layout.packing == Packing::Dense ? "/d" : "")).c_str()
                           : encoding_name(t.encoding),
-                     tern ? std::to_string(t.layout.bases).c_str() : "-",
+                     tern ? std::to_string(t.layout.bases).c_str() : "-", tern ? scale_mode_name(t.layout.scales) : "-",
                      tern ? std::to_string(t.layout.block_size).c_str() : "-",
                      tern ? std::to_string(t.layout.bits_per_weight()).substr(0, 5).c_str() : "-",
                      static_cast<unsigned long long>(t.size), errors_str(t.relative_error_by_base).c_str());

@@ -52,6 +52,10 @@ struct TernaryInput {
 
 // y[r - r0] = x_scale * sum_b sum_{k < k_bases} scale(r, b, k) * dot(r, b, k) for rows
 // r in [r0, r1). `q` holds blocks_per_row * block_size int8 values (zero padded).
+// Float order, per row: free scales acc += f16(s_k) * float(dot_k) for b = 0.., k = 0..;
+// tied scales acc += (f16(s) * tied_multiplier(K)) * float(sum_k 3^(K-1-k) * dot_k) per
+// block (the integer combination exact in int32); then y = acc * x_scale. Every other
+// ternary kernel computes exactly this.
 void ternary_gemv_ref(const TernaryLayout& layout, const std::uint8_t* data, int k_bases, const std::int8_t* q,
                       float x_scale, std::int64_t r0, std::int64_t r1, float* y);
 

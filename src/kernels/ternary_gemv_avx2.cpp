@@ -4,6 +4,9 @@
 // Bit-identical to ternary_gemv_ref: every (row, block, base) integer sum is exact, and the
 // float part does, per row, acc += f16(scale) * float(dot) for b = 0.., k = 0.. in order, then
 // y = acc * x_scale, with separate multiplies and adds (no FMA; built with -ffp-contract=off).
+// Tied scales: per block the K int32 sums are combined as level = sum_k 3^(K-1-k) * dot_k
+// (Horner in the int32 accumulators, exact), then acc += (f16(s) * tied_multiplier(K)) *
+// float(level), as in the reference.
 //
 // Integer part. Trit position p = j + G*d lives in digit d of group byte j, so digit d of
 // the group's bytes [16c, 16c+16) lines up with activation positions G*d + 16c + [0, 16).
@@ -62,8 +65,11 @@ thread_local Scratch t_scratch;
 
 struct Ctx {
     std::int64_t nblocks;
-    int n_bases;   // N (scales per block)
+    int n_scales;  // binary16 scales per block: N (free) or 1 (tied)
     int k_bases;   // K <= N used
+    bool tied;     // tied scales: one per block, bases combined in int32 first
+    float tied_mult;  // tied_multiplier(K)
+    std::int32_t tied_sum;  // sum_k 3^(K-1-k) = (3^K - 1) / 2: the weight of the 2bit block sums of q
     int g;         // group bytes
     int chunks;    // ceil(G / 16)
     int digits;    // 4 (2bit) or 5 (dense)
@@ -170,20 +176,28 @@ inline __m128i load_scales(const std::uint8_t* const* lo, const std::uint8_t* co
 
 // Up to eight rows: NP pairs (lo[p], hi[p]). out[lane] = that row's acc * x_scale.
 // CT: the chunk count if known at compile time, else 0.
-template <Packing P, int NP, int CT>
+// T: tied scales (a compile-time choice, so the free-scale code has no tied branches).
+template <Packing P, int NP, int CT, bool T>
 void tile(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi, float x_scale, float* out) {
     const int C = CT ? CT : cx.chunks;
-    const std::size_t scales_bytes = 2 * static_cast<std::size_t>(cx.n_bases);
+    const std::size_t scales_bytes = 2 * static_cast<std::size_t>(cx.n_scales);
     __m256 acc = _mm256_setzero_ps();
     for (std::int64_t b = 0; b < cx.nblocks; ++b) {
         const std::size_t boff = static_cast<std::size_t>(b) * cx.block_bytes;
         const Slice* qb = cx.q + b * cx.digits * C;
-        const __m256i sumq = _mm256_set1_epi32(cx.sums[b]);
+        // 2bit: sum(t * q) = sum(c * q) - sum(q); tied: the bases' sums of q weigh tied_sum.
+        const __m256i sumq = _mm256_set1_epi32(T ? cx.sums[b] * cx.tied_sum : cx.sums[b]);
         prefetch_block<NP>(lo, hi, boff, cx.block_bytes);
+        __m256i a32[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                          _mm256_setzero_si256()};
         for (int k = 0; k < cx.k_bases; ++k) {
             const std::size_t goff = boff + scales_bytes + static_cast<std::size_t>(k) * static_cast<std::size_t>(cx.g);
-            __m256i a32[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
-                              _mm256_setzero_si256()};
+            if constexpr (T) {
+                // Horner over the bases in the int32 accumulators: reduced once per block.
+                for (int p = 0; p < NP; ++p) a32[p] = _mm256_add_epi32(a32[p], _mm256_add_epi32(a32[p], a32[p]));
+            } else {
+                for (int p = 0; p < 4; ++p) a32[p] = _mm256_setzero_si256();
+            }
             __m256i a16[NP];
             for (int p = 0; p < NP; ++p) a16[p] = _mm256_setzero_si256();
             int pending = 0;
@@ -199,36 +213,48 @@ void tile(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* cons
                     pending = 0;
                 }
             }
-            // Lanes [p0.lo p1.lo p2.lo p3.lo | p0.hi p1.hi p2.hi p3.hi]: the rows' sum(c * q)
-            // (2bit) or sum(t * q) (dense).
+            if constexpr (!T) {
+                // Lanes [p0.lo p1.lo p2.lo p3.lo | p0.hi p1.hi p2.hi p3.hi]: the rows' sum(c * q)
+                // (2bit) or sum(t * q) (dense).
+                const __m256i h = reduce_pairs(a32);
+                const __m256i dot = P == Packing::TwoBit ? _mm256_sub_epi32(h, sumq) : h;
+                const __m256 scale = _mm256_cvtph_ps(load_scales<NP>(lo, hi, boff + 2 * static_cast<std::size_t>(k)));
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(dot)));
+            }
+        }
+        if (T && cx.k_bases > 0) {
+            // level = sum_k 3^(K-1-k) * dot_k. The 2bit lanes (sums of codes c = t + 1) may
+            // wrap in int32 on the way, but wrapping adds are exact modulo 2^32 and the level
+            // itself fits (|level| <= 3280 * 127 * 4096 < 2^31), so it comes out exact.
             const __m256i h = reduce_pairs(a32);
-            const __m256i dot = P == Packing::TwoBit ? _mm256_sub_epi32(h, sumq) : h;
-            const __m256 scale = _mm256_cvtph_ps(load_scales<NP>(lo, hi, boff + 2 * static_cast<std::size_t>(k)));
-            acc = _mm256_add_ps(acc, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(dot)));
+            const __m256i level = P == Packing::TwoBit ? _mm256_sub_epi32(h, sumq) : h;
+            const __m256 scale =
+                _mm256_mul_ps(_mm256_cvtph_ps(load_scales<NP>(lo, hi, boff)), _mm256_set1_ps(cx.tied_mult));
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(level)));
         }
     }
     _mm256_storeu_ps(out, _mm256_mul_ps(acc, _mm256_set1_ps(x_scale)));
 }
 
-template <Packing P, int CT>
+template <Packing P, int CT, bool T>
 void run_tile_c(int np, const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi, float x_scale,
                 float* out) {
     switch (np) {
-        case 1: tile<P, 1, CT>(cx, lo, hi, x_scale, out); break;
-        case 2: tile<P, 2, CT>(cx, lo, hi, x_scale, out); break;
-        case 3: tile<P, 3, CT>(cx, lo, hi, x_scale, out); break;
-        default: tile<P, 4, CT>(cx, lo, hi, x_scale, out); break;
+        case 1: tile<P, 1, CT, T>(cx, lo, hi, x_scale, out); break;
+        case 2: tile<P, 2, CT, T>(cx, lo, hi, x_scale, out); break;
+        case 3: tile<P, 3, CT, T>(cx, lo, hi, x_scale, out); break;
+        default: tile<P, 4, CT, T>(cx, lo, hi, x_scale, out); break;
     }
 }
 
 // The chunk count is a compile-time constant for the common groups (1 chunk: 2bit B = 64,
 // dense B <= 80; 2 chunks: 2bit B = 128, dense B <= 160).
-template <Packing P>
+template <Packing P, bool T>
 void run_tile(int np, const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi, float x_scale,
               float* out) {
-    if (cx.chunks == 1) run_tile_c<P, 1>(np, cx, lo, hi, x_scale, out);
-    else if (cx.chunks == 2) run_tile_c<P, 2>(np, cx, lo, hi, x_scale, out);
-    else run_tile_c<P, 0>(np, cx, lo, hi, x_scale, out);
+    if (cx.chunks == 1) run_tile_c<P, 1, T>(np, cx, lo, hi, x_scale, out);
+    else if (cx.chunks == 2) run_tile_c<P, 2, T>(np, cx, lo, hi, x_scale, out);
+    else run_tile_c<P, 0, T>(np, cx, lo, hi, x_scale, out);
 }
 
 int digits_of(Packing p) { return p == Packing::TwoBit ? 4 : 5; }
@@ -282,18 +308,18 @@ struct BatchScratch {
 thread_local BatchScratch t_batch;
 
 // Up to eight rows (NP pairs, as in tile()) for m inputs: out[j * 8 + lane].
-template <Packing P, int NP, int CT>
+template <Packing P, int NP, int CT, bool T>
 void tile_batch(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi,
                 const TernaryInput* const* in, int m, float* out) {
     constexpr int D = P == Packing::TwoBit ? 4 : 5;
     const int C = CT ? CT : cx.chunks;
     const int K = cx.k_bases;
-    const std::size_t scales_bytes = 2 * static_cast<std::size_t>(cx.n_bases);
+    const std::size_t scales_bytes = 2 * static_cast<std::size_t>(cx.n_scales);
     BatchScratch& bs = t_batch;
     bs.codes.resize(static_cast<std::size_t>(K) * static_cast<std::size_t>(C) * NP * D);
     bs.acc.assign(static_cast<std::size_t>(m), Accum{_mm256_setzero_ps()});
     Codes* codes = bs.codes.data();
-    __m256 scale[8];  // per base (K <= 8 is checked by the caller)
+    __m256 scale[8];  // per base (K <= 8 is checked by the caller); tied: scale[0] * tied_mult
     for (std::int64_t b = 0; b < cx.nblocks; ++b) {
         const std::size_t boff = static_cast<std::size_t>(b) * cx.block_bytes;
         prefetch_block<NP>(lo, hi, boff, cx.block_bytes);
@@ -305,15 +331,24 @@ void tile_batch(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t
                     decode_codes<P>(load_pair(lo[p] + off, hi[p] + off), codes + ((k * C + c) * NP + p) * D);
                 }
             }
-            scale[k] = _mm256_cvtph_ps(load_scales<NP>(lo, hi, boff + 2 * static_cast<std::size_t>(k)));
+            if constexpr (!T) scale[k] = _mm256_cvtph_ps(load_scales<NP>(lo, hi, boff + 2 * static_cast<std::size_t>(k)));
+        }
+        if constexpr (T) {
+            scale[0] = _mm256_mul_ps(_mm256_cvtph_ps(load_scales<NP>(lo, hi, boff)), _mm256_set1_ps(cx.tied_mult));
         }
         for (int j = 0; j < m; ++j) {
             const Slice* qb = in[j]->slices.data() + b * D * C;
-            const __m256i sumq = _mm256_set1_epi32(in[j]->block_sums[static_cast<std::size_t>(b)]);
+            const std::int32_t bsum = in[j]->block_sums[static_cast<std::size_t>(b)];
+            const __m256i sumq = _mm256_set1_epi32(T ? bsum * cx.tied_sum : bsum);
             __m256 acc = bs.acc[static_cast<std::size_t>(j)].v;
+            __m256i a32[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                              _mm256_setzero_si256()};
             for (int k = 0; k < K; ++k) {
-                __m256i a32[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
-                                  _mm256_setzero_si256()};
+                if constexpr (T) {  // Horner in the int32 accumulators, as in tile()
+                    for (int p = 0; p < NP; ++p) a32[p] = _mm256_add_epi32(a32[p], _mm256_add_epi32(a32[p], a32[p]));
+                } else {
+                    for (int p = 0; p < 4; ++p) a32[p] = _mm256_setzero_si256();
+                }
                 __m256i a16[NP];
                 for (int p = 0; p < NP; ++p) a16[p] = _mm256_setzero_si256();
                 int pending = 0;
@@ -332,9 +367,14 @@ void tile_batch(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t
                         pending = 0;
                     }
                 }
-                const __m256i h = reduce_pairs(a32);
-                const __m256i dot = _mm256_sub_epi32(h, sumq);
-                acc = _mm256_add_ps(acc, _mm256_mul_ps(scale[k], _mm256_cvtepi32_ps(dot)));
+                if constexpr (!T) {
+                    const __m256i dot = _mm256_sub_epi32(reduce_pairs(a32), sumq);
+                    acc = _mm256_add_ps(acc, _mm256_mul_ps(scale[k], _mm256_cvtepi32_ps(dot)));
+                }
+            }
+            if (T && K > 0) {
+                const __m256i level = _mm256_sub_epi32(reduce_pairs(a32), sumq);  // exact modulo 2^32
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(scale[0], _mm256_cvtepi32_ps(level)));
             }
             bs.acc[static_cast<std::size_t>(j)].v = acc;
         }
@@ -344,23 +384,23 @@ void tile_batch(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t
     }
 }
 
-template <Packing P, int CT>
+template <Packing P, int CT, bool T>
 void run_tile_batch_c(int np, const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi,
                       const TernaryInput* const* in, int m, float* out) {
     switch (np) {
-        case 1: tile_batch<P, 1, CT>(cx, lo, hi, in, m, out); break;
-        case 2: tile_batch<P, 2, CT>(cx, lo, hi, in, m, out); break;
-        case 3: tile_batch<P, 3, CT>(cx, lo, hi, in, m, out); break;
-        default: tile_batch<P, 4, CT>(cx, lo, hi, in, m, out); break;
+        case 1: tile_batch<P, 1, CT, T>(cx, lo, hi, in, m, out); break;
+        case 2: tile_batch<P, 2, CT, T>(cx, lo, hi, in, m, out); break;
+        case 3: tile_batch<P, 3, CT, T>(cx, lo, hi, in, m, out); break;
+        default: tile_batch<P, 4, CT, T>(cx, lo, hi, in, m, out); break;
     }
 }
 
-template <Packing P>
+template <Packing P, bool T>
 void run_tile_batch(int np, const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi,
                     const TernaryInput* const* in, int m, float* out) {
-    if (cx.chunks == 1) run_tile_batch_c<P, 1>(np, cx, lo, hi, in, m, out);
-    else if (cx.chunks == 2) run_tile_batch_c<P, 2>(np, cx, lo, hi, in, m, out);
-    else run_tile_batch_c<P, 0>(np, cx, lo, hi, in, m, out);
+    if (cx.chunks == 1) run_tile_batch_c<P, 1, T>(np, cx, lo, hi, in, m, out);
+    else if (cx.chunks == 2) run_tile_batch_c<P, 2, T>(np, cx, lo, hi, in, m, out);
+    else run_tile_batch_c<P, 0, T>(np, cx, lo, hi, in, m, out);
 }
 
 // Re-lays in.q (blocks * B values) digit-major into in.slices and computes the block sums.
@@ -434,7 +474,13 @@ void ternary_gemm_avx2(const TernaryLayout& layout, const std::uint8_t* data, in
                           : s.tail.data() + static_cast<std::size_t>(r - r_safe) * row_bytes;
     };
 
-    Ctx cx{layout.blocks_per_row(), layout.bases, k_bases, g, chunks, digits, layout.block_bytes(), nullptr, nullptr};
+    // Tied with K = 1 is the free computation (f16(s) * 1.0f is exact; the one scale and the
+    // groups sit where a free layout's first scale and groups are), so it takes the free path.
+    const bool tied = layout.tied() && k_bases > 1;
+    std::int32_t tied_sum = 0;
+    for (int k = 0; k < k_bases; ++k) tied_sum += tied_weight(k_bases, k);
+    Ctx cx{layout.blocks_per_row(), layout.scale_count(), k_bases, tied, tied_multiplier(k_bases), tied_sum, g, chunks,
+           digits, layout.block_bytes(), nullptr, nullptr};
     for (std::int64_t r = r0; r < r1; r += 8) {
         const int n = static_cast<int>(std::min<std::int64_t>(8, r1 - r));
         const int np = (n + 1) / 2;
@@ -451,8 +497,10 @@ void ternary_gemm_avx2(const TernaryLayout& layout, const std::uint8_t* data, in
             // decoded once per batch.
             thread_local std::vector<float> outs;
             outs.resize(static_cast<std::size_t>(8 * m));
-            if (two_bit) run_tile_batch<Packing::TwoBit>(np, cx, lo, hi, in, m, outs.data());
-            else run_tile_batch<Packing::Dense>(np, cx, lo, hi, in, m, outs.data());
+            if (two_bit && !cx.tied) run_tile_batch<Packing::TwoBit, false>(np, cx, lo, hi, in, m, outs.data());
+            else if (two_bit) run_tile_batch<Packing::TwoBit, true>(np, cx, lo, hi, in, m, outs.data());
+            else if (!cx.tied) run_tile_batch<Packing::Dense, false>(np, cx, lo, hi, in, m, outs.data());
+            else run_tile_batch<Packing::Dense, true>(np, cx, lo, hi, in, m, outs.data());
             for (int j = 0; j < m; ++j) {
                 float* yj = y + j * ldy + (r - r0);
                 for (int i = 0; i < n; ++i) yj[i] = outs[static_cast<std::size_t>(8 * j + (i / np) * 4 + i % np)];
@@ -463,8 +511,10 @@ void ternary_gemm_avx2(const TernaryLayout& layout, const std::uint8_t* data, in
             cx.q = in[j]->slices.data();
             cx.sums = in[j]->block_sums.data();
             alignas(32) float out[8];
-            if (two_bit) run_tile<Packing::TwoBit>(np, cx, lo, hi, in[j]->scale, out);
-            else run_tile<Packing::Dense>(np, cx, lo, hi, in[j]->scale, out);
+            if (two_bit && !cx.tied) run_tile<Packing::TwoBit, false>(np, cx, lo, hi, in[j]->scale, out);
+            else if (two_bit) run_tile<Packing::TwoBit, true>(np, cx, lo, hi, in[j]->scale, out);
+            else if (!cx.tied) run_tile<Packing::Dense, false>(np, cx, lo, hi, in[j]->scale, out);
+            else run_tile<Packing::Dense, true>(np, cx, lo, hi, in[j]->scale, out);
             float* yj = y + j * ldy + (r - r0);
             for (int i = 0; i < n; ++i) yj[i] = out[(i / np) * 4 + i % np];
         }

@@ -19,10 +19,15 @@
 //   tile   := 32 consecutive rows (the last tile padded with zero trits and zero scales)
 //   tensor := tile[0] ... tile[ceil(rows / 32) - 1]
 //   tile   := tblock[0] ... tblock[blocks_per_row - 1]
-//   tblock := scales[N][32]       binary16, row-major in the tile (base 1 first)
+//   tblock := scales[M][32]       binary16, row-major in the tile (base 1 first); M = N for
+//                                 free scales, M = 1 for tied ones (the block's one scale)
 //             codes[N][S][32]     S = ceil(B / 4) bytes per row and base
 //   code byte s of a row: bits [0,2) position 4s, [2,4) 4s+1, [4,6) 4s+2, [6,8) 4s+3 of the
 //   block (codes 0, 1, 2 = -1, 0, +1; positions >= B hold code 1).
+//
+// GEMV: per row and block, acc += f16(s_k) * float(dot_k) for each base k (free scales),
+// or acc += (f16(s) * tied_multiplier(K)) * float(sum_k 3^(K-1-k) dot_k) (tied), in the
+// reference's order; then y = acc * x_scale.
 //
 // RAM: for 2bit, S = G, so the repacked tensor has exactly the .btt size (plus row padding
 // to 32); it can replace the mapped weights if their pages are dropped after repacking. For dense,
@@ -85,8 +90,11 @@ struct LutWeights {
     TernaryLayout layout;               // the source layout (rows, cols, N, B, packing)
     std::int64_t tiles = 0;             // ceil(rows / 32)
     int code_bytes = 0;                 // S = ceil(B / 4) per row, block and base
-    std::size_t tblock_bytes = 0;       // N * 32 * (2 + S)
+    std::size_t tblock_bytes = 0;       // 32 * (2 * M + N * S), M = layout.scale_count()
     std::vector<std::uint8_t, UninitAllocator<std::uint8_t>> data;  // tiles * blocks_per_row * tblock_bytes
+
+    // Offset of codes[0][0][0] in a tile block (after the M x 32 scales).
+    std::size_t codes_offset() const { return 2 * kLutTileRows * static_cast<std::size_t>(layout.scale_count()); }
 
     const std::uint8_t* tblock(std::int64_t tile, std::int64_t block) const {
         return data.data() + (static_cast<std::size_t>(tile) * static_cast<std::size_t>(layout.blocks_per_row()) +

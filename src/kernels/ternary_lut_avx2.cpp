@@ -13,6 +13,9 @@
 // Per 32-byte code register (32 rows x 4 trits): 3 ops to split the nibbles, 4 shuffles, 4
 // byte adds and 1/4 of the widening (2 unpacks, 2 maddubs, 2 adds), about 13 ops; design (a)
 // spends about 19 on the same 128 weights (3 unpacking ops and 1 maddubs per digit, adds).
+//
+// Tied scales: per block the bases' int32 sums are combined as level = 3 * level + dot
+// (exact), then acc += (f16(s) * tied_multiplier(K)) * float(level): the reference's order.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -79,11 +82,13 @@ inline void block_dots(const std::uint8_t* codes, std::size_t base_stride, const
 }
 
 // acc[i] += scale(k) * float(dot) for bases k0..k0+KG-1 in order (rows 8i..8i+7).
+// `codes` = tb + w.codes_offset().
 template <int KG, int SC>
-inline void block_group(const LutWeights& w, const std::uint8_t* tb, const std::uint8_t* tab, int k0, __m256 (&acc)[4]) {
+inline void block_group(const LutWeights& w, const std::uint8_t* tb, const std::uint8_t* codes0, const std::uint8_t* tab,
+                        int k0, __m256 (&acc)[4]) {
     const std::size_t s_bytes = static_cast<std::size_t>(w.code_bytes);
     const std::size_t base_stride = s_bytes * kLutTileRows;
-    const std::uint8_t* codes = tb + static_cast<std::size_t>(w.layout.bases) * kLutTileRows * 2 + k0 * base_stride;
+    const std::uint8_t* codes = codes0 + k0 * base_stride;
     __m256i dot[KG][4];
     block_dots<KG, SC>(codes, base_stride, tab, w.code_bytes, dot);
     for (int k = 0; k < KG; ++k) {
@@ -95,10 +100,28 @@ inline void block_group(const LutWeights& w, const std::uint8_t* tb, const std::
     }
 }
 
-template <int SC>
+// Tied scales: level[i] = 3 * level[i] + dot for bases k0..k0+KG-1 in order (Horner, exact
+// in int32), so that after the last base level = sum_k 3^(K-1-k) * dot_k.
+template <int KG, int SC>
+inline void block_group_tied(const LutWeights& w, const std::uint8_t* codes0, const std::uint8_t* tab, int k0,
+                             __m256i (&level)[4]) {
+    const std::size_t base_stride = static_cast<std::size_t>(w.code_bytes) * kLutTileRows;
+    __m256i dot[KG][4];
+    block_dots<KG, SC>(codes0 + k0 * base_stride, base_stride, tab, w.code_bytes, dot);
+    for (int k = 0; k < KG; ++k) {
+        for (int i = 0; i < 4; ++i) {
+            level[i] = _mm256_add_epi32(_mm256_add_epi32(level[i], _mm256_add_epi32(level[i], level[i])), dot[k][i]);
+        }
+    }
+}
+
+// T: tied scales (a compile-time choice, so the free-scale loop has no tied branches).
+template <int SC, bool T>
 void run_tile(const LutWeights& w, int k_bases, const std::uint8_t* tables, std::int64_t tile, float* out) {
     const std::int64_t nb = w.layout.blocks_per_row();
     const std::size_t rec_bytes = static_cast<std::size_t>(w.code_bytes) * 64;
+    const std::size_t codes_off = w.codes_offset();
+    const __m256 tied_mult = _mm256_set1_ps(T ? tied_multiplier(k_bases) : 1.0f);
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (std::int64_t b = 0; b < nb; ++b) {
         const std::uint8_t* tb = w.tblock(tile, b);
@@ -111,14 +134,34 @@ void run_tile(const LutWeights& w, int k_bases, const std::uint8_t* tables, std:
         for (std::size_t o = 0; o < w.tblock_bytes; o += 64)
             _mm_prefetch(reinterpret_cast<const char*>(ahead + o), _MM_HINT_T0);
         const std::uint8_t* tab = tables + static_cast<std::size_t>(b) * rec_bytes;
-        // Bases in groups of up to 4 (register pressure), in order: the float adds keep the
-        // reference's b-then-k order.
-        for (int k0 = 0; k0 < k_bases; k0 += 4) {
-            switch (std::min(4, k_bases - k0)) {
-                case 1: block_group<1, SC>(w, tb, tab, k0, acc); break;
-                case 2: block_group<2, SC>(w, tb, tab, k0, acc); break;
-                case 3: block_group<3, SC>(w, tb, tab, k0, acc); break;
-                default: block_group<4, SC>(w, tb, tab, k0, acc); break;
+        const std::uint8_t* codes = tb + codes_off;
+        if constexpr (T) {
+            // The bases' integer sums combined first, then one float multiply per row.
+            __m256i level[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                                _mm256_setzero_si256()};
+            for (int k0 = 0; k0 < k_bases; k0 += 4) {
+                switch (std::min(4, k_bases - k0)) {
+                    case 1: block_group_tied<1, SC>(w, codes, tab, k0, level); break;
+                    case 2: block_group_tied<2, SC>(w, codes, tab, k0, level); break;
+                    case 3: block_group_tied<3, SC>(w, codes, tab, k0, level); break;
+                    default: block_group_tied<4, SC>(w, codes, tab, k0, level); break;
+                }
+            }
+            for (int i = 0; k_bases > 0 && i < 4; ++i) {
+                const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tb + 16 * i));
+                const __m256 sc = _mm256_mul_ps(_mm256_cvtph_ps(h), tied_mult);
+                acc[i] = _mm256_add_ps(acc[i], _mm256_mul_ps(sc, _mm256_cvtepi32_ps(level[i])));
+            }
+        } else {
+            // Bases in groups of up to 4 (register pressure), in order: the float adds keep
+            // the reference's b-then-k order.
+            for (int k0 = 0; k0 < k_bases; k0 += 4) {
+                switch (std::min(4, k_bases - k0)) {
+                    case 1: block_group<1, SC>(w, tb, codes, tab, k0, acc); break;
+                    case 2: block_group<2, SC>(w, tb, codes, tab, k0, acc); break;
+                    case 3: block_group<3, SC>(w, tb, codes, tab, k0, acc); break;
+                    default: block_group<4, SC>(w, tb, codes, tab, k0, acc); break;
+                }
             }
         }
     }
@@ -168,10 +211,20 @@ void lut_gemm_avx2(const LutWeights& w, int k_bases, const std::uint8_t* const* 
         const std::int64_t hi = std::min(r1, (tile + 1) * kLutTileRows);
         for (int j = 0; j < m; ++j) {
             alignas(32) float out[kLutTileRows];
-            switch (w.code_bytes) {
-                case 16: run_tile<16>(w, k_bases, tables[j], tile, out); break;  // B = 64
-                case 32: run_tile<32>(w, k_bases, tables[j], tile, out); break;  // B = 128
-                default: run_tile<0>(w, k_bases, tables[j], tile, out); break;
+            // Tied with K = 1 is the free computation (f16(s) * 1.0f is exact, and the one
+            // scale is where a free tile block's first scales are).
+            if (w.layout.tied() && k_bases > 1) {
+                switch (w.code_bytes) {
+                    case 16: run_tile<16, true>(w, k_bases, tables[j], tile, out); break;
+                    case 32: run_tile<32, true>(w, k_bases, tables[j], tile, out); break;
+                    default: run_tile<0, true>(w, k_bases, tables[j], tile, out); break;
+                }
+            } else {
+                switch (w.code_bytes) {
+                    case 16: run_tile<16, false>(w, k_bases, tables[j], tile, out); break;  // B = 64
+                    case 32: run_tile<32, false>(w, k_bases, tables[j], tile, out); break;  // B = 128
+                    default: run_tile<0, false>(w, k_bases, tables[j], tile, out); break;
+                }
             }
             const __m256 xs = _mm256_set1_ps(x_scales[j]);
             for (int i = 0; i < 4; ++i) _mm256_store_ps(out + 8 * i, _mm256_mul_ps(_mm256_load_ps(out + 8 * i), xs));

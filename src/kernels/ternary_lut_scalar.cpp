@@ -62,6 +62,7 @@ constexpr ClampTable kClamp;
 void repack_tiles(LutWeights& w, const std::uint8_t* data, std::int64_t t0, std::int64_t t1) {
     const TernaryLayout& layout = w.layout;
     const int n = layout.bases;
+    const int n_scales = layout.scale_count();  // N (free) or 1 (tied)
     const int bs = layout.block_size;
     const std::int64_t nb = layout.blocks_per_row();
     const std::size_t gb = layout.group_bytes();
@@ -81,19 +82,21 @@ void repack_tiles(LutWeights& w, const std::uint8_t* data, std::int64_t t0, std:
         for (std::int64_t b = 0; b < nb; ++b) {
             std::uint8_t* dst = w.data.data() + (static_cast<std::size_t>(tile) * static_cast<std::size_t>(nb) +
                                                  static_cast<std::size_t>(b)) * w.tblock_bytes;
-            std::uint8_t* codes = dst + static_cast<std::size_t>(n) * kLutTileRows * 2;
+            std::uint8_t* codes = dst + w.codes_offset();
             // Padding rows: zero scales and zero trits (code 0x55).
-            std::memset(dst, 0, static_cast<std::size_t>(n) * kLutTileRows * 2);
+            std::memset(dst, 0, w.codes_offset());
             std::memset(codes, 0x55, static_cast<std::size_t>(n) * kLutTileRows * s_bytes);
             for (int lane = 0; lane < kLutTileRows; ++lane) {
                 const std::int64_t r = tile * kLutTileRows + lane;
                 if (r >= layout.rows) break;
                 const std::uint8_t* blk = data + static_cast<std::size_t>(r) * layout.row_bytes() +
                                           static_cast<std::size_t>(b) * layout.block_bytes();
-                for (int k = 0; k < n; ++k) {
+                for (int k = 0; k < n_scales; ++k) {
                     dst[2 * (k * kLutTileRows + lane)] = blk[2 * k];
                     dst[2 * (k * kLutTileRows + lane) + 1] = blk[2 * k + 1];
-                    const std::uint8_t* group = blk + 2 * n + k * gb;
+                }
+                for (int k = 0; k < n; ++k) {
+                    const std::uint8_t* group = blk + 2 * n_scales + k * gb;
                     std::uint8_t* c = codes + static_cast<std::size_t>(k) * s_bytes * kLutTileRows + lane;
                     if (direct) {
                         // 2bit with B % 4 == 0: move each 2-bit code straight to its new place
@@ -129,7 +132,8 @@ LutWeights lut_repack(const TernaryLayout& layout, const std::uint8_t* data, Thr
     w.layout = layout;
     w.tiles = (layout.rows + kLutTileRows - 1) / kLutTileRows;
     w.code_bytes = (layout.block_size + 3) / 4;
-    w.tblock_bytes = static_cast<std::size_t>(layout.bases) * kLutTileRows * (2 + static_cast<std::size_t>(w.code_bytes));
+    w.tblock_bytes = kLutTileRows * (2 * static_cast<std::size_t>(layout.scale_count()) +
+                                     static_cast<std::size_t>(layout.bases) * static_cast<std::size_t>(w.code_bytes));
     w.data.resize(static_cast<std::size_t>(w.tiles) * static_cast<std::size_t>(layout.blocks_per_row()) * w.tblock_bytes);
     if (pool != nullptr) {
         // Tiles write disjoint parts of w.data: the result does not depend on the thread count.
@@ -170,7 +174,8 @@ void lut_gemv_ref(const LutWeights& w, int k_bases, const std::uint8_t* tables, 
                   std::int64_t r1, float* y) {
     const std::int64_t nb = w.layout.blocks_per_row();
     const std::size_t s_bytes = static_cast<std::size_t>(w.code_bytes);
-    const std::size_t n = static_cast<std::size_t>(w.layout.bases);
+    const bool tied = w.layout.tied();
+    const float tied_mult = tied_multiplier(k_bases);
     auto entry = [](const std::uint8_t* rec, int half, int idx) {
         return 16 * static_cast<std::int8_t>(rec[32 + 16 * half + idx]) + rec[16 * half + idx];
     };
@@ -180,17 +185,27 @@ void lut_gemv_ref(const LutWeights& w, int k_bases, const std::uint8_t* tables, 
         float acc = 0.0f;
         for (std::int64_t b = 0; b < nb; ++b) {
             const std::uint8_t* tb = w.tblock(tile, b);
-            const std::uint8_t* codes = tb + n * kLutTileRows * 2;
+            const std::uint8_t* codes = tb + w.codes_offset();
             const std::uint8_t* tab = tables + static_cast<std::size_t>(b) * s_bytes * 64;
+            std::int32_t level = 0;  // tied: sum_k 3^(K-1-k) * dot_k (Horner), exact
             for (std::size_t k = 0; k < static_cast<std::size_t>(k_bases); ++k) {
                 std::int32_t dot = 0;
                 for (std::size_t s = 0; s < s_bytes; ++s) {
                     const int c = codes[(k * s_bytes + s) * kLutTileRows + lane];
                     dot += entry(tab + 64 * s, 0, c & 15) + entry(tab + 64 * s, 1, c >> 4);
                 }
+                if (tied) {
+                    level = 3 * level + dot;
+                    continue;
+                }
                 const std::size_t so = 2 * (k * kLutTileRows + lane);
                 const std::uint16_t h = static_cast<std::uint16_t>(tb[so] | tb[so + 1] << 8);
                 acc += f16_to_f32(h) * static_cast<float>(dot);
+            }
+            if (tied && k_bases > 0) {
+                const std::size_t so = 2 * lane;
+                const std::uint16_t h = static_cast<std::uint16_t>(tb[so] | tb[so + 1] << 8);
+                acc += (f16_to_f32(h) * tied_mult) * static_cast<float>(level);
             }
         }
         y[r - r0] = acc * x_scale;

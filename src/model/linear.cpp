@@ -149,8 +149,10 @@ public:
     }
 
     std::uint64_t weight_bytes() const override {
-        // Only the first k bases' scales and groups are read.
-        const std::uint64_t per_block = static_cast<std::uint64_t>(k_) * (2 + layout_.group_bytes());
+        // Only the first k bases' groups are read, with their k scales (free) or the block's
+        // one scale (tied).
+        const std::uint64_t scales = layout_.tied() ? 1 : static_cast<std::uint64_t>(k_);
+        const std::uint64_t per_block = 2 * scales + static_cast<std::uint64_t>(k_) * layout_.group_bytes();
         return static_cast<std::uint64_t>(rows_) * static_cast<std::uint64_t>(layout_.blocks_per_row()) * per_block;
     }
 
@@ -177,9 +179,10 @@ public:
         return (Linear::grain(pool) + t - 1) / t * t;
     }
     std::uint64_t weight_bytes() const override {
-        // The first k bases' scales and codes of every tile block.
-        const std::uint64_t per_tblock = static_cast<std::uint64_t>(k_) * kernels::kLutTileRows *
-                                         (2 + static_cast<std::uint64_t>(w_.code_bytes));
+        // The first k bases' codes of every tile block, with their scales (one when tied).
+        const std::uint64_t scales = w_.layout.tied() ? 1 : static_cast<std::uint64_t>(k_);
+        const std::uint64_t per_tblock =
+            kernels::kLutTileRows * (2 * scales + static_cast<std::uint64_t>(k_) * static_cast<std::uint64_t>(w_.code_bytes));
         return static_cast<std::uint64_t>(w_.tiles) * static_cast<std::uint64_t>(w_.layout.blocks_per_row()) *
                per_tblock;
     }

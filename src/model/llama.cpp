@@ -85,6 +85,37 @@ private:
     std::chrono::steady_clock::time_point last_;
 };
 
+// What runs of a .btt file's ternary tensors, e.g. "ternary, 3 of 3 bases, 2bit, block 64" or,
+// when the tensors differ, "ternary, 2-4 bases (mixed; first 3 used), 2bit, block 64, tied
+// and free scales". `bases` is the K in use (every tensor uses min(K, its N)).
+std::string describe_ternary(const std::vector<BttTensor>& tensors, int bases) {
+    int min_n = 0, max_n = 0, min_b = 0, max_b = 0;
+    bool two_bit = false, dense = false, any_tied = false, any_free = false;
+    for (const auto& t : tensors) {
+        if (t.encoding != Encoding::Ternary) continue;
+        const TernaryLayout& l = t.layout;
+        min_n = min_n ? std::min(min_n, l.bases) : l.bases;
+        max_n = std::max(max_n, l.bases);
+        min_b = min_b ? std::min(min_b, l.block_size) : l.block_size;
+        max_b = std::max(max_b, l.block_size);
+        (l.packing == Packing::Dense ? dense : two_bit) = true;
+        (l.tied() ? any_tied : any_free) = true;
+    }
+    if (max_n == 0) return "no ternary tensors";
+    std::string d = "ternary, ";
+    if (min_n == max_n) {
+        d += std::to_string(bases) + " of " + std::to_string(max_n) + " bases";
+    } else {
+        d += std::to_string(min_n) + "-" + std::to_string(max_n) + " bases (mixed; " +
+             (bases >= max_n ? std::string("all used") : "first " + std::to_string(bases) + " used") + ")";
+    }
+    d += two_bit && dense ? ", 2bit and dense" : two_bit ? ", 2bit" : ", dense";
+    d += min_b == max_b ? ", block " + std::to_string(min_b)
+                        : ", blocks " + std::to_string(min_b) + "-" + std::to_string(max_b);
+    if (any_tied) d += any_free ? ", tied and free scales" : ", tied scales";
+    return d;
+}
+
 std::unique_ptr<Linear> linear_from(Encoding e, const std::uint8_t* data, const TernaryLayout& layout, int k,
                                     std::int64_t rows, std::int64_t cols, ThreadPool& pool) {
     switch (e) {
@@ -206,6 +237,12 @@ void LlamaModel::load_btt(const std::string& path, const LoadOptions& opt) {
         if (t.encoding == Encoding::Ternary) max_bases = std::max(max_bases, t.layout.bases);
     }
     if (opt.bases < 0) throw UsageError("--bases must be positive");
+    // Tensors may have different N (e.g. chosen per tensor by a bits budget): --bases K uses
+    // min(K, N) bases of each, and is an error only above the largest N.
+    if (max_bases > 0 && opt.bases > max_bases) {
+        throw UsageError("--bases " + std::to_string(opt.bases) + " is more than the largest number of bases (" +
+                         std::to_string(max_bases) + ") of any ternary tensor in " + path);
+    }
     bases_ = opt.bases > 0 ? opt.bases : max_bases;
 
     auto need = [&](const std::string& name, const std::vector<std::int64_t>& shape) -> const BttTensor& {
@@ -214,10 +251,6 @@ void LlamaModel::load_btt(const std::string& path, const LoadOptions& opt) {
         if (t->shape != shape) {
             throw FormatError(path + ": tensor '" + name + "' has shape " + format_shape(t->shape) +
                               " but the model config implies " + format_shape(shape));
-        }
-        if (t->encoding == Encoding::Ternary && opt.bases > t->layout.bases) {
-            throw UsageError("--bases " + std::to_string(opt.bases) + " is more than the " +
-                             std::to_string(t->layout.bases) + " bases tensor '" + name + "' has in " + path);
         }
         return *t;
     };
@@ -243,10 +276,7 @@ void LlamaModel::load_btt(const std::string& path, const LoadOptions& opt) {
     lm_head_ = cfg_.tie_word_embeddings ? linear("model.embed_tokens.weight", cfg_.vocab_size, h)
                                         : linear("lm_head.weight", cfg_.vocab_size, h);
 
-    const json& conv = f.header().value("conversion", json::object());
-    description_ = std::filesystem::path(path).filename().string() + ": ternary, " + std::to_string(bases_) + " of " +
-                   std::to_string(max_bases) + " bases, " + conv.value("packing", std::string("?")) + ", block " +
-                   std::to_string(conv.value("block_size", 0));
+    description_ = std::filesystem::path(path).filename().string() + ": " + describe_ternary(f.tensors(), bases_);
     finish_setup(opt);
 }
 

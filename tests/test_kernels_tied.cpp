@@ -1,0 +1,308 @@
+// Every ternary kernel on tied-scale layouts (one binary16 scale per block, base k at
+// s / 3^k) and on free ones: the scalar reference against the float product of the
+// dequantised rows (dequantize_row, the definition of the format), and every other kernel
+// (batched reference, maddubs AVX2 single and batched, LUT reference, LUT AVX2 single and
+// batched) bit-identical to the reference, for N = 1..4, every K <= N, both packings,
+// block sizes 32..256 (and some that are no multiple of 16 or of 4), awkward shapes and
+// row sub-ranges. Also: at N = 1 a tied tensor is a free one.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cfloat>
+#include <cstdlib>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "bitttt/dtype.h"
+#include "bitttt/ternary.h"
+#include "kernels/dispatch.h"
+#include "kernels/ternary_gemv.h"
+#include "kernels/ternary_lut.h"
+#include "kernel_fixtures.h"
+
+using namespace bitttt;
+using namespace bitttt::kernels;
+using bitttt::test::Fill;
+using bitttt::test::make_tensor;
+
+namespace {
+
+bool same_bits(const float* a, const float* b, std::int64_t n) {
+    return std::memcmp(a, b, static_cast<std::size_t>(n) * sizeof(float)) == 0;
+}
+
+// One input vector prepared for every kernel: int8 activations (TernaryInput, laid out for
+// AVX2 when it is available) and the LUT tables of the same activations.
+struct Prepared {
+    TernaryInput in;
+    std::vector<std::uint8_t> tables;
+};
+
+Prepared prepare(const TernaryLayout& l, std::mt19937& rng, Isa isa) {
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<float> x(static_cast<std::size_t>(l.cols));
+    for (auto& v : x) v = nd(rng);
+    Prepared p;
+    prepare_ternary_input(isa, x.data(), l.cols, l.block_size, l.packing, p.in);
+    p.tables.resize(lut_table_bytes(l));
+    lut_prepare_ref(l, p.in.q.data(), p.tables.data());
+    return p;
+}
+
+// |w[r, c]| bounded term by term: sum_k |s_k * t_k| for free scales (the bases' terms may
+// cancel in w, not in the kernel's float sums), |w| itself for tied ones (one term).
+void abs_terms_row(const TernaryLayout& l, const std::uint8_t* data, std::int64_t r, int k, float* out) {
+    if (l.tied()) {
+        dequantize_row(l, data, r, k, out);
+        for (std::int64_t c = 0; c < l.cols; ++c) out[c] = std::fabs(out[c]);
+        return;
+    }
+    std::vector<std::int8_t> t(static_cast<std::size_t>(l.block_size));
+    std::fill(out, out + l.cols, 0.0f);
+    for (std::int64_t b = 0; b < l.blocks_per_row(); ++b) {
+        const std::uint8_t* blk = data + r * l.row_bytes() + b * l.block_bytes();
+        for (int i = 0; i < k; ++i) {
+            const float s = std::fabs(f16_to_f32(static_cast<std::uint16_t>(blk[2 * i] | blk[2 * i + 1] << 8)));
+            unpack_trits(l.packing, blk + 2 * l.scale_count() + i * l.group_bytes(), l.block_size, t.data());
+            for (std::int64_t c = b * l.block_size; c < std::min(l.cols, (b + 1) * l.block_size); ++c) {
+                out[c] += s * static_cast<float>(std::abs(t[static_cast<std::size_t>(c - b * l.block_size)]));
+            }
+        }
+    }
+}
+
+// ternary_gemv_ref against sum_c w[r, c] * q[c] * x_scale in double, w from dequantize_row.
+// The kernel's float error: each block term (f16(s) * m_K) * float(I) or f16(s_k) * float(I_k)
+// has a few roundings relative to itself, and the row sum adds one rounding per term, so
+// |y - exact| <= (terms + 4) * 2 eps * sum |terms| <= (terms + 4) * 2 eps * sum_c |w| |q| x_scale,
+// with |w| bounded term by term (abs_terms_row); the dequantised weights are themselves
+// rounded once per base relative to the exact values.
+void check_against_dequantised(const TernaryLayout& l, const std::uint8_t* data, int k, const Prepared& p,
+                               const std::vector<float>& y) {
+    std::vector<float> w(static_cast<std::size_t>(l.cols)), a(w.size());
+    const double terms = static_cast<double>(l.blocks_per_row()) * (l.tied() ? 1 : k);
+    for (std::int64_t r = 0; r < l.rows; ++r) {
+        dequantize_row(l, data, r, k, w.data());
+        abs_terms_row(l, data, r, k, a.data());
+        double exact = 0, mag = 0;
+        for (std::int64_t c = 0; c < l.cols; ++c) {
+            const double qx = static_cast<double>(p.in.q[static_cast<std::size_t>(c)]) * static_cast<double>(p.in.scale);
+            exact += static_cast<double>(w[static_cast<std::size_t>(c)]) * qx;
+            mag += static_cast<double>(a[static_cast<std::size_t>(c)]) * std::fabs(qx);
+        }
+        const double tol = (terms + 4) * 2 * FLT_EPSILON * mag + 1e-30;
+        INFO("row " << r << " y " << y[static_cast<std::size_t>(r)] << " exact " << exact << " tol " << tol);
+        REQUIRE(std::fabs(static_cast<double>(y[static_cast<std::size_t>(r)]) - exact) <= tol);
+    }
+}
+
+// Every kernel over [r0, r1) against `ref` (the reference over all rows) for input a (and
+// b, c in the batched forms).
+void check_kernels(const TernaryLayout& l, const std::uint8_t* data, const LutWeights& w, int k, const Prepared& a,
+                   const Prepared& b, const std::vector<float>& ref_a, const std::vector<float>& ref_b, std::int64_t r0,
+                   std::int64_t r1) {
+    const std::int64_t n = r1 - r0;
+    const TernaryInput* ins[2] = {&a.in, &b.in};
+    const std::uint8_t* tabs[2] = {a.tables.data(), b.tables.data()};
+    const float xs[2] = {a.in.scale, b.in.scale};
+    const std::int64_t ldy = n + 3;
+    std::vector<float> y(static_cast<std::size_t>(2 * ldy), -7.0f);
+    INFO("rows [" << r0 << ", " << r1 << ")");
+    auto same2 = [&](const char* what) {
+        INFO(what);
+        CHECK(same_bits(y.data(), ref_a.data() + r0, n));
+        CHECK(same_bits(y.data() + ldy, ref_b.data() + r0, n));
+    };
+    ternary_gemv_ref(l, data, k, a.in.q.data(), a.in.scale, r0, r1, y.data());
+    CHECK(same_bits(y.data(), ref_a.data() + r0, n));
+    ternary_gemm_ref(l, data, k, ins, 2, r0, r1, y.data(), ldy);
+    same2("ternary_gemm_ref");
+    lut_gemv_ref(w, k, a.tables.data(), a.in.scale, r0, r1, y.data());
+    {
+        INFO("lut_gemv_ref");
+        CHECK(same_bits(y.data(), ref_a.data() + r0, n));
+    }
+    if (!avx2_available()) return;
+    ternary_gemv_kernel(Isa::Avx2)(l, data, k, a.in.q.data(), a.in.scale, r0, r1, y.data());
+    {
+        INFO("maddubs gemv");
+        CHECK(same_bits(y.data(), ref_a.data() + r0, n));
+    }
+    ternary_gemm_kernel(Isa::Avx2)(l, data, k, ins, 2, r0, r1, y.data(), ldy);
+    same2("maddubs gemm");
+#ifdef BITTTT_HAVE_AVX2_KERNEL
+    lut_gemv_avx2(w, k, a.tables.data(), a.in.scale, r0, r1, y.data());
+    {
+        INFO("lut_gemv_avx2");
+        CHECK(same_bits(y.data(), ref_a.data() + r0, n));
+    }
+    lut_gemm_avx2(w, k, tabs, xs, 2, r0, r1, y.data(), ldy);
+    same2("lut_gemm_avx2");
+#else
+    (void)tabs;
+    (void)xs;
+#endif
+}
+
+struct Pb {
+    Packing p;
+    int bs;
+};
+
+int run_mode(ScaleMode mode, std::mt19937& rng) {
+    const Isa isa = avx2_available() ? Isa::Avx2 : Isa::Generic;
+    const Pb pbs[] = {{Packing::TwoBit, 32}, {Packing::TwoBit, 64}, {Packing::TwoBit, 128}, {Packing::TwoBit, 256},
+                      {Packing::Dense, 32},  {Packing::Dense, 64},  {Packing::Dense, 128},  {Packing::Dense, 256},
+                      {Packing::TwoBit, 36}, {Packing::Dense, 22}};
+    const std::int64_t all_cols[] = {1, 3, 7, 33, 255, 257};
+    const std::int64_t all_rows[] = {1, 7, 33, 70};
+    int cases = 0;
+    for (const Pb& pb : pbs) {
+        for (std::int64_t cols : all_cols) {
+            for (std::int64_t rows : all_rows) {
+                for (int n = 1; n <= 4; ++n) {
+                    const TernaryLayout l{rows, cols, n, pb.bs, pb.p, mode};
+                    l.validate();
+                    const auto data = make_tensor(l, rng, Fill::Random);
+                    const LutWeights w = lut_repack(l, data.data());
+                    const Prepared a = prepare(l, rng, isa), b = prepare(l, rng, isa);
+                    for (int k = 1; k <= n; ++k) {
+                        INFO(scale_mode_name(mode) << " " << packing_name(pb.p) << " B " << pb.bs << " rows " << rows
+                                                   << " cols " << cols << " N " << n << " K " << k);
+                        std::vector<float> ref_a(static_cast<std::size_t>(rows)), ref_b(ref_a.size());
+                        ternary_gemv_ref(l, data.data(), k, a.in.q.data(), a.in.scale, 0, rows, ref_a.data());
+                        ternary_gemv_ref(l, data.data(), k, b.in.q.data(), b.in.scale, 0, rows, ref_b.data());
+                        check_against_dequantised(l, data.data(), k, a, ref_a);
+                        check_kernels(l, data.data(), w, k, a, b, ref_a, ref_b, 0, rows);
+                        if (rows > 2) {
+                            std::uniform_int_distribution<std::int64_t> cut(1, rows - 1);
+                            std::int64_t r0 = cut(rng), r1 = cut(rng);
+                            if (r0 > r1) std::swap(r0, r1);
+                            check_kernels(l, data.data(), w, k, a, b, ref_a, ref_b, r0, r1 + 1);
+                        }
+                        ++cases;
+                    }
+                }
+            }
+        }
+    }
+    return cases;
+}
+
+}  // namespace
+
+TEST_CASE("tied scales: every kernel equals the reference, which equals the dequantised product",
+          "[kernels][tied]") {
+    std::mt19937 rng(31);
+    CHECK(run_mode(ScaleMode::Tied, rng) == 10 * 6 * 4 * 10);
+}
+
+TEST_CASE("free scales: every kernel equals the reference, which equals the dequantised product",
+          "[kernels][tied]") {
+    std::mt19937 rng(32);
+    CHECK(run_mode(ScaleMode::Free, rng) == 10 * 6 * 4 * 10);
+}
+
+TEST_CASE("tied scales: the reference combines the bases as 3^(K-1-k) in integers", "[kernels][tied]") {
+    // One block, B = 4, N = 3: trits of base k are chosen so that the level of each weight
+    // is known, and the activations are 1: y = (s * 3^-(K-1)) * sum of levels.
+    TernaryLayout l{1, 4, 3, 4, Packing::TwoBit, ScaleMode::Tied};
+    std::vector<std::uint8_t> data(l.total_bytes());
+    const std::uint16_t s = 0x3C00;  // 1.0
+    data[0] = static_cast<std::uint8_t>(s & 0xFF);
+    data[1] = static_cast<std::uint8_t>(s >> 8);
+    const std::int8_t t[3][4] = {{1, -1, 0, 1}, {1, 1, -1, 0}, {-1, 0, 1, 1}};
+    for (int k = 0; k < 3; ++k) pack_trits(l.packing, t[k], 4, data.data() + 2 + k * l.group_bytes());
+    const std::int8_t q[4] = {1, 1, 1, 1};
+    // Levels with K = 3: 9 t0 + 3 t1 + t2 = (11, -6, -2, 10), sum 13; scale 1/9.
+    // K = 2: 3 t0 + t1 = (4, -2, -1, 3), sum 4; scale 1/3. K = 1: sum 1.
+    const float want[4] = {0.0f, 1.0f, 4.0f * tied_multiplier(2), 13.0f * tied_multiplier(3)};
+    for (int k = 1; k <= 3; ++k) {
+        float y = 0;
+        ternary_gemv_ref(l, data.data(), k, q, 1.0f, 0, 1, &y);
+        CHECK(y == want[k]);
+        std::vector<float> w(4);
+        dequantize_row(l, data.data(), 0, k, w.data());
+        CHECK(w[0] + w[1] + w[2] + w[3] == Approx(want[k]));
+    }
+    CHECK(tied_multiplier(3) == static_cast<float>(1.0 / 9.0));
+}
+
+TEST_CASE("tied scales at N = 1: the same bytes and the same results as free scales", "[kernels][tied]") {
+    const Isa isa = avx2_available() ? Isa::Avx2 : Isa::Generic;
+    for (Packing p : {Packing::TwoBit, Packing::Dense}) {
+        for (int bs : {32, 64, 128}) {
+            const TernaryLayout fr{45, 257, 1, bs, p, ScaleMode::Free};
+            const TernaryLayout ti{45, 257, 1, bs, p, ScaleMode::Tied};
+            CHECK(ti.block_bytes() == fr.block_bytes());
+            CHECK(ti.total_bytes() == fr.total_bytes());
+            CHECK(ti.bits_per_weight() == fr.bits_per_weight());
+            std::mt19937 r1(bs), r2(bs);
+            const auto df = make_tensor(fr, r1, Fill::Random);
+            const auto dt = make_tensor(ti, r2, Fill::Random);
+            REQUIRE(df == dt);
+            const LutWeights wf = lut_repack(fr, df.data()), wt = lut_repack(ti, dt.data());
+            CHECK(wf.data.size() == wt.data.size());
+            CHECK(std::equal(wf.data.begin(), wf.data.end(), wt.data.begin()));
+            std::mt19937 rng(5);
+            const Prepared a = prepare(fr, rng, isa), b = prepare(fr, rng, isa);
+            std::vector<float> ref_a(45), ref_b(45), tied_a(45);
+            ternary_gemv_ref(fr, df.data(), 1, a.in.q.data(), a.in.scale, 0, 45, ref_a.data());
+            ternary_gemv_ref(fr, df.data(), 1, b.in.q.data(), b.in.scale, 0, 45, ref_b.data());
+            ternary_gemv_ref(ti, dt.data(), 1, a.in.q.data(), a.in.scale, 0, 45, tied_a.data());
+            CHECK(same_bits(ref_a.data(), tied_a.data(), 45));
+            check_kernels(ti, dt.data(), wt, 1, a, b, ref_a, ref_b, 0, 45);
+            std::vector<float> wrow_f(257), wrow_t(257);
+            for (std::int64_t r = 0; r < 45; ++r) {
+                dequantize_row(fr, df.data(), r, 1, wrow_f.data());
+                dequantize_row(ti, dt.data(), r, 1, wrow_t.data());
+                CHECK(wrow_f == wrow_t);
+            }
+        }
+    }
+}
+
+TEST_CASE("tied scales: N = 8 at B = 4096, the largest levels, are exact in every kernel", "[kernels][tied]") {
+    // All trits +1 (or -1) against activations +127 (or -127): |level| = 3280 * 127 * 4096,
+    // just below 2^31; the maddubs kernel's 2bit sums of codes c = t + 1 pass 2^31 on the way.
+    const Isa isa = avx2_available() ? Isa::Avx2 : Isa::Generic;
+    for (Packing p : {Packing::TwoBit, Packing::Dense}) {
+        const TernaryLayout l{9, 2 * 4096, 8, 4096, p, ScaleMode::Tied};
+        std::vector<std::uint8_t> data(l.total_bytes());
+        std::vector<std::int8_t> t(4096);
+        for (std::int64_t r = 0; r < l.rows; ++r) {
+            std::fill(t.begin(), t.end(), static_cast<std::int8_t>(r % 2 ? -1 : 1));
+            for (std::int64_t b = 0; b < l.blocks_per_row(); ++b) {
+                std::uint8_t* blk = data.data() + r * l.row_bytes() + b * l.block_bytes();
+                blk[0] = 0x00;  // binary16 1.0
+                blk[1] = 0x3C;
+                for (int k = 0; k < l.bases; ++k) pack_trits(p, t.data(), 4096, blk + 2 + k * l.group_bytes());
+            }
+        }
+        const LutWeights w = lut_repack(l, data.data());
+        for (float xv : {1.0f, -1.0f}) {
+            Prepared a, b;
+            const std::vector<float> x(static_cast<std::size_t>(l.cols), xv);
+            for (Prepared* pr : {&a, &b}) {
+                prepare_ternary_input(isa, x.data(), l.cols, l.block_size, l.packing, pr->in);
+                pr->tables.resize(lut_table_bytes(l));
+                lut_prepare_ref(l, pr->in.q.data(), pr->tables.data());
+            }
+            for (int k : {1, 7, 8}) {
+                CAPTURE(packing_name(p), xv, k);
+                std::vector<float> ref(9);
+                ternary_gemv_ref(l, data.data(), k, a.in.q.data(), a.in.scale, 0, 9, ref.data());
+                std::int64_t level = 0;
+                for (int i = 0; i < k; ++i) level = 3 * level + 127 * 4096;
+                const float block = (1.0f * tied_multiplier(k)) * static_cast<float>(level);
+                const float want = (block + block) * a.in.scale * (xv > 0 ? 1.0f : -1.0f);
+                CHECK(ref[0] == want);
+                CHECK(ref[1] == -want);
+                check_kernels(l, data.data(), w, k, a, b, ref, ref, 0, 9);
+                check_kernels(l, data.data(), w, k, a, b, ref, ref, 3, 8);
+            }
+        }
+    }
+}
