@@ -93,6 +93,11 @@ TEST_CASE("cli: convert --json and inspect --json give stable fields", "[cli]") 
     }
     CHECK(j["output"] == btt);
     CHECK(j["relative_error_by_base"].size() == 3);
+    CHECK(j["scales"] == "tied");
+    CHECK(j["refine_rounds"] == 0);  // refinement is for free scales
+    CHECK(j["linear_bits_per_weight"].get<double>() > 0);
+    CHECK(j["target_bpw"].is_null());
+    CHECK(j["calibration"].is_null());
     CHECK(j["size_bytes"].get<std::uint64_t>() == std::filesystem::file_size(btt));
     bool saw_ternary = false;
     for (const auto& t : j["tensors"]) {
@@ -109,7 +114,7 @@ TEST_CASE("cli: convert --json and inspect --json give stable fields", "[cli]") 
     CHECK(k["tensors"].size() == j["tensors"].size());
     for (const auto& t : k["tensors"]) {
         for (const char* key : {"name", "shape", "bases", "relative_error_by_base"}) CHECK(t.contains(key));
-        if (t["encoding"] == "ternary") CHECK(t["scales"] == "free");
+        if (t["encoding"] == "ternary") CHECK(t["scales"] == "tied");  // the default
     }
 
     Result human = run_cli("inspect '" + btt + "'", dir);
@@ -227,6 +232,52 @@ TEST_CASE("cli: run --json gives text, ids and stats; bitttt-run gives the same"
     CHECK(s.code == 0);
     CHECK(s.out.rfind("Once upon a time", 0) == 0);
     CHECK(s.err.find("tokens/s") != std::string::npos);
+}
+
+TEST_CASE("cli: tied, refined, budgeted and calibrated files round trip through inspect and run",
+          "[cli][run][shared]") {
+    BITTTT_REQUIRE_SHARED("models/stories260K-hf/model.safetensors");
+    BITTTT_REQUIRE_SHARED("text/tinystories/tinystories_calib.txt");
+    TempDir dir;
+    const std::string cal = dir.file("cal.safetensors");
+    REQUIRE(run_cli("calibrate '" + stories() + "' --file '" + bitttt::test::shared_dir() +
+                        "/text/tinystories/tinystories_calib.txt' --chunks 4 --ctx 64 -o '" + cal + "' -q",
+                    dir)
+                .code == 0);
+    const std::vector<std::string> variants = {
+        "--bases 3 --scales free --refine 2",
+        "--bases 3 --packing dense",
+        "--bases 4 --target-bpw 3.5",
+        "--bases 2 --calibration '" + cal + "'",
+        "--bases 4 --target-bpw 4 --calibration '" + cal + "' --feedback-group 64",
+    };
+    for (const auto& v : variants) {
+        INFO(v);
+        const std::string btt = dir.file("v.btt");
+        Result conv = run_cli("convert '" + stories() + "' " + v + " -o '" + btt + "' --json", dir);
+        REQUIRE(conv.code == 0);
+        const json c = json::parse(conv.out);
+        Result ins = run_cli("inspect '" + btt + "' --json --verify", dir);
+        REQUIRE(ins.code == 0);
+        const json k = json::parse(ins.out);
+        CHECK(k["verified"] == true);
+        std::uint64_t bytes = 0, weights = 0;
+        for (const auto& t : k["tensors"]) {
+            if (t["encoding"] != "ternary") continue;
+            bytes += t["size_bytes"].get<std::uint64_t>();
+            weights += t["shape"][0].get<std::uint64_t>() * t["shape"][1].get<std::uint64_t>();
+        }
+        CHECK(8.0 * static_cast<double>(bytes) / static_cast<double>(weights) ==
+              Approx(c["linear_bits_per_weight"].get<double>()));
+        if (!c["target_bpw"].is_null()) CHECK(c["linear_bits_per_weight"].get<double>() <= c["target_bpw"].get<double>());
+        // The same tokens from any thread count, and from the lean binary.
+        Result r1 = run_cli("run '" + btt + "' --prompt 'Once upon a time' -n 12 --temp 0 --json --threads 1", dir);
+        Result r2 = run_cli("run '" + btt + "' --prompt 'Once upon a time' -n 12 --temp 0 --json --threads 2", dir);
+        REQUIRE(r1.code == 0);
+        REQUIRE(r2.code == 0);
+        CHECK(json::parse(r1.out)["ids"] == json::parse(r2.out)["ids"]);
+        CHECK(json::parse(r1.out)["ids"].size() == 12);
+    }
 }
 
 TEST_CASE("cli: run --batch writes one JSON line per prompt; prompt errors are clear", "[cli][run][shared]") {

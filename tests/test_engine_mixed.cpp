@@ -102,6 +102,8 @@ std::string write_mixed(const TempDir& dir) {
     o.output = dir.file("n4.btt");
     o.bases = kMaxN;
     o.block_size = 16;
+    o.scales = ScaleMode::Free;  // reencode reads the source's per-base scales
+    o.refine_rounds = 0;
     o.threads = 1;
     o.embeddings = Encoding::Ternary;
     o.lm_head = Encoding::Ternary;
