@@ -57,8 +57,10 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
     cmd->add_option("--block-size", args->block_size,
                     "Weights per scale along a row (default 64; 2bit needs a multiple of 4)")
         ->check(CLI::Range(4, 4096));
-    cmd->add_option("--packing", args->packing,
-                    "Trit packing: 2bit (4 trits/byte, fastest to unpack) or dense (5 trits/byte, 1.6 bits/trit)")
+    CLI::Option* packing_opt = cmd->add_option("--packing", args->packing,
+                    "Trit packing: 2bit (default; 4 trits/byte) or dense (5 trits/byte, 1.6 bits/trit; the engine "
+                    "repacks it at load, so it runs at the same speed and saves disk, not RAM). With --target-bpw "
+                    "the default is dense: more bases for the same stored bits")
         ->check(CLI::IsMember({"2bit", "dense"}));
     cmd->add_option("--method", args->method,
                     "Fit per base: greedy (error-optimal ternary fit per block), absmean (BitNet b1.58 rule, "
@@ -78,9 +80,9 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
     cmd->add_option("--target-bpw", args->target_bpw,
                     "Bits-per-weight budget for the linear layers: each gets between 1 and --bases bases, "
                     "chosen so that together they store at most this many bits per weight (scales included), "
-                    "giving each extra base to the tensor where it removes the most error per bit (measured on "
-                    "a sample of rows; weighted by the calibration statistics with --calibration). "
-                    "`inspect` lists the N each tensor got")
+                    "giving each extra base to the tensor where it removes the most relative error per bit "
+                    "(measured on a sample of rows; weighted by the calibration statistics with --calibration). "
+                    "Packs dense unless --packing says otherwise. `inspect` lists the N each tensor got")
         ->check(CLI::Range(0.5, 64.0));
     cmd->add_option("--calibration", args->calibration,
                     "Calibration file from `bitttt calibrate` (made on this model, from text other than what you "
@@ -115,7 +117,7 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
     cmd->add_flag("--ternary-lm-head", args->ternary_lm_head, "Deprecated: the same as --lm-head ternary");
     cmd->add_flag("--json", args->json, "Print the summary as one JSON object on stdout (for scripts)");
 
-    return [args, &global, scales_opt]() {
+    return [args, &global, scales_opt, packing_opt]() {
         ConvertOptions opt;
         opt.input = args->input;
         opt.output = args->output;
@@ -131,7 +133,11 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
             if (scales_opt->count() == 0) opt.scales = ScaleMode::Free;
             opt.refine_rounds = 0;
         }
-        if (args->target_bpw > 0) opt.target_bpw = args->target_bpw;
+        if (args->target_bpw > 0) {
+            opt.target_bpw = args->target_bpw;
+            // A budget of stored bits: dense packing stores the most bases per bit.
+            if (packing_opt->count() == 0) opt.packing = Packing::Dense;
+        }
         opt.calibration = args->calibration;
         opt.error_feedback = !args->no_error_feedback;
         opt.damp = args->damp;

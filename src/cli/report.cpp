@@ -73,8 +73,13 @@ void print_convert_summary(const ConvertReport& r, std::FILE* out) {
                  r.weights_only ? "  (weights only: no config.json, not runnable)" : "");
     const std::string fit = std::string(method_name(r.method)) +
                             (r.refine_rounds > 0 ? " + " + std::to_string(r.refine_rounds) + " refinement rounds" : "");
-    std::fprintf(out, "  settings     %d bases, %s, %s scales, block %d, %s packing, %d threads\n", r.bases,
+    const std::string bases = (r.target_bpw > 0 ? "up to " : "") + std::to_string(r.bases) + " bases";
+    std::fprintf(out, "  settings     %s, %s, %s scales, block %d, %s packing, %d threads\n", bases.c_str(),
                  fit.c_str(), scale_mode_name(r.scales), r.block_size, packing_name(r.packing), r.threads);
+    if (!r.calibration.empty()) {
+        std::fprintf(out, "  calibration  %s: column weights%s\n", r.calibration.c_str(),
+                     r.error_feedback ? " and error feedback" : "");
+    }
     if (!r.weights_only) {
         std::fprintf(out, "  output       lm_head %s, embeddings %s\n", encoding_name(r.encodings.lm_head),
                      encoding_name(r.encodings.embeddings));

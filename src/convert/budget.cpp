@@ -124,6 +124,7 @@ std::vector<double> estimate_errors(const Checkpoint& ckpt, const Checkpoint::En
     sample = std::min(rows, sample);
     const auto nb = static_cast<std::size_t>(max_bases);
     std::vector<double> row_err(static_cast<std::size_t>(sample) * nb, 0.0);
+    std::vector<double> row_norm(static_cast<std::size_t>(sample), 0.0);
     layout.rows = 1;
     pool.parallel_for(sample, 1, [&](std::int64_t b, std::int64_t end) {
         std::vector<float> w(static_cast<std::size_t>(cols)), back(static_cast<std::size_t>(cols));
@@ -146,6 +147,11 @@ std::vector<double> estimate_errors(const Checkpoint& ckpt, const Checkpoint::En
                 }
                 row_err[static_cast<std::size_t>(i) * nb + static_cast<std::size_t>(n - 1)] = err;
             }
+            double norm = 0.0;
+            for (std::int64_t c = 0; c < cols; ++c) {
+                norm += (fit.col_weights ? fit.col_weights[c] : 1.0) * static_cast<double>(w[static_cast<std::size_t>(c)]) * w[static_cast<std::size_t>(c)];
+            }
+            row_norm[static_cast<std::size_t>(i)] = norm;
         }
     });
     std::vector<double> err(nb, 0.0);
@@ -153,6 +159,16 @@ std::vector<double> estimate_errors(const Checkpoint& ckpt, const Checkpoint::En
         for (std::size_t n = 0; n < nb; ++n) err[n] += row_err[static_cast<std::size_t>(i) * nb + n];
     }
     for (double& x : err) x *= static_cast<double>(rows) / static_cast<double>(std::max<std::int64_t>(sample, 1));
+    double norm = 0.0;
+    for (double v : row_norm) norm += v;
+    norm *= static_cast<double>(rows) / static_cast<double>(std::max<std::int64_t>(sample, 1));
+    // Relative to the tensor's own (weighted) energy, times its size: a tensor's error
+    // counts by how much of it is lost, not by the scale of its weights or inputs (measured
+    // on stories260K: lower perplexity at every budget with a calibration file, and at most
+    // budgets without, than the absolute error).
+    if (norm > 0) {
+        for (double& x : err) x = x / norm * static_cast<double>(rows * cols);
+    }
     return err;
 }
 

@@ -36,7 +36,8 @@ double budget_bits_per_weight(const std::vector<BudgetTensor>& tensors, const st
 // Error of tensor `e` ([rows, cols]) with N = 1..max_bases bases of `layout` (whose
 // bases field is ignored), estimated from `sample` rows spread evenly over the tensor and
 // fitted with `fit` as the conversion fits them: sum over those rows and columns of
-// w_c (W - W^)^2 with w_c = fit.col_weights (1 without), scaled to all rows. [N - 1].
+// w_c (W - W^)^2, with w_c = fit.col_weights (1 without), divided by the same sum of
+// w_c W^2 and multiplied by rows * cols (relative error, counted per weight). [N - 1].
 std::vector<double> estimate_errors(const Checkpoint& ckpt, const Checkpoint::Entry& e, std::int64_t rows,
                                     std::int64_t cols, int max_bases, TernaryLayout layout, const FitOptions& fit,
                                     std::int64_t sample, ThreadPool& pool);
