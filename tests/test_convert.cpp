@@ -312,3 +312,25 @@ TEST_CASE("convert: default output names", "[convert]") {
     CHECK(default_output_path((dir.path() / "llama3" / "model.safetensors").string(), 2) == "llama3-n2.btt");
     CHECK(default_output_path("/x/y/gauss.safetensors", 1) == "gauss-n1.btt");
 }
+
+TEST_CASE("convert: defaults + dense keep a 4096x4096 Gaussian at N = 3 within 33% of F16", "[convert][size]") {
+    // The size bar of the tied-scale default: at most 33% of the F16 bytes with a relative
+    // error no worse than the greedy free-scale fit's 0.114.
+    TempDir dir;
+    bitttt::SafetensorsWriter w;
+    const std::vector<float> v = bitttt::test::gaussian(4096 * 4096, 5);  // N(0, 0.02)
+    w.add("weight", DType::F32, {4096, 4096}, bitttt::test::f32_bytes(v));
+    w.write(dir.file("gauss.safetensors"));
+    ConvertOptions o;
+    o.input = dir.file("gauss.safetensors");
+    o.output = dir.file("g.btt");
+    o.bases = 3;
+    o.packing = Packing::Dense;
+    const ConvertReport rep = convert(o);
+    REQUIRE(rep.tensors.size() == 1);
+    const double f16_bytes = 4096.0 * 4096.0 * 2.0;
+    CHECK(static_cast<double>(rep.tensors[0].size) <= 0.33 * f16_bytes);
+    CHECK(rep.relative_error_by_base.back() <= 0.114);
+    WARN("Gaussian 4096x4096, N = 3, defaults + dense: " << 100.0 * static_cast<double>(rep.tensors[0].size) / f16_bytes
+                                                          << "% of F16, relative error " << rep.relative_error_by_base.back());
+}

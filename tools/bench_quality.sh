@@ -70,11 +70,16 @@ for k in 1 2 3; do
   row "refined N = 4 file, first $k bases" refined-prefix "$k" "$work/refined4.btt" --bases "$k"
   row "tied N = 4 file, first $k bases" tied-prefix "$k" "$work/tied4.btt" --bases "$k"
 done
+# Budgets with convert's own packing choice for them (dense unless --packing is given).
 for t in 2.5 3.0 3.5 4.0 5.0; do
-  conv --bases 4 --scales tied --target-bpw "$t" -o "$work/budget$t.btt"
-  row "tied, --target-bpw $t" budget "-" "$work/budget$t.btt"
-  conv --bases 4 --scales tied --target-bpw "$t" --calibration "$cal" -o "$work/budgetfb$t.btt"
-  row "tied + error feedback, --target-bpw $t" budget+feedback "-" "$work/budgetfb$t.btt"
+  "$bin/bitttt" convert "$model" -q --bases 4 --target-bpw "$t" -o "$work/budget$t.btt" > /dev/null
+  row "tied, dense, --target-bpw $t" budget "-" "$work/budget$t.btt"
+  "$bin/bitttt" convert "$model" -q --bases 4 --target-bpw "$t" --calibration "$cal" -o "$work/budgetfb$t.btt" > /dev/null
+  row "tied + error feedback, dense, --target-bpw $t" budget+feedback "-" "$work/budgetfb$t.btt"
+done
+for n in 2 3; do
+  "$bin/bitttt" convert "$model" -q --bases "$n" --packing dense -o "$work/dense$n.btt" > /dev/null
+  row "tied, dense, N = $n" tied-dense "$n" "$work/dense$n.btt"
 done
 echo
 echo "TSV for tools/plot_quality.sh: $tsv"

@@ -12,7 +12,7 @@ command -v gnuplot >/dev/null || { echo "plot_quality.sh: gnuplot is missing (ap
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # One data file per method group, sorted by bits per weight.
-groups=(greedy refined tied tied+cal tied+feedback refined+feedback budget budget+feedback)
+groups=(greedy refined tied tied-dense tied+cal tied+feedback refined+feedback budget budget+feedback)
 for g in "${groups[@]}"; do
   awk -F'\t' -v g="$g" 'NR > 1 && $2 == g { print $4, $6 }' "$tsv" | sort -n > "$tmp/$g.dat"
 done
@@ -25,13 +25,14 @@ plot+="'$tmp/llama.dat' using 1:2 with points pt 7 ps 1.5 lc rgb 'black' title '
 plot+="'$tmp/llama.dat' using 1:2:3 with labels offset 0,1 notitle, "
 plot+="$f32 with lines dt 2 lc rgb 'gray' title 'F32 ($f32)'"
 gnuplot <<GP
-set terminal pngcairo size 1000,650 font 'sans,11'
+set terminal pngcairo size 1000,650 font 'sans,11' noenhanced
 set output '$out'
 set title 'stories260K, TinyStories eval (ctx 256): perplexity against stored bits per weight'
 set xlabel 'bits per weight, linear layers as stored (scales included)'
 set ylabel 'perplexity (log scale)'
 set logscale y
 set yrange [3.8:12]
+set ytics (4, 4.5, 5, 6, 7, 8, 10, 12)
 set xrange [1.5:10]
 set grid
 set key top right
