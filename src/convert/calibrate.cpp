@@ -17,6 +17,7 @@
 #include "bitttt/safetensors.h"
 #include "convert/calibrate_gemm.h"
 #include "convert/calibrate_internal.h"
+#include "kernels/ops.h"
 #include "model/rope.h"
 #include "util/sysinfo.h"
 
@@ -195,18 +196,10 @@ void LayerRunner::attention_block(std::int64_t t0, std::int64_t nt, const float*
     matmul_wt(xn.data(), nt, h, wk, kvd, k.data(), pool_);
     matmul_wt(xn.data(), nt, h, wv, kvd, v.data(), pool_);
 
-    // RoPE ("rotate_half" pairs i and i + head_dim/2), position = index within the chunk.
+    // RoPE ("rotate_half" pairs i and i + head_dim/2), position = index within the chunk:
+    // the engine's scalar reference rotation.
     auto rotate = [&](float* vec, std::int64_t heads, std::int64_t pos) {
-        const float* c = cos_.data() + pos * half;
-        const float* s = sin_.data() + pos * half;
-        for (std::int64_t hh = 0; hh < heads; ++hh) {
-            float* r = vec + hh * hd;
-            for (std::int64_t i = 0; i < half; ++i) {
-                const float x0 = r[i], x1 = r[i + half];
-                r[i] = x0 * c[i] - x1 * s[i];
-                r[i + half] = x1 * c[i] + x0 * s[i];
-            }
-        }
+        kernels::scalar::rope(vec, heads, hd, cos_.data() + pos * half, sin_.data() + pos * half);
     };
     for (std::int64_t t = 0; t < nt; ++t) {
         const std::int64_t pos = (t0 + t) % ctx_;
