@@ -69,6 +69,9 @@ public:
     // false if absent.
     bool xtx_block(const std::string& weight_name, std::int64_t cols, std::int64_t c0, std::int64_t c1,
                    std::vector<float>& out) const;
+    // Drops the mapped pages of the input's X^T X from memory (read again if touched): an
+    // 8B model's are 16 GB, read once each.
+    void release(const std::string& weight_name, std::int64_t cols) const;
 
 private:
     struct Stats {

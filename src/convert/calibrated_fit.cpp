@@ -46,6 +46,7 @@ CalibratedFit CalibrationSource::for_tensor(const std::string& name, std::int64_
     }
     auto read = [&](std::int64_t c0, std::int64_t c1, std::vector<float>& h) { file_.xtx_block(name, cols, c0, c1, h); };
     out.feedback = std::make_shared<ErrorFeedback>(cols, group_, ms, damp_, read, file_.path() + ": input " + *key);
+    file_.release(name, cols);  // built once per input: its pages are not needed again
     cache_.emplace_back(*key, out.feedback);
     if (cache_.size() > kFeedbackCache) cache_.erase(cache_.begin());
     return out;

@@ -181,6 +181,12 @@ bool CalibrationFile::xtx(const std::string& weight_name, std::int64_t cols, std
     return true;
 }
 
+void CalibrationFile::release(const std::string& weight_name, std::int64_t cols) const {
+    const Stats* st = find(weight_name, cols, "xtx");
+    if (!st || !st->xtx) return;
+    file_->mapped().release(file_->data_offset() + st->xtx->begin, st->xtx->nbytes());
+}
+
 bool CalibrationFile::xtx_block(const std::string& weight_name, std::int64_t cols, std::int64_t c0, std::int64_t c1,
                                 std::vector<float>& out) const {
     const Stats* st = find(weight_name, cols, "xtx");
