@@ -86,34 +86,25 @@ TEST_CASE("Grid: nearest is the exhaustive best and trits reproduce the value", 
             for (int q = 0; q < 50; ++q) {
                 const float x = u(rng) * 2.0f;
                 for (const fit::Grid* g : {&free_grid, &tied_grid}) {
+                    // The value of trits t as a reader computes it.
+                    auto value = [&](const std::int8_t* t) {
+                        if (g != &tied_grid) return free_value(s, t, bases);
+                        std::int32_t level = 0;
+                        for (int k = 0; k < bases; ++k) level = 3 * level + t[k];
+                        return (s[0] * tied_multiplier(bases)) * static_cast<float>(level);
+                    };
                     const int i = g->nearest(x);
                     std::int8_t t[fit::kMaxBases];
                     g->trits(i, t);
                     // The trits give back the grid value, in the reader's arithmetic.
-                    float v;
-                    if (g == &tied_grid) {
-                        std::int32_t level = 0;
-                        for (int k = 0; k < bases; ++k) level = 3 * level + t[k];
-                        v = (s[0] * tied_multiplier(bases)) * static_cast<float>(level);
-                    } else {
-                        v = free_value(s, t, bases);
-                    }
-                    CHECK(v == g->value(i));
+                    CHECK(value(t) == g->value(i));
                     // No combination of trits is closer.
                     double best = std::numeric_limits<double>::infinity();
                     for (int c = 0; c < fit::pow3(bases); ++c) {
                         std::int8_t tc[fit::kMaxBases];
                         int rest = c;
                         for (int k = 0; k < bases; ++k) tc[k] = static_cast<std::int8_t>(rest % 3 - 1), rest /= 3;
-                        float vc;
-                        if (g == &tied_grid) {
-                            std::int32_t level = 0;
-                            for (int k = 0; k < bases; ++k) level = 3 * level + tc[k];
-                            vc = (s[0] * tied_multiplier(bases)) * static_cast<float>(level);
-                        } else {
-                            vc = free_value(s, tc, bases);
-                        }
-                        best = std::min(best, std::fabs(static_cast<double>(x) - vc));
+                        best = std::min(best, std::fabs(static_cast<double>(x) - value(tc)));
                     }
                     CHECK(std::fabs(static_cast<double>(x) - g->value(i)) == best);
                 }
