@@ -490,11 +490,9 @@ void decompose_row_joint(const float* w, const TernaryLayout& layout, const FitO
     auto& bs_scratch = *static_cast<fit::BlockScratch*>(scratch.joint.get());
     const int bs = layout.block_size;
     const int nb = layout.bases;
-    const std::size_t gb = layout.group_bytes();
     const std::size_t block_bytes = layout.block_bytes();
     const std::int64_t nblocks = layout.blocks_per_row();
     scratch.trits.resize(static_cast<std::size_t>(nb) * static_cast<std::size_t>(bs));
-    scratch.block.resize(static_cast<std::size_t>(bs));
     std::int8_t* t = scratch.trits.data();
     fit::Grid grid;
     for (std::int64_t b = 0; b < nblocks; ++b) {
@@ -513,7 +511,6 @@ void decompose_row_joint(const float* w, const TernaryLayout& layout, const FitO
                     out + static_cast<std::size_t>(b) * block_bytes);
         add_prefix_errors(layout, r, n_valid, scales, t, bs, sq_err);
     }
-    (void)gb;
 }
 
 }  // namespace
