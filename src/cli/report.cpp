@@ -199,10 +199,22 @@ void print_inspect(const BttFile& f, bool all_tensors, std::FILE* out) {
     }
     const json& c = j["conversion"];
     if (c.is_object()) {
-        std::fprintf(out, "conversion   %s, %d bases, block %d, %s packing; embeddings %s, lm_head %s\n",
-                     c.value("method", std::string("?")).c_str(), c.value("bases", 0), c.value("block_size", 0),
-                     c.value("packing", std::string("?")).c_str(), c.value("embeddings", std::string("?")).c_str(),
-                     c.value("lm_head", std::string("?")).c_str());
+        // Fields added later are optional: files from before them have free scales.
+        std::string extra = ", " + c.value("scales", std::string("free")) + " scales";
+        if (c.value("refine_rounds", 0) > 0) extra += ", " + std::to_string(c.value("refine_rounds", 0)) + " refinement rounds";
+        const bool budget = c.contains("target_bpw") && c["target_bpw"].is_number();
+        if (budget) {
+            char buf[64];
+            std::snprintf(buf, sizeof buf, ", --target-bpw %.3f", c["target_bpw"].get<double>());
+            extra += buf;
+        }
+        if (c.contains("calibration") && c["calibration"].is_object()) {
+            extra += std::string(", calibrated") + (c["calibration"].value("error_feedback", false) ? " with error feedback" : "");
+        }
+        std::fprintf(out, "conversion   %s, %s%d bases%s, block %d, %s packing; embeddings %s, lm_head %s\n",
+                     c.value("method", std::string("?")).c_str(), budget ? "up to " : "", c.value("bases", 0),
+                     extra.c_str(), c.value("block_size", 0), c.value("packing", std::string("?")).c_str(),
+                     c.value("embeddings", std::string("?")).c_str(), c.value("lm_head", std::string("?")).c_str());
     }
     std::fprintf(out, "weights      %lld; %.3f bits/weight in ternary tensors, %.3f for the whole file\n",
                  j["parameters"].get<long long>(), j["bits_per_weight"].get<double>(),
