@@ -57,6 +57,7 @@ struct BlockScratch {
     std::vector<std::int8_t> trits;  // [N][n]
     std::vector<int> idx, best_idx;
     std::vector<double> entry_w, entry_wr;  // per grid entry: sum of weights, of weight * value
+    Grid grid;                              // a caller's grid, reused from block to block
 };
 
 // Free scales. Starts from the greedy residual fit (each stage error-optimal, scales

@@ -494,7 +494,7 @@ void decompose_row_joint(const float* w, const TernaryLayout& layout, const FitO
     const std::int64_t nblocks = layout.blocks_per_row();
     scratch.trits.resize(static_cast<std::size_t>(nb) * static_cast<std::size_t>(bs));
     std::int8_t* t = scratch.trits.data();
-    fit::Grid grid;
+    fit::Grid& grid = bs_scratch.grid;  // its buffers are reused from row to row
     for (std::int64_t b = 0; b < nblocks; ++b) {
         const float* r = w + b * bs;
         const float* d = fit.col_weights ? fit.col_weights + b * bs : nullptr;
