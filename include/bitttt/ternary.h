@@ -23,6 +23,17 @@
 // sums I_k and tied_multiplier(K) = (float)3^-(K-1); kernels and the reference compute
 // exactly this (one float multiply per block), so results are bit-identical.
 //
+// Two-level scales (scale_bits = 8): every scale slot m (m < M; M = N free, 1 tied) of a
+// row has one binary16 super-scale d_m, stored in front of the row's blocks, and each
+// block stores an unsigned 8-bit sub-scale u in place of each binary16 scale:
+//
+//   row   := d[0..M) (M x binary16)  block[0..blocks_per_row)
+//   block := u[0..M) (M x uint8)     group[0..N)
+//
+// The block's scale in slot m is exactly f16(d_m) * float(u_m) (an 11-bit by 8-bit
+// product: exact in binary32), and everything downstream uses that value where a
+// binary16 scale would be (block_scale() below; the same float order in every kernel).
+//
 // Trit position p (0 <= p < block_size) of a group lives in byte (p % G), digit (p / G),
 // where G = group_bytes. Codes are c = t + 1 in {0, 1, 2}.
 //   2bit : G = block_size / 4 (block_size must be a multiple of 4); digit d is bits [2d, 2d+2).
@@ -66,23 +77,45 @@ struct TernaryLayout {
     int block_size = 64;  // B
     Packing packing = Packing::TwoBit;
     ScaleMode scales = ScaleMode::Free;
+    int scale_bits = 16;  // 16: a binary16 scale per block and slot; 8: two-level (above)
 
     std::int64_t blocks_per_row() const { return (cols + block_size - 1) / block_size; }
     std::size_t group_bytes() const { return bitttt::group_bytes(packing, block_size); }
     bool tied() const { return scales == ScaleMode::Tied; }
-    // binary16 scales per block: N (free) or 1 (tied); the groups start at 2 * this.
+    bool two_level() const { return scale_bits == 8; }
+    // Scale slots per block: N (free) or 1 (tied).
     int scale_count() const { return tied() ? 1 : bases; }
-    std::size_t block_bytes() const {
-        return 2 * static_cast<std::size_t>(scale_count()) + static_cast<std::size_t>(bases) * group_bytes();
+    // Bytes of a block's scales: the groups start here (2 or 1 byte per slot).
+    std::size_t block_scale_bytes() const {
+        return (two_level() ? 1u : 2u) * static_cast<std::size_t>(scale_count());
     }
-    std::size_t row_bytes() const { return static_cast<std::size_t>(blocks_per_row()) * block_bytes(); }
+    // Bytes in front of a row's blocks: the super-scales (two-level), else none.
+    std::size_t row_header_bytes() const { return two_level() ? 2 * static_cast<std::size_t>(scale_count()) : 0; }
+    std::size_t block_bytes() const {
+        return block_scale_bytes() + static_cast<std::size_t>(bases) * group_bytes();
+    }
+    std::size_t row_bytes() const {
+        return row_header_bytes() + static_cast<std::size_t>(blocks_per_row()) * block_bytes();
+    }
+    // Offset of block b within its row.
+    std::size_t block_offset(std::int64_t b) const {
+        return row_header_bytes() + static_cast<std::size_t>(b) * block_bytes();
+    }
     std::size_t total_bytes() const { return static_cast<std::size_t>(rows) * row_bytes(); }
     // Stored bits per weight of the tensor (scales included, padding included).
     double bits_per_weight() const;
     // Throws UsageError if block_size is unusable for the packing (< 4, > 4096,
-    // not a multiple of 4 for 2bit) or bases not in 1..8.
+    // not a multiple of 4 for 2bit), bases not in 1..8 or scale_bits not 16 or 8.
     void validate() const;
+
+    // The exact scale of slot m of a block (`row` and `blk` point at the row and the
+    // block): f16(s) for 16-bit scales, f16(d_m) * float(u_m) for two-level ones.
+    float block_scale(const std::uint8_t* row, const std::uint8_t* blk, int m) const;
 };
+
+// Bits 16 / 8 by name ("f16" / "u8") and back.
+const char* scale_bits_name(int bits);
+std::optional<int> scale_bits_from_string(std::string_view s);
 
 // Packs `block_size` trits (each -1, 0 or +1) into group_bytes(p, block_size) bytes.
 void pack_trits(Packing p, const std::int8_t* trits, int block_size, std::uint8_t* out);

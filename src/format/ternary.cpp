@@ -52,6 +52,14 @@ std::optional<ScaleMode> scale_mode_from_string(std::string_view s) {
     return std::nullopt;
 }
 
+const char* scale_bits_name(int bits) { return bits == 8 ? "u8" : "f16"; }
+
+std::optional<int> scale_bits_from_string(std::string_view s) {
+    if (s == "f16" || s == "16") return 16;
+    if (s == "u8" || s == "8") return 8;
+    return std::nullopt;
+}
+
 float tied_multiplier(int k_bases) {
     double m = 1.0;
     for (int i = 1; i < k_bases; ++i) m /= 3.0;
@@ -87,10 +95,19 @@ void TernaryLayout::validate() const {
         throw UsageError("number of bases " + std::to_string(bases) + " is out of range (allowed 1.." +
                          std::to_string(kMaxBases) + ")");
     }
+    if (scale_bits != 16 && scale_bits != 8) {
+        throw UsageError("scale bits " + std::to_string(scale_bits) + " are not supported (allowed 16 or 8)");
+    }
     if (rows < 0 || cols < 0) {
         throw UsageError("tensor shape [" + std::to_string(rows) + ", " + std::to_string(cols) +
                          "] is invalid (rows and cols must be >= 0)");
     }
+}
+
+float TernaryLayout::block_scale(const std::uint8_t* row, const std::uint8_t* blk, int m) const {
+    if (!two_level()) return f16_to_f32(static_cast<std::uint16_t>(blk[2 * m] | (blk[2 * m + 1] << 8)));
+    const float d = f16_to_f32(static_cast<std::uint16_t>(row[2 * m] | (row[2 * m + 1] << 8)));
+    return d * static_cast<float>(blk[m]);
 }
 
 // ---- dense code ---------------------------------------------------------------------
@@ -194,7 +211,6 @@ void dequantize_row(const TernaryLayout& layout, const std::uint8_t* tensor_data
     }
     const int bs = layout.block_size;
     const std::size_t gb = layout.group_bytes();
-    const std::size_t block_bytes = layout.block_bytes();
     const std::int64_t nblocks = layout.blocks_per_row();
     const std::uint8_t* row_data = tensor_data + static_cast<std::size_t>(row) * layout.row_bytes();
 
@@ -204,8 +220,8 @@ void dequantize_row(const TernaryLayout& layout, const std::uint8_t* tensor_data
     std::int32_t level[kMaxBlockSize];
     const float tied_mult = tied_multiplier(k_bases);
     for (std::int64_t b = 0; b < nblocks; ++b) {
-        const std::uint8_t* blk = row_data + static_cast<std::size_t>(b) * block_bytes;
-        const std::uint8_t* groups = blk + 2 * static_cast<std::size_t>(layout.scale_count());
+        const std::uint8_t* blk = row_data + layout.block_offset(b);
+        const std::uint8_t* groups = blk + layout.block_scale_bytes();
         const std::int64_t first = b * bs;
         const int n_valid = static_cast<int>(std::min<std::int64_t>(bs, layout.cols - first));
         float* o = out + first;
@@ -217,15 +233,12 @@ void dequantize_row(const TernaryLayout& layout, const std::uint8_t* tensor_data
                 const std::int32_t w = tied_weight(k_bases, k);
                 for (int j = 0; j < n_valid; ++j) level[j] += w * trits[j];
             }
-            const float s = f16_to_f32(static_cast<std::uint16_t>(blk[0] | (static_cast<std::uint16_t>(blk[1]) << 8))) *
-                            tied_mult;
+            const float s = layout.block_scale(row_data, blk, 0) * tied_mult;
             for (int j = 0; j < n_valid; ++j) o[j] = s * static_cast<float>(level[j]);
             continue;
         }
         for (int k = 0; k < k_bases; ++k) {
-            const std::uint16_t bits =
-                static_cast<std::uint16_t>(blk[2 * k] | (static_cast<std::uint16_t>(blk[2 * k + 1]) << 8));
-            const float s = f16_to_f32(bits);
+            const float s = layout.block_scale(row_data, blk, k);
             unpack_trits(layout.packing, groups + k * gb, bs, trits);
             for (int j = 0; j < n_valid; ++j) o[j] += s * static_cast<float>(trits[j]);
         }

@@ -68,8 +68,7 @@ void ternary_gemv_ref(const TernaryLayout& layout, const std::uint8_t* data, int
                       float x_scale, std::int64_t r0, std::int64_t r1, float* y) {
     const int bs = layout.block_size;
     const std::size_t gb = layout.group_bytes();
-    const std::size_t block_bytes = layout.block_bytes();
-    const std::size_t groups = 2 * static_cast<std::size_t>(layout.scale_count());  // offset of group 0
+    const std::size_t groups = layout.block_scale_bytes();  // offset of group 0
     const std::int64_t nblocks = layout.blocks_per_row();
     const bool tied = layout.tied();
     const float tied_mult = tied_multiplier(k_bases);
@@ -77,7 +76,7 @@ void ternary_gemv_ref(const TernaryLayout& layout, const std::uint8_t* data, int
         const std::uint8_t* row = data + static_cast<std::size_t>(r) * layout.row_bytes();
         float acc = 0.0f;
         for (std::int64_t b = 0; b < nblocks; ++b) {
-            const std::uint8_t* blk = row + static_cast<std::size_t>(b) * block_bytes;
+            const std::uint8_t* blk = row + layout.block_offset(b);
             const std::int8_t* qb = q + b * bs;
             if (tied) {
                 // One exact integer level sum (Horner: 3^(K-1-k) weights), one float multiply.
@@ -86,14 +85,12 @@ void ternary_gemv_ref(const TernaryLayout& layout, const std::uint8_t* data, int
                 for (int k = 0; k < k_bases; ++k) {
                     level = 3 * level + ternary_block_dot_ref(layout.packing, blk + groups + k * gb, bs, qb);
                 }
-                const std::uint16_t s = static_cast<std::uint16_t>(blk[0] | blk[1] << 8);
-                acc += (f16_to_f32(s) * tied_mult) * static_cast<float>(level);
+                acc += (layout.block_scale(row, blk, 0) * tied_mult) * static_cast<float>(level);
                 continue;
             }
             for (int k = 0; k < k_bases; ++k) {
-                const std::uint16_t s = static_cast<std::uint16_t>(blk[2 * k] | blk[2 * k + 1] << 8);
                 const std::int32_t dot = ternary_block_dot_ref(layout.packing, blk + groups + k * gb, bs, qb);
-                acc += f16_to_f32(s) * static_cast<float>(dot);
+                acc += layout.block_scale(row, blk, k) * static_cast<float>(dot);
             }
         }
         y[r - r0] = acc * x_scale;
