@@ -2,6 +2,7 @@
 // and that an unfinished write leaves nothing behind.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <random>
 
@@ -93,7 +94,8 @@ TEST_CASE("btt: write and read back tensors of every encoding", "[btt]") {
         w.finish();
     }
     BttFile f(path);
-    REQUIRE(f.version() == kBttVersion);
+    // No two-level scales: written as version 1, which every reader reads.
+    REQUIRE(f.version() == kBttMinVersion);
     REQUIRE(f.data_offset() % 64 == 0);
     REQUIRE_FALSE(f.weights_only());
     REQUIRE(f.tensors().size() == 4);
@@ -233,4 +235,37 @@ TEST_CASE("btt: corruption and malformed files are reported with the file and te
         write_raw_btt(path, one_f32_header(0, 64, {16}), 64, kBttVersion, false);
         REQUIRE_THROWS_AS(BttFile(path), FormatError);
     }
+}
+
+TEST_CASE("btt: two-level scales make a version-2 file and round trip", "[btt][two-level]") {
+    TempDir dir;
+    const std::string path = dir.file("m.btt");
+    BttTensor a = ternary_entry("a", 5, 200, 3, Packing::Dense);
+    a.layout.scales = ScaleMode::Tied;
+    a.layout.scale_bits = 8;
+    BttTensor b = ternary_entry("b", 3, 64, 2, Packing::TwoBit);
+    auto da = random_bytes(a.layout.total_bytes(), 7), db = random_bytes(b.layout.total_bytes(), 8);
+    {
+        BttWriter w(path, {{"format", "bitttt"}, {"model", nullptr}, {"tokenizer", nullptr}}, 2);
+        w.add(a, da.data(), da.size());
+        w.add(b, db.data(), db.size());
+        w.finish();
+    }
+    BttFile f(path);
+    CHECK(f.version() == 2);
+    REQUIRE(f.tensors().size() == 2);
+    CHECK(f.tensors()[0].layout.scale_bits == 8);
+    CHECK(f.tensors()[0].layout.tied());
+    CHECK(f.tensors()[0].size == a.layout.total_bytes());
+    CHECK(f.tensors()[1].layout.scale_bits == 16);
+    CHECK(std::equal(da.begin(), da.end(), f.data(f.tensors()[0])));
+    CHECK_NOTHROW(f.verify(f.tensors()[0]));
+
+    // A version-1 file cannot hold two-level scales, and only 16 or 8 bits exist.
+    json h = f.header();
+    write_raw_btt(dir.file("v1.btt"), h, f.tensors()[1].offset + f.tensors()[1].size, 1);
+    CHECK_THROWS_WITH(BttFile(dir.file("v1.btt")), Catch::Contains("'a'") && Catch::Contains("version-1"));
+    h["tensors"][0]["scale_bits"] = 4;
+    write_raw_btt(dir.file("bits.btt"), h, f.tensors()[1].offset + f.tensors()[1].size, 2);
+    CHECK_THROWS_WITH(BttFile(dir.file("bits.btt")), Catch::Contains("'a'") && Catch::Contains("scale_bits"));
 }

@@ -502,6 +502,11 @@ TEST_CASE("cli: convert --lm-head / --embeddings, the old flags, and conflicts",
     Result help = run_cli("convert --help", dir);
     CHECK(help.out.find("--lm-head") != std::string::npos);
     CHECK(help.out.find("--embeddings") != std::string::npos);
+    CHECK(help.out.find("--scale-bits") != std::string::npos);
+    CHECK(help.out.find("Exit codes") != std::string::npos);
+    // A command's --help is that command's alone.
+    CHECK(help.out.find("Usage: convert") != std::string::npos);
+    CHECK(help.out.find("Usage: perplexity") == std::string::npos);
 }
 
 TEST_CASE("cli: every kernel path gives the same perplexity on the real model", "[cli][avx2][golden]") {

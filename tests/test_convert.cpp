@@ -144,29 +144,34 @@ TEST_CASE("convert: tiny model, every option combination reconstructs as reporte
             Method method;
             ScaleMode scales;
             int rounds;
+            int scale_bits = 16;
         };
         for (const Fit& fit : {Fit{Method::Greedy, ScaleMode::Tied, 0}, Fit{Method::Greedy, ScaleMode::Free, 0},
                                Fit{Method::Greedy, ScaleMode::Free, 4}, Fit{Method::Absmean, ScaleMode::Free, 0},
-                               Fit{Method::AbsmeanTensor, ScaleMode::Free, 0}}) {
+                               Fit{Method::AbsmeanTensor, ScaleMode::Free, 0}, Fit{Method::Greedy, ScaleMode::Tied, 0, 8},
+                               Fit{Method::Greedy, ScaleMode::Free, 4, 8}}) {
             const Method m = fit.method;
             for (int block : {16, 64, 100}) {
                 INFO(packing_name(p) << " " << method_name(m) << " " << scale_mode_name(fit.scales) << " refine "
-                                     << fit.rounds << " block " << block);
+                                     << fit.rounds << " scale bits " << fit.scale_bits << " block " << block);
                 auto o = options((dir.path() / "m").string(), dir.file("x.btt"), 2);
                 o.packing = p;
                 o.method = m;
                 o.scales = fit.scales;
                 o.refine_rounds = fit.rounds;
+                o.scale_bits = fit.scale_bits;
                 o.block_size = block;
                 o.lm_head = Encoding::Ternary;
                 ConvertReport rep = convert(o);
                 BttFile f(o.output);
+                CHECK(f.version() == (fit.scale_bits == 8 ? 2u : 1u));
                 CHECK(f.find("lm_head.weight")->encoding == Encoding::Ternary);
                 CHECK(f.find("model.embed_tokens.weight")->encoding == kDefaultEmbeddingEncoding);
                 for (const auto& t : f.tensors()) {
                     if (t.encoding != Encoding::Ternary) continue;
                     CHECK(t.layout.block_size == block);
                     CHECK(t.layout.scales == fit.scales);
+                    CHECK(t.layout.scale_bits == fit.scale_bits);
                     CHECK(t.method == method_name(m));
                     std::vector<float> w = ckpt.read_f32(*ckpt.find(t.name));
                     for (int k = 1; k <= 2; ++k) {

@@ -71,12 +71,15 @@ TEST_CASE("convert --calibration: every fit, reported errors, thread-count indep
     for (ScaleMode scales : {ScaleMode::Tied, ScaleMode::Free}) {
         for (bool feedback : {true, false}) {
             for (int bases : {1, 3}) {
+              for (int scale_bits : {16, 8}) {
+                if (scale_bits == 8 && bases == 1 && !feedback) continue;  // nothing the others do not cover
                 INFO(scale_mode_name(scales) << (feedback ? " + error feedback" : " + column weights") << " N = "
-                                             << bases);
+                                             << bases << " scale bits " << scale_bits);
                 ConvertOptions o;
                 o.input = model;
                 o.bases = bases;
                 o.scales = scales;
+                o.scale_bits = scale_bits;
                 o.calibration = cal;
                 o.error_feedback = feedback;
                 o.threads = 1;
@@ -104,9 +107,11 @@ TEST_CASE("convert --calibration: every fit, reported errors, thread-count indep
                             norm += x * x;
                         }
                     }
+                    CHECK(t.layout.scale_bits == scale_bits);
                     CHECK(std::sqrt(err / norm) ==
                           Approx(t.relative_error_by_base[static_cast<std::size_t>(bases - 1)]).epsilon(1e-6));
                 }
+              }
             }
         }
     }

@@ -1,5 +1,5 @@
-// A .btt file whose ternary tensors differ in N, in scales (tied / free) and in packing, as
-// a per-tensor bits budget would make them: --bases K uses min(K, N) bases of each tensor,
+// A .btt file whose ternary tensors differ in N, in scales (tied / free, 16-bit / two-level)
+// and in packing, as a per-tensor bits budget would make them: --bases K uses min(K, N) bases of each tensor,
 // logits are identical for any thread count, batch and ternary kernel design, and they
 // match an F32 model built from the dequantised weights (dequantize_row).
 #include <catch2/catch.hpp>
@@ -18,6 +18,7 @@
 #include "bitttt/dtype.h"
 #include "bitttt/model.h"
 #include "bitttt/safetensors.h"
+#include "convert/two_level.h"
 #include "fixtures.h"
 #include "kernels/dispatch.h"
 #include "test_util.h"
@@ -41,10 +42,46 @@ void balanced_digits(int level, int n, std::int8_t* digits) {
     }
 }
 
+// Two-level copy of a 16-bit-scale tensor: per row and slot d = the smallest binary16 with
+// 255 d >= the largest |scale|, u = round(|scale| / d) (the sign of a random test scale is
+// dropped; the reference is built from the result, so only consistency matters).
+std::vector<std::uint8_t> to_two_level(const TernaryLayout& l16, const std::vector<std::uint8_t>& in,
+                                       const TernaryLayout& l8) {
+    std::vector<std::uint8_t> out(l8.total_bytes());
+    const int m = l16.scale_count();
+    for (std::int64_t r = 0; r < l16.rows; ++r) {
+        const std::uint8_t* row = in.data() + r * l16.row_bytes();
+        std::uint8_t* orow = out.data() + r * l8.row_bytes();
+        for (int k = 0; k < m; ++k) {
+            float mx = 0;
+            for (std::int64_t b = 0; b < l16.blocks_per_row(); ++b) {
+                mx = std::max(mx, std::fabs(l16.block_scale(row, row + l16.block_offset(b), k)));
+            }
+            const float d = fit::super_scale(mx);
+            const std::uint16_t h = f32_to_f16(d);
+            orow[2 * k] = static_cast<std::uint8_t>(h & 0xFF);
+            orow[2 * k + 1] = static_cast<std::uint8_t>(h >> 8);
+            for (std::int64_t b = 0; b < l16.blocks_per_row(); ++b) {
+                const float s = std::fabs(l16.block_scale(row, row + l16.block_offset(b), k));
+                orow[l8.block_offset(b) + static_cast<std::size_t>(k)] =
+                    static_cast<std::uint8_t>(d > 0 ? std::min(255L, std::lround(s / d)) : 0L);
+            }
+        }
+        for (std::int64_t b = 0; b < l16.blocks_per_row(); ++b) {
+            std::memcpy(orow + l8.block_offset(b) + l8.block_scale_bytes(),
+                        row + l16.block_offset(b) + l16.block_scale_bytes(),
+                        static_cast<std::size_t>(l16.bases) * l16.group_bytes());
+        }
+    }
+    return out;
+}
+
 // Re-encodes ternary tensor `t` of `src` (N = 4, free scales) with `n` bases, `mode` and
-// `packing`. Free: the first n bases as they are. Tied: the 4-base reconstruction rounded to
+// `packing` (two-level scales through to_two_level). Free: the first n bases as they are. Tied: the 4-base reconstruction rounded to
 // the uniform grid of step s / 3^(n-1) per block, s = max|w| / ((3^n - 1) / 2) * 3^(n-1).
-std::vector<std::uint8_t> reencode(const BttFile& src, const BttTensor& t, const TernaryLayout& nl) {
+std::vector<std::uint8_t> reencode(const BttFile& src, const BttTensor& t, const TernaryLayout& target) {
+    TernaryLayout nl = target;
+    nl.scale_bits = 16;
     const TernaryLayout& ol = t.layout;
     const std::uint8_t* od = src.data(t);
     std::vector<std::uint8_t> out(nl.total_bytes());
@@ -90,7 +127,7 @@ std::vector<std::uint8_t> reencode(const BttFile& src, const BttTensor& t, const
             }
         }
     }
-    return out;
+    return target.two_level() ? to_two_level(nl, out, target) : out;
 }
 
 // The tiny model converted with 4 bases (ternary embeddings and lm_head too), then every
@@ -123,6 +160,7 @@ std::string write_mixed(const TempDir& dir) {
         nt.layout.bases = 1 + (i * 3 + 1) % kMaxN;  // 2, 1, 4, 3, 2, ...
         nt.layout.scales = i % 3 == 0 ? ScaleMode::Tied : ScaleMode::Free;
         nt.layout.packing = i % 4 == 1 ? Packing::Dense : Packing::TwoBit;
+        nt.layout.scale_bits = i % 5 == 2 ? 8 : 16;
         nt.relative_error_by_base.resize(static_cast<std::size_t>(nt.layout.bases));
         nt.rmse_by_base.resize(static_cast<std::size_t>(nt.layout.bases));
         const auto bytes = reencode(src, t, nt.layout);
@@ -202,13 +240,16 @@ TEST_CASE("engine: a file mixing N, tied/free scales and packings runs; --bases 
     TempDir dir;
     const std::string path = write_mixed(dir);
     const BttFile f(path);
-    int tied = 0, free_ = 0, dense = 0, counts[kMaxN + 1] = {};
+    int tied = 0, free_ = 0, dense = 0, two_level = 0, counts[kMaxN + 1] = {};
     for (const auto& t : f.tensors()) {
         if (t.encoding != Encoding::Ternary) continue;
         ++counts[t.layout.bases];
         (t.layout.tied() ? tied : free_) += 1;
         dense += t.layout.packing == Packing::Dense;
+        two_level += t.layout.two_level();
     }
+    REQUIRE(two_level > 0);
+    REQUIRE(f.version() == 2);
     REQUIRE(tied > 0);
     REQUIRE(free_ > 0);
     REQUIRE(dense > 0);
@@ -217,7 +258,8 @@ TEST_CASE("engine: a file mixing N, tied/free scales and packings runs; --bases 
     auto m = Model::load(path, LoadOptions{0, 1, 8, 0});
     CHECK(m->bases() == kMaxN);
     CHECK_THAT(m->description(), Catch::Contains("1-4 bases (mixed; all used)") &&
-                                     Catch::Contains("2bit and dense") && Catch::Contains("tied and free scales"));
+                                     Catch::Contains("2bit and dense") && Catch::Contains("tied and free scales") &&
+                                     Catch::Contains("some two-level (8-bit)"));
     auto m2 = Model::load(path, LoadOptions{2, 1, 8, 0});
     CHECK_THAT(m2->description(), Catch::Contains("first 2 used"));
     // Above the largest N of the file: an error naming the file and that N.
@@ -269,6 +311,7 @@ TEST_CASE("engine: inspect shows each tensor's N and scales in a mixed file", "[
         CHECK(j["tensors"][i]["bases"] == t.layout.bases);
         CHECK(j["tensors"][i]["scales"] == scale_mode_name(t.layout.scales));
         CHECK(j["tensors"][i]["packing"] == packing_name(t.layout.packing));
+        CHECK(j["tensors"][i]["scale_bits"] == t.layout.scale_bits);
     }
     const std::string human = dir.file("inspect.txt");
     REQUIRE(std::system(("'" + std::string(BITTTT_CLI_PATH) + "' inspect '" + path + "' >'" + human + "'").c_str()) == 0);
@@ -276,6 +319,7 @@ TEST_CASE("engine: inspect shows each tensor's N and scales in a mixed file", "[
     const std::string text((std::istreambuf_iterator<char>(hin)), {});
     CHECK(text.find(" tied ") != std::string::npos);
     CHECK(text.find(" free ") != std::string::npos);
+    CHECK(text.find("/8 ") != std::string::npos);
 }
 
 // Run by the next test in a child process (a kernel design is chosen once per process):

@@ -14,6 +14,7 @@
 #include "bitttt/ternary.h"
 #include "convert/block_fit.h"
 #include "convert/error_feedback.h"
+#include "convert/two_level.h"
 
 using namespace bitttt;
 
@@ -244,9 +245,10 @@ TEST_CASE("decompose_row with tied scales and refinement reconstructs as reporte
     std::mt19937 rng(3);
     for (auto packing : {Packing::TwoBit, Packing::Dense}) {
         for (auto scales : {ScaleMode::Free, ScaleMode::Tied}) {
+          for (int scale_bits : {16, 8}) {
             for (int bases = 1; bases <= 4; ++bases) {
                 for (int cols : {1, 7, 64, 130}) {
-                    TernaryLayout l{1, cols, bases, 32, packing, scales};
+                    TernaryLayout l{1, cols, bases, 32, packing, scales, scale_bits};
                     const auto w = random_block(rng, cols, bases + cols);
                     std::vector<std::uint8_t> out(l.row_bytes());
                     std::vector<double> err(static_cast<std::size_t>(bases), 0.0);
@@ -267,6 +269,7 @@ TEST_CASE("decompose_row with tied scales and refinement reconstructs as reporte
                     if (bases >= 2) CHECK(err[static_cast<std::size_t>(bases - 1)] <= err[0]);
                 }
             }
+          }
         }
     }
 }
@@ -325,8 +328,9 @@ TEST_CASE("error feedback lowers the calibration-weighted output error of a laye
     ErrorFeedback fb(cols, 0, diag.data(), 0.01, read, "test layer");
     ErrorFeedback fb_grouped(cols, 64, diag.data(), 0.01, read, "test layer");
     for (auto scales : {ScaleMode::Free, ScaleMode::Tied}) {
+      for (int scale_bits : {16, 8}) {
         for (int bases = 1; bases <= 3; ++bases) {
-            TernaryLayout l{rows, cols, bases, 64, Packing::TwoBit, scales};
+            TernaryLayout l{rows, cols, bases, 64, Packing::TwoBit, scales, scale_bits};
             FitOptions fit;
             fit.refine_rounds = 8;
             // Plain fits, row by row.
@@ -345,7 +349,8 @@ TEST_CASE("error feedback lowers the calibration-weighted output error of a laye
             fb_grouped.quantize_rows(l, fit, work.data(), w.data(), rows, grouped.data(), err3.data());
             const double e_plain = output_error(l, plain), e_fed = output_error(l, fed),
                          e_grouped = output_error(l, grouped);
-            INFO((scales == ScaleMode::Tied ? "tied" : "free") << " N = " << bases << ": output error plain "
+            INFO((scales == ScaleMode::Tied ? "tied" : "free") << " scale bits " << scale_bits << " N = " << bases
+                                                                 << ": output error plain "
                                                                  << e_plain << ", with feedback " << e_fed
                                                                  << ", within groups of 64 columns " << e_grouped);
             CHECK(e_fed < 0.9 * e_plain);
@@ -369,6 +374,62 @@ TEST_CASE("error feedback lowers the calibration-weighted output error of a laye
             std::vector<double> one_err(static_cast<std::size_t>(bases), 0.0);
             fb.quantize_rows(l, fit, one.data(), w.data() + 5 * cols, 1, one_out.data(), one_err.data());
             CHECK(std::equal(one_out.begin(), one_out.end(), fed.begin() + 5 * static_cast<std::ptrdiff_t>(l.row_bytes())));
+        }
+      }
+    }
+}
+
+TEST_CASE("two-level scales: super-scales cover the row, snapping picks the best multiples", "[fit][two-level]") {
+    // super_scale: the smallest binary16 d with 255 d >= max.
+    std::mt19937 rng(29);
+    std::uniform_real_distribution<float> expo(-20.0f, 20.0f);
+    CHECK(fit::super_scale(0.0f) == 0.0f);
+    CHECK(fit::super_scale(-1.0f) == 0.0f);
+    for (int i = 0; i < 2000; ++i) {
+        const float mx = std::exp2(expo(rng));
+        const float d = fit::super_scale(mx);
+        INFO("max " << mx << " d " << d);
+        CHECK(f16_to_f32(f32_to_f16(d)) == d);
+        CHECK(255.0f * d >= mx);
+        const float below = f16_to_f32(static_cast<std::uint16_t>(f32_to_f16(d) - 1));
+        CHECK(255.0f * below < mx);
+    }
+    // snap_block: the stored scales are d * u exactly, and its error is the best over the
+    // floor / ceiling multiples of every slot (checked here against all u in 0..255 for
+    // one slot: never worse than the two neighbours of the fitted scale).
+    for (int trial = 0; trial < 200; ++trial) {
+        const int n = 1 + static_cast<int>(rng() % 64);
+        const int bases = 1 + trial % 3;
+        const bool tied = trial % 2 == 0;
+        const auto r = random_block(rng, n, trial);
+        const auto dw = random_weights(rng, n);
+        const float* d = trial % 3 == 0 ? dw.data() : nullptr;
+        fit::BlockScratch scratch;
+        fit::Grid g;
+        float s[fit::kMaxBases] = {};
+        if (tied) s[0] = fit::fit_tied(r.data(), d, n, bases, g, scratch);
+        else fit::fit_free(r.data(), d, n, bases, 2, s, g, scratch);
+        const int m = tied ? 1 : bases;
+        float supers[fit::kMaxBases] = {};
+        for (int k = 0; k < m; ++k) supers[k] = fit::super_scale(s[k] * (1.0f + 3.0f * static_cast<float>(trial % 5)));
+        float snapped[fit::kMaxBases];
+        std::copy(s, s + fit::kMaxBases, snapped);
+        std::uint8_t u[fit::kMaxBases] = {};
+        std::vector<int> idx(static_cast<std::size_t>(n));
+        const double e = fit::snap_block(r.data(), d, n, bases, tied, supers, snapped, u, g, idx.data(), scratch);
+        for (int k = 0; k < m; ++k) CHECK(snapped[k] == supers[k] * static_cast<float>(u[k]));
+        CHECK(e == Approx(weighted_error(r, d, g)).epsilon(1e-12).margin(1e-30));
+        if (m == 1) {
+            // Every multiple near the fitted scale does no better than the snap.
+            const int u0 = static_cast<int>(u[0]);
+            for (int cand = std::max(0, u0 - 1); cand <= std::min(255, u0 + 1); ++cand) {
+                const float sc = supers[0] * static_cast<float>(cand);
+                fit::Grid alt;
+                if (tied) alt.set_tied(sc, bases);
+                else alt.set_free(&sc, bases);
+                const double lo = std::floor(s[0] / supers[0]), hi = lo + 1;
+                if (cand == lo || cand == hi) CHECK(e <= weighted_error(r, d, alt) * (1 + 1e-12));
+            }
         }
     }
 }

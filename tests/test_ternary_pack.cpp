@@ -271,3 +271,74 @@ TEST_CASE("dequantize_row on hand-built bytes", "[ternary][dequantize]") {
     CHECK_THROWS_AS(dequantize_row(l, data.data(), 2, 1, out.data()), UsageError);
     CHECK_THROWS_AS(dequantize_row(l, data.data(), 0, 3, out.data()), UsageError);
 }
+
+TEST_CASE("two-level scales: layout sizes", "[ternary][layout][two-level]") {
+    // Tied, N = 3, B = 64, 2bit, 4096 columns: a row is one binary16 super-scale and 64
+    // blocks of one 8-bit sub-scale and 3 x 16 trit bytes.
+    TernaryLayout l{10, 4096, 3, 64, Packing::TwoBit, ScaleMode::Tied, 8};
+    CHECK(l.two_level());
+    CHECK(l.row_header_bytes() == 2);
+    CHECK(l.block_scale_bytes() == 1);
+    CHECK(l.block_bytes() == 1 + 48);
+    CHECK(l.row_bytes() == 2 + 64 * 49);
+    CHECK(l.block_offset(0) == 2);
+    CHECK(l.block_offset(5) == 2 + 5 * 49);
+    CHECK(l.total_bytes() == 10 * l.row_bytes());
+    CHECK(l.bits_per_weight() == Approx((2.0 + 64 * 49) * 8 / 4096));
+    // Free: N super-scales per row, N sub-scales per block.
+    TernaryLayout f{10, 4096, 3, 64, Packing::Dense, ScaleMode::Free, 8};
+    CHECK(f.row_header_bytes() == 6);
+    CHECK(f.block_bytes() == 3 + 3 * 13);
+    CHECK(f.row_bytes() == 6 + 64 * 42);
+    // 16-bit scales have no row header.
+    TernaryLayout s{10, 4096, 3, 64, Packing::TwoBit, ScaleMode::Tied, 16};
+    CHECK(s.row_header_bytes() == 0);
+    CHECK(s.block_offset(5) == 5 * 50);
+    // Only 16 and 8 bits exist.
+    s.scale_bits = 12;
+    CHECK_THROWS_AS(s.validate(), UsageError);
+    CHECK(scale_bits_from_string("u8") == 8);
+    CHECK(scale_bits_from_string("f16") == 16);
+    CHECK_FALSE(scale_bits_from_string("4").has_value());
+}
+
+TEST_CASE("two-level scales: dequantize_row on hand-built bytes", "[ternary][dequantize][two-level]") {
+    // 1 row, 6 columns, B = 4, N = 2, free, 2bit: super-scales d0 = 0.5, d1 = 0.25 in front
+    // of the row; block b has sub-scales u[b][k], so its scale k is d_k * u[b][k].
+    TernaryLayout l{1, 6, 2, 4, Packing::TwoBit, ScaleMode::Free, 8};
+    REQUIRE(l.row_bytes() == 4 + 2 * (2 + 2));
+    std::vector<std::uint8_t> data(l.total_bytes(), 0);
+    const std::uint16_t d0 = f32_to_f16(0.5f), d1 = f32_to_f16(0.25f);
+    data[0] = static_cast<std::uint8_t>(d0 & 0xff);
+    data[1] = static_cast<std::uint8_t>(d0 >> 8);
+    data[2] = static_cast<std::uint8_t>(d1 & 0xff);
+    data[3] = static_cast<std::uint8_t>(d1 >> 8);
+    const std::uint8_t u[2][2] = {{3, 255}, {0, 1}};
+    const std::int8_t t[2][2][4] = {{{1, -1, 0, 1}, {0, 1, 1, -1}}, {{-1, 1, 0, 0}, {1, 1, 0, 0}}};
+    for (int b = 0; b < 2; ++b) {
+        std::uint8_t* blk = data.data() + l.block_offset(b);
+        for (int k = 0; k < 2; ++k) {
+            blk[k] = u[b][k];
+            pack_trits(l.packing, t[b][k], 4, blk + 2 + k);
+        }
+        for (int k = 0; k < 2; ++k) CHECK(l.block_scale(data.data(), blk, k) == (k == 0 ? 0.5f : 0.25f) * u[b][k]);
+    }
+    std::vector<float> out(6, 99.0f);
+    dequantize_row(l, data.data(), 0, 1, out.data());
+    CHECK(out == std::vector<float>{1.5f, -1.5f, 0.0f, 1.5f, -0.0f, 0.0f});
+    dequantize_row(l, data.data(), 0, 2, out.data());
+    CHECK(out == std::vector<float>{1.5f, -1.5f + 63.75f, 63.75f, 1.5f - 63.75f, 0.25f, 0.25f});
+    // Tied with the first K bases: (d * u * 3^-(K-1)) * level.
+    TernaryLayout tl{1, 4, 2, 4, Packing::TwoBit, ScaleMode::Tied, 8};
+    std::vector<std::uint8_t> td(tl.total_bytes(), 0);
+    const std::uint16_t d = f32_to_f16(0.75f);
+    td[0] = static_cast<std::uint8_t>(d & 0xff);
+    td[1] = static_cast<std::uint8_t>(d >> 8);
+    td[2] = 4;  // scale 3.0
+    pack_trits(tl.packing, t[0][0], 4, td.data() + 3);
+    pack_trits(tl.packing, t[0][1], 4, td.data() + 4);
+    std::vector<float> o(4);
+    dequantize_row(tl, td.data(), 0, 2, o.data());
+    const float step = 3.0f * tied_multiplier(2);
+    CHECK(o == std::vector<float>{step * 3, step * -2, step * 1, step * 2});
+}

@@ -1,7 +1,7 @@
 // The .btt file: one self-contained, memory-mappable file holding a converted model.
 //
 //   offset 0   "BTTT"                     magic (4 bytes)
-//          4   u32 format version         (= kBttVersion)
+//          4   u32 format version         (1, or 2 when a tensor has two-level scales)
 //          8   u64 header_bytes           length of the JSON header
 //         16   u64 data_offset            absolute offset of the data section (multiple of 64)
 //         24   u64 header_xxh64           XXH64 (seed 0) of the JSON header bytes
@@ -27,7 +27,10 @@
 
 namespace bitttt {
 
-inline constexpr std::uint32_t kBttVersion = 1;
+// Version 2 is version 1 plus two-level scales ("scale_bits": 8); a file without them is
+// written as version 1 so that every reader reads it. Readers read both.
+inline constexpr std::uint32_t kBttVersion = 2;
+inline constexpr std::uint32_t kBttMinVersion = 1;
 inline constexpr std::size_t kBttPreambleBytes = 32;
 inline constexpr std::size_t kBttAlignment = 64;
 

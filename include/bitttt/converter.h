@@ -29,6 +29,9 @@ struct ConvertOptions {
     // (docs/BENCHMARKS.md, "Accuracy per bit").
     ScaleMode scales = ScaleMode::Tied;
     int refine_rounds = 8;            // free scales: joint refinement rounds (0 = greedy only)
+    // 16: a binary16 scale per block and slot; 8: two-level (8-bit sub-scales under a
+    // binary16 super-scale per row and slot, include/bitttt/ternary.h).
+    int scale_bits = 16;
     // Bits-per-weight budget for the linear layers: each gets 1..bases bases, chosen so
     // that they average at most this many stored bits per weight (unset = all get `bases`).
     std::optional<double> target_bpw;
@@ -82,6 +85,7 @@ struct ConvertReport {
     Packing packing = Packing::TwoBit;
     Method method = Method::Greedy;
     ScaleMode scales = ScaleMode::Free;
+    int scale_bits = 16;
     int refine_rounds = 0;
     int threads = 0;
     OutputEncodings encodings;  // as resolved (weights-only files: unused)

@@ -19,6 +19,7 @@ struct ConvertArgs {
     std::string packing = "2bit";
     std::string method = "greedy";
     std::string scales = "tied";
+    int scale_bits = 16;
     int refine = 8;
     double target_bpw = 0;
     std::string calibration;
@@ -72,6 +73,11 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
                     "levels; fewer bits, same add-only kernels) or free (one scale per base and block, fitted "
                     "greedily and refined jointly, see --refine)")
         ->check(CLI::IsMember({"free", "tied"}));
+    cmd->add_option("--scale-bits", args->scale_bits,
+                    "Bits per stored scale: 16 (default: a binary16 scale per block) or 8 (two-level: per row one "
+                    "binary16 super-scale, per block an 8-bit multiple of it; half the scale bits, e.g. 0.125 "
+                    "instead of 0.25 bits per weight with tied scales at block 64)")
+        ->check(CLI::IsMember({16, 8}));
     cmd->add_option("--refine", args->refine,
                     "With --scales free: rounds of joint refinement after the greedy fit (least squares for the N "
                     "scales, then the best of the 3^N trit combinations per weight; a round is kept only if it "
@@ -127,6 +133,7 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
         opt.method = *method_from_string(args->method);
         opt.scales = *scale_mode_from_string(args->scales);
         opt.refine_rounds = args->refine;
+        opt.scale_bits = args->scale_bits;
         // The absmean rules fit one base at a time with their own scales: free scales, no
         // refinement, unless tied scales were asked for (which the converter refuses).
         if (opt.method != Method::Greedy) {

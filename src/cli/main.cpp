@@ -14,16 +14,32 @@
 
 namespace {
 
+void print_exit_codes(std::FILE* out) {
+    std::fputs(
+        "\nExit codes: 0 success, 1 failure (the message on stderr names the file, tensor and fix),\n"
+        "2 bad usage. With --json, results go to stdout as one JSON object; errors stay on stderr.\n",
+        out);
+}
+
 void print_full_help(const CLI::App& app, std::FILE* out) {
     std::fputs(app.help().c_str(), out);
     for (const CLI::App* sub : app.get_subcommands({})) {
         std::fputs("\n", out);
         std::fputs(sub->help().c_str(), out);
     }
-    std::fputs(
-        "\nExit codes: 0 success, 1 failure (the message on stderr names the file, tensor and fix),\n"
-        "2 bad usage. With --json, results go to stdout as one JSON object; errors stay on stderr.\n",
-        out);
+    print_exit_codes(out);
+}
+
+// `bitttt COMMAND --help`: that command's help only; `bitttt --help`: everything.
+void print_help(const CLI::App& app, std::FILE* out) {
+    for (const CLI::App* sub : app.get_subcommands({})) {
+        if (sub->parsed()) {
+            std::fputs(sub->help().c_str(), out);
+            print_exit_codes(out);
+            return;
+        }
+    }
+    print_full_help(app, out);
 }
 
 }  // namespace
@@ -45,7 +61,7 @@ int main(int argc, char** argv) {
         } catch (const bitttt::Error& e) {
             isa = std::string("none (") + e.what() + ")";
         }
-        return std::string("bitttt " BITTTT_VERSION " (.btt format v1), kernels: ") + isa +
+        return std::string("bitttt " BITTTT_VERSION " (reads .btt format v1 and v2), kernels: ") + isa +
                (bitttt::kernels::avx2_available() ? " (avx2 available)" : " (avx2 not available)");
     });
     bitttt::cli::GlobalOptions global;
@@ -69,7 +85,7 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
-        print_full_help(app, stdout);
+        print_help(app, stdout);
         return 0;
     } catch (const CLI::CallForAllHelp&) {
         print_full_help(app, stdout);

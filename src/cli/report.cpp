@@ -74,8 +74,9 @@ void print_convert_summary(const ConvertReport& r, std::FILE* out) {
     const std::string fit = std::string(method_name(r.method)) +
                             (r.refine_rounds > 0 ? " + " + std::to_string(r.refine_rounds) + " refinement rounds" : "");
     const std::string bases = (r.target_bpw > 0 ? "up to " : "") + std::to_string(r.bases) + " bases";
-    std::fprintf(out, "  settings     %s, %s, %s scales, block %d, %s packing, %d threads\n", bases.c_str(),
-                 fit.c_str(), scale_mode_name(r.scales), r.block_size, packing_name(r.packing), r.threads);
+    std::fprintf(out, "  settings     %s, %s, %s%s scales, block %d, %s packing, %d threads\n", bases.c_str(),
+                 fit.c_str(), scale_mode_name(r.scales), r.scale_bits == 8 ? " two-level (8-bit)" : "", r.block_size,
+                 packing_name(r.packing), r.threads);
     if (!r.calibration.empty()) {
         std::fprintf(out, "  calibration  %s: column weights%s\n", r.calibration.c_str(),
                      r.error_feedback ? " and error feedback" : "");
@@ -134,6 +135,7 @@ json inspect_json(const BttFile& f) {
             j["block_size"] = t.layout.block_size;
             j["packing"] = packing_name(t.layout.packing);
             j["scales"] = scale_mode_name(t.layout.scales);
+            j["scale_bits"] = t.layout.scale_bits;
             j["method"] = t.method;
             j["bits_per_weight"] = t.layout.bits_per_weight();
             tern_bytes += t.size;
@@ -200,7 +202,8 @@ void print_inspect(const BttFile& f, bool all_tensors, std::FILE* out) {
     const json& c = j["conversion"];
     if (c.is_object()) {
         // Fields added later are optional: files from before them have free scales.
-        std::string extra = ", " + c.value("scales", std::string("free")) + " scales";
+        std::string extra = ", " + c.value("scales", std::string("free")) +
+                            (c.value("scale_bits", 16) == 8 ? " two-level (8-bit)" : "") + " scales";
         if (c.value("refine_rounds", 0) > 0) extra += ", " + std::to_string(c.value("refine_rounds", 0)) + " refinement rounds";
         const bool budget = c.contains("target_bpw") && c["target_bpw"].is_number();
         if (budget) {
@@ -233,7 +236,9 @@ void print_inspect(const BttFile& f, bool all_tensors, std::FILE* out) {
         std::fprintf(out, "%-48s %-11s %-8s %5s %6s %6s %6s %10llu  %s\n", t.name.c_str(), shape_str(t.shape).c_str(),
                      tern ? (std::string("ternary") + (t.layout.packing == Packing::Dense ? "/d" : "")).c_str()
                           : encoding_name(t.encoding),
-                     tern ? std::to_string(t.layout.bases).c_str() : "-", tern ? scale_mode_name(t.layout.scales) : "-",
+                     tern ? std::to_string(t.layout.bases).c_str() : "-",
+                     tern ? (std::string(scale_mode_name(t.layout.scales)) + (t.layout.two_level() ? "/8" : "")).c_str()
+                          : "-",
                      tern ? std::to_string(t.layout.block_size).c_str() : "-",
                      tern ? std::to_string(t.layout.bits_per_weight()).substr(0, 5).c_str() : "-",
                      static_cast<unsigned long long>(t.size), errors_str(t.relative_error_by_base).c_str());

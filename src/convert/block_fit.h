@@ -83,9 +83,10 @@ float fit_tied(const float* r, const float* d, int n, int bases, Grid& g, BlockS
 
 namespace bitttt {
 // Packs one fitted block: each weight i < n_valid takes the trits of grid entry idx[i];
-// trits of dead bases (scale 0) and padding are 0; scales[0..scale_count) are stored.
-// t is scratch of N * block_size trits and holds the block's trits afterwards (base k at
-// t + k * block_size). Defined in decompose.cpp.
+// trits of dead bases (scale 0) and padding are 0; scales[0..scale_count) are stored as
+// binary16, or for two-level layouts the 8-bit codes sub[0..scale_count) (the scales
+// must then be their exact values). t is scratch of N * block_size trits and holds the
+// block's trits afterwards (base k at t + k * block_size). Defined in decompose.cpp.
 void write_block(const TernaryLayout& layout, const fit::Grid& grid, const int* idx, int n_valid, const float* scales,
-                 std::int8_t* t, std::uint8_t* blk);
+                 std::int8_t* t, std::uint8_t* blk, const std::uint8_t* sub = nullptr);
 }  // namespace bitttt

@@ -101,7 +101,7 @@ void choose_bases(const Checkpoint& ckpt, const ConvertOptions& opt, ThreadPool&
         bt.name = info.name;
         bt.weights = rows * cols;
         for (int n = 1; n <= opt.bases; ++n) {
-            const TernaryLayout layout{rows, cols, n, opt.block_size, opt.packing, opt.scales};
+            const TernaryLayout layout{rows, cols, n, opt.block_size, opt.packing, opt.scales, opt.scale_bits};
             bt.bytes.push_back(static_cast<double>(layout.total_bytes()));
         }
         CalibratedFit cal;
@@ -111,7 +111,7 @@ void choose_bases(const Checkpoint& ckpt, const ConvertOptions& opt, ThreadPool&
         fit.refine_rounds = opt.method == Method::Greedy ? opt.refine_rounds : 0;
         fit.col_weights = cal.col_weights.empty() ? nullptr : cal.col_weights.data();
         bt.error = estimate_errors(ckpt, *p.entry, rows, cols, opt.bases,
-                                   TernaryLayout{rows, cols, 1, opt.block_size, opt.packing, opt.scales}, fit,
+                                   TernaryLayout{rows, cols, 1, opt.block_size, opt.packing, opt.scales, opt.scale_bits}, fit,
                                    kBudgetSampleRows, pool);
         budget.push_back(std::move(bt));
         budgeted.push_back(&p);
@@ -172,7 +172,7 @@ ConvertReport convert(const ConvertOptions& opt) {
     if (opt.bases < 1 || opt.bases > 8) {
         throw UsageError("--bases must be between 1 and 8, got " + std::to_string(opt.bases));
     }
-    TernaryLayout probe{1, opt.block_size, opt.bases, opt.block_size, opt.packing, opt.scales};
+    TernaryLayout probe{1, opt.block_size, opt.bases, opt.block_size, opt.packing, opt.scales, opt.scale_bits};
     probe.validate();
     if (opt.refine_rounds < 0) throw UsageError("--refine must be >= 0");
     if (opt.feedback_group < 0) throw UsageError("--feedback-group must be >= 0");
@@ -181,10 +181,12 @@ ConvertReport convert(const ConvertOptions& opt) {
     }
     // Refinement applies to the greedy fit only (the absmean rules ignore it); tied scales
     // and calibration need the greedy fit.
-    if (opt.method != Method::Greedy && (opt.scales == ScaleMode::Tied || !opt.calibration.empty())) {
+    if (opt.method != Method::Greedy &&
+        (opt.scales == ScaleMode::Tied || !opt.calibration.empty() || opt.scale_bits != 16)) {
         throw UsageError(std::string("--method ") + method_name(opt.method) +
-                         " fits one base at a time with its own scales; tied scales and calibration need --method "
-                         "greedy (use --scales free with --method " + method_name(opt.method) + ")");
+                         " fits one base at a time with its own scales; tied scales, 8-bit scales and calibration "
+                         "need --method greedy (use --scales free --scale-bits 16 with --method " +
+                         method_name(opt.method) + ")");
     }
 
     Checkpoint ckpt = Checkpoint::open(opt.input);
@@ -196,6 +198,7 @@ ConvertReport convert(const ConvertOptions& opt) {
     rep.packing = opt.packing;
     rep.method = opt.method;
     rep.scales = opt.scales;
+    rep.scale_bits = opt.scale_bits;
     rep.refine_rounds = opt.scales == ScaleMode::Free && opt.method == Method::Greedy ? opt.refine_rounds : 0;
     rep.threads = opt.threads > 0 ? opt.threads : physical_cores();
     rep.input_size_bytes = ckpt.total_bytes();
@@ -213,7 +216,8 @@ ConvertReport convert(const ConvertOptions& opt) {
 
     json header = {
         {"format", "bitttt"},
-        {"format_version", kBttVersion},
+        // Version 2 only when needed (two-level scales), as the preamble says.
+        {"format_version", opt.scale_bits == 8 ? kBttVersion : kBttMinVersion},
         {"created_by", "bitttt " + opt.tool_version},
     };
     std::vector<Plan> plans;
@@ -246,6 +250,7 @@ ConvertReport convert(const ConvertOptions& opt) {
         {"block_size", opt.block_size},
         {"packing", packing_name(opt.packing)},
         {"scales", scale_mode_name(opt.scales)},
+        {"scale_bits", opt.scale_bits},
         {"refine_rounds", rep.refine_rounds},
         // Null for a weights-only file (no embedding or output layer is known there).
         {"embeddings", rep.weights_only ? json(nullptr) : json(encoding_name(rep.encodings.embeddings))},
@@ -333,6 +338,7 @@ json report_to_json(const ConvertReport& r) {
             {"encoding", encoding_name(t.encoding)},
             {"bases", t.encoding == Encoding::Ternary ? t.layout.bases : 0},
             {"scales", t.encoding == Encoding::Ternary ? json(scale_mode_name(t.layout.scales)) : json(nullptr)},
+            {"scale_bits", t.encoding == Encoding::Ternary ? json(t.layout.scale_bits) : json(nullptr)},
             {"size_bytes", t.size},
             {"relative_error_by_base", t.relative_error_by_base},
             {"rmse_by_base", t.rmse_by_base},
@@ -350,6 +356,7 @@ json report_to_json(const ConvertReport& r) {
         {"packing", packing_name(r.packing)},
         {"method", method_name(r.method)},
         {"scales", scale_mode_name(r.scales)},
+        {"scale_bits", r.scale_bits},
         {"refine_rounds", r.refine_rounds},
         {"threads", r.threads},
         {"embeddings", r.weights_only ? json(nullptr) : json(encoding_name(r.encodings.embeddings))},

@@ -22,6 +22,7 @@
 #include "bitttt/dtype.h"
 #include "bitttt/error.h"
 #include "convert/block_fit.h"
+#include "convert/two_level.h"
 
 namespace bitttt {
 
@@ -388,7 +389,7 @@ float fit_block(Method method, const float* r, int n_valid, int block_size, floa
 }  // namespace
 
 void write_block(const TernaryLayout& layout, const fit::Grid& grid, const int* idx, int n_valid, const float* scales,
-                 std::int8_t* t, std::uint8_t* blk) {
+                 std::int8_t* t, std::uint8_t* blk, const std::uint8_t* sub) {
     const int bs = layout.block_size;
     const int nb = layout.bases;
     const std::size_t gb = layout.group_bytes();
@@ -404,7 +405,12 @@ void write_block(const TernaryLayout& layout, const fit::Grid& grid, const int* 
         const bool dead = layout.tied() ? scales[0] == 0.0f : scales[k] == 0.0f;
         if (dead) std::memset(tk, 0, static_cast<std::size_t>(n_valid));
         if (n_valid < bs) std::memset(tk + n_valid, 0, static_cast<std::size_t>(bs - n_valid));
-        pack_trits(layout.packing, tk, bs, blk + 2 * static_cast<std::size_t>(layout.scale_count()) + k * gb);
+        pack_trits(layout.packing, tk, bs, blk + layout.block_scale_bytes() + k * gb);
+    }
+    if (layout.two_level()) {
+        if (sub == nullptr) throw Error("write_block: a two-level layout needs the 8-bit scale codes");
+        std::copy(sub, sub + layout.scale_count(), blk);
+        return;
     }
     for (int k = 0; k < layout.scale_count(); ++k) store_f16(blk + 2 * k, scales[k]);
 }
@@ -424,6 +430,12 @@ void decompose_row(const float* w, const TernaryLayout& layout, Method method,
     layout.validate();
     if (method == Method::AbsmeanTensor && tensor_scales == nullptr) {
         throw UsageError("method absmean-tensor needs per-stage tensor scales");
+    }
+    if (layout.two_level()) {  // always a joint fit (below)
+        FitOptions fit;
+        fit.method = method;
+        decompose_row(w, layout, fit, tensor_scales, out, sq_err, scratch);
+        return;
     }
     init_residual(w, layout, scratch);
 
@@ -483,7 +495,55 @@ void add_prefix_errors(const TernaryLayout& layout, const float* r, int n, const
 
 namespace {
 
-// Every block fitted at once (tied scales, refinement or column weights).
+// One block's joint fit: tied, or free with refinement; scales[0..M) as fitted (binary16).
+void fit_block_joint(const TernaryLayout& layout, const FitOptions& fit, const float* r, const float* d, int n_valid,
+                     float* scales, fit::Grid& grid, fit::BlockScratch& scratch) {
+    if (layout.tied()) {
+        scales[0] = fit::fit_tied(r, d, n_valid, layout.bases, grid, scratch);
+    } else {
+        fit::fit_free(r, d, n_valid, layout.bases, fit.refine_rounds, scales, grid, scratch);
+    }
+}
+
+// Two-level scales: every block fitted, then the row's super-scales chosen from the fitted
+// scales (no block clipped) and each block's scales snapped to 8-bit multiples of them.
+void decompose_row_two_level(const float* w, const TernaryLayout& layout, const FitOptions& fit, std::uint8_t* out,
+                             double* sq_err, RowScratch& scratch) {
+    auto& bs_scratch = *static_cast<fit::BlockScratch*>(scratch.joint.get());
+    const int bs = layout.block_size;
+    const int m = layout.scale_count();
+    const std::int64_t nblocks = layout.blocks_per_row();
+    std::int8_t* t = scratch.trits.data();
+    fit::Grid& grid = bs_scratch.grid;
+    auto& fitted = scratch.block;  // [block][kMaxBases] fitted scales
+    fitted.assign(static_cast<std::size_t>(nblocks) * fit::kMaxBases, 0.0f);
+    float supers[fit::kMaxBases] = {};
+    for (std::int64_t b = 0; b < nblocks; ++b) {
+        const int n_valid = static_cast<int>(std::min<std::int64_t>(bs, layout.cols - b * bs));
+        float* s = fitted.data() + b * fit::kMaxBases;
+        fit_block_joint(layout, fit, w + b * bs, fit.col_weights ? fit.col_weights + b * bs : nullptr, n_valid, s, grid,
+                        bs_scratch);
+        for (int k = 0; k < m; ++k) supers[k] = std::max(supers[k], s[k]);
+    }
+    for (int k = 0; k < m; ++k) {
+        supers[k] = fit::super_scale(supers[k]);
+        store_f16(out + 2 * k, supers[k]);
+    }
+    std::vector<int>& idx = bs_scratch.best_idx;
+    idx.resize(static_cast<std::size_t>(bs));
+    for (std::int64_t b = 0; b < nblocks; ++b) {
+        const float* r = w + b * bs;
+        const int n_valid = static_cast<int>(std::min<std::int64_t>(bs, layout.cols - b * bs));
+        float* s = fitted.data() + b * fit::kMaxBases;
+        std::uint8_t sub[fit::kMaxBases];
+        fit::snap_block(r, fit.col_weights ? fit.col_weights + b * bs : nullptr, n_valid, layout.bases, layout.tied(),
+                        supers, s, sub, grid, idx.data(), bs_scratch);
+        write_block(layout, grid, idx.data(), n_valid, s, t, out + layout.block_offset(b), sub);
+        add_prefix_errors(layout, r, n_valid, s, t, bs, sq_err);
+    }
+}
+
+// Every block fitted at once (tied scales, refinement, column weights or two-level scales).
 void decompose_row_joint(const float* w, const TernaryLayout& layout, const FitOptions& fit, std::uint8_t* out,
                          double* sq_err, RowScratch& scratch) {
     if (!scratch.joint) scratch.joint = std::make_shared<fit::BlockScratch>();
@@ -495,16 +555,16 @@ void decompose_row_joint(const float* w, const TernaryLayout& layout, const FitO
     scratch.trits.resize(static_cast<std::size_t>(nb) * static_cast<std::size_t>(bs));
     std::int8_t* t = scratch.trits.data();
     fit::Grid& grid = bs_scratch.grid;  // its buffers are reused from row to row
+    if (layout.two_level()) {
+        decompose_row_two_level(w, layout, fit, out, sq_err, scratch);
+        return;
+    }
     for (std::int64_t b = 0; b < nblocks; ++b) {
         const float* r = w + b * bs;
         const float* d = fit.col_weights ? fit.col_weights + b * bs : nullptr;
         const int n_valid = static_cast<int>(std::min<std::int64_t>(bs, layout.cols - b * bs));
         float scales[fit::kMaxBases] = {};
-        if (layout.tied()) {
-            scales[0] = fit::fit_tied(r, d, n_valid, nb, grid, bs_scratch);
-        } else {
-            fit::fit_free(r, d, n_valid, nb, fit.refine_rounds, scales, grid, bs_scratch);
-        }
+        fit_block_joint(layout, fit, r, d, n_valid, scales, grid, bs_scratch);
         bs_scratch.idx.resize(static_cast<std::size_t>(n_valid));
         fit::assign(grid, r, nullptr, n_valid, bs_scratch.idx.data());
         write_block(layout, grid, bs_scratch.idx.data(), n_valid, scales, t,
@@ -518,13 +578,14 @@ void decompose_row_joint(const float* w, const TernaryLayout& layout, const FitO
 void decompose_row(const float* w, const TernaryLayout& layout, const FitOptions& fit, const float* tensor_scales,
                    std::uint8_t* out, double* sq_err, RowScratch& scratch) {
     layout.validate();
-    const bool joint = layout.tied() || fit.refine_rounds > 0 || fit.col_weights != nullptr;
+    const bool joint = layout.tied() || layout.two_level() || fit.refine_rounds > 0 || fit.col_weights != nullptr;
     if (!joint) {
         decompose_row(w, layout, fit.method, tensor_scales, out, sq_err, scratch);
         return;
     }
     if (fit.method != Method::Greedy) {
-        throw UsageError(std::string("tied scales, refinement and calibration weights need the greedy method, not ") +
+        throw UsageError(std::string("tied and two-level scales, refinement and calibration weights need the greedy "
+                                     "method, not ") +
                          method_name(fit.method));
     }
     decompose_row_joint(w, layout, fit, out, sq_err, scratch);

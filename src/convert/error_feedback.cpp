@@ -7,9 +7,11 @@
 #include <cmath>
 #include <string>
 
+#include "bitttt/dtype.h"
 #include "bitttt/error.h"
 #include "convert/block_fit.h"
 #include "convert/calibrate_gemm.h"
+#include "convert/two_level.h"
 
 namespace bitttt {
 
@@ -80,6 +82,36 @@ void ErrorFeedback::quantize_rows(const TernaryLayout& layout, const FitOptions&
     std::vector<int> idx(static_cast<std::size_t>(rows) * static_cast<std::size_t>(bs));
     std::vector<std::int8_t> trits(static_cast<std::size_t>(nb) * static_cast<std::size_t>(bs));
     RowMatF err(rows, bs);
+    // Two-level scales: each row's super-scales come from fits of its original values (the
+    // error-updated ones are not known yet), and every block's fitted scales are snapped to
+    // them (clamped at 255 * d when the updates pushed a block past the original range).
+    const int m = layout.scale_count();
+    std::vector<float> supers;
+    std::vector<std::uint8_t> subs(static_cast<std::size_t>(rows) * fit::kMaxBases);
+    if (layout.two_level()) {
+        supers.assign(static_cast<std::size_t>(rows) * fit::kMaxBases, 0.0f);
+        fit::Grid probe;
+        for (std::int64_t r = 0; r < rows; ++r) {
+            float* sup = supers.data() + r * fit::kMaxBases;
+            for (std::int64_t c0 = 0; c0 < n; c0 += bs) {
+                const int nv = static_cast<int>(std::min<std::int64_t>(bs, n - c0));
+                float s[fit::kMaxBases] = {};
+                if (layout.tied()) {
+                    s[0] = fit::fit_tied(orig + r * n + c0, diag_.data() + c0, nv, nb, probe, scratch);
+                } else {
+                    fit::fit_free(orig + r * n + c0, diag_.data() + c0, nv, nb, fit.refine_rounds, s, probe, scratch);
+                }
+                for (int k = 0; k < m; ++k) sup[k] = std::max(sup[k], s[k]);
+            }
+            std::uint8_t* header = out + static_cast<std::size_t>(r) * row_bytes;
+            for (int k = 0; k < m; ++k) {
+                sup[k] = fit::super_scale(sup[k]);
+                const std::uint16_t h = f32_to_f16(sup[k]);
+                header[2 * k] = static_cast<std::uint8_t>(h & 0xFF);
+                header[2 * k + 1] = static_cast<std::uint8_t>(h >> 8);
+            }
+        }
+    }
 
     for (const Group& g : groups_) {
         for (std::int64_t j0 = 0; j0 < g.n; j0 += bs) {  // j: column within the group
@@ -96,6 +128,11 @@ void ErrorFeedback::quantize_rows(const TernaryLayout& layout, const FitOptions&
                     s[0] = fit::fit_tied(x, d, nv, nb, grid, scratch);
                 } else {
                     fit::fit_free(x, d, nv, nb, fit.refine_rounds, s, grid, scratch);
+                }
+                if (layout.two_level()) {
+                    scratch.best_idx.resize(static_cast<std::size_t>(nv));
+                    fit::snap_block(x, d, nv, nb, layout.tied(), supers.data() + r * fit::kMaxBases, s,
+                                    subs.data() + r * fit::kMaxBases, grid, scratch.best_idx.data(), scratch);
                 }
             }
             // Column by column: round to the row's grid, push the error right within the block.
@@ -122,10 +159,10 @@ void ErrorFeedback::quantize_rows(const TernaryLayout& layout, const FitOptions&
             }
             // Pack, and the statistics against the original weights.
             for (std::int64_t r = 0; r < rows; ++r) {
-                std::uint8_t* blk = out + static_cast<std::size_t>(r) * row_bytes +
-                                    static_cast<std::size_t>(b) * layout.block_bytes();
+                std::uint8_t* blk = out + static_cast<std::size_t>(r) * row_bytes + layout.block_offset(b);
                 const float* s = scales.data() + r * fit::kMaxBases;
-                write_block(layout, grids[static_cast<std::size_t>(r)], idx.data() + r * bs, nv, s, trits.data(), blk);
+                write_block(layout, grids[static_cast<std::size_t>(r)], idx.data() + r * bs, nv, s, trits.data(), blk,
+                            subs.data() + r * fit::kMaxBases);
                 add_prefix_errors(layout, orig + r * n + c0, nv, s, trits.data(), bs, sq_err + r * nb);
             }
         }

@@ -53,7 +53,7 @@ public:
         int n_stats = 0;
         std::size_t row_bytes = 0;
         if (plan.encoding == Encoding::Ternary) {
-            t.layout = TernaryLayout{rows, cols, plan.bases, opt_.block_size, opt_.packing, opt_.scales};
+            t.layout = TernaryLayout{rows, cols, plan.bases, opt_.block_size, opt_.packing, opt_.scales, opt_.scale_bits};
             t.method = method_name(opt_.method);
             n_stats = plan.bases;
             row_bytes = t.layout.row_bytes();

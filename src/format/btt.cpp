@@ -56,6 +56,7 @@ json BttTensor::to_json() const {
         j["block_size"] = layout.block_size;
         j["packing"] = packing_name(layout.packing);
         j["scales"] = scale_mode_name(layout.scales);
+        if (layout.two_level()) j["scale_bits"] = layout.scale_bits;
         j["method"] = method;
         j["bits_per_weight"] = layout.bits_per_weight();
     } else if (encoding == Encoding::Int8) {
@@ -157,6 +158,12 @@ BttTensor BttTensor::from_json(const json& j, const std::string& source) {
         auto mode = scale_mode_from_string(scales);
         if (!mode) r.fail("unknown scales '" + scales + "' (expected free or tied); a newer bitttt may read it");
         t.layout.scales = *mode;
+        // "scale_bits" (version 2): absent = 16-bit scales.
+        if (j.contains("scale_bits")) {
+            const std::uint64_t bits = r.u64("scale_bits");
+            if (bits != 16 && bits != 8) r.fail("scale_bits must be 16 or 8, got " + std::to_string(bits));
+            t.layout.scale_bits = static_cast<int>(bits);
+        }
         try {
             t.layout.validate();
         } catch (const Error& e) {
@@ -184,9 +191,9 @@ BttFile::BttFile(const std::string& path) : file_(path) {
     }
     if (std::memcmp(p, "BTTT", 4) != 0) throw FormatError(path + ": not a .btt file (bad magic)");
     version_ = le::u32(p + 4);
-    if (version_ != kBttVersion) {
+    if (version_ < kBttMinVersion || version_ > kBttVersion) {
         throw FormatError(path + ": .btt format version " + std::to_string(version_) +
-                          " is not supported by this build (it reads version " + std::to_string(kBttVersion) +
+                          " is not supported by this build (it reads versions " + std::to_string(kBttMinVersion) + " to " + std::to_string(kBttVersion) +
                           "); reconvert the model or update bitttt");
     }
     const std::uint64_t header_bytes = le::u64(p + 8);
@@ -214,7 +221,13 @@ BttFile::BttFile(const std::string& path) : file_(path) {
         throw FormatError(path + ": header has no 'tensors' array");
     }
     const std::uint64_t data_size = n - data_offset_;
-    for (const auto& tj : header_.at("tensors")) tensors_.push_back(BttTensor::from_json(tj, path));
+    for (const auto& tj : header_.at("tensors")) {
+        tensors_.push_back(BttTensor::from_json(tj, path));
+        if (version_ < 2 && tensors_.back().layout.two_level()) {
+            throw FormatError(path + ": tensor '" + tensors_.back().name +
+                              "': two-level scales (scale_bits 8) in a version-1 file (the file is corrupt)");
+        }
+    }
 
     std::vector<const BttTensor*> by_offset;
     for (const auto& t : tensors_) {

@@ -115,7 +115,11 @@ std::uint64_t BttWriter::finish() {
     head[1] = 'T';
     head[2] = 'T';
     head[3] = 'T';
-    le::put_u32(head.data() + 4, kBttVersion);
+    // Version 1 unless a tensor needs version 2, so that older readers read what they can.
+    const bool v2 = std::any_of(tensors_.begin(), tensors_.end(), [](const BttTensor& t) {
+        return t.encoding == Encoding::Ternary && t.layout.two_level();
+    });
+    le::put_u32(head.data() + 4, v2 ? kBttVersion : kBttMinVersion);
     le::put_u64(head.data() + 8, text.size());
     le::put_u64(head.data() + 16, impl_->data_offset);
     le::put_u64(head.data() + 24, checksum64(text.data(), text.size()));

@@ -90,7 +90,7 @@ private:
 // and free scales". `bases` is the K in use (every tensor uses min(K, its N)).
 std::string describe_ternary(const std::vector<BttTensor>& tensors, int bases) {
     int min_n = 0, max_n = 0, min_b = 0, max_b = 0;
-    bool two_bit = false, dense = false, any_tied = false, any_free = false;
+    bool two_bit = false, dense = false, any_tied = false, any_free = false, any_8 = false, any_16 = false;
     for (const auto& t : tensors) {
         if (t.encoding != Encoding::Ternary) continue;
         const TernaryLayout& l = t.layout;
@@ -100,6 +100,7 @@ std::string describe_ternary(const std::vector<BttTensor>& tensors, int bases) {
         max_b = std::max(max_b, l.block_size);
         (l.packing == Packing::Dense ? dense : two_bit) = true;
         (l.tied() ? any_tied : any_free) = true;
+        (l.two_level() ? any_8 : any_16) = true;
     }
     if (max_n == 0) return "no ternary tensors";
     std::string d = "ternary, ";
@@ -113,6 +114,7 @@ std::string describe_ternary(const std::vector<BttTensor>& tensors, int bases) {
     d += min_b == max_b ? ", block " + std::to_string(min_b)
                         : ", blocks " + std::to_string(min_b) + "-" + std::to_string(max_b);
     if (any_tied) d += any_free ? ", tied and free scales" : ", tied scales";
+    if (any_8) d += any_16 ? ", some two-level (8-bit)" : ", two-level (8-bit) scales";
     return d;
 }
 
