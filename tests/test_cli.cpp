@@ -121,7 +121,7 @@ TEST_CASE("cli: convert --json and inspect --json give stable fields", "[cli]") 
     CHECK(human.code == 0);
     CHECK(human.out.find("model.layers.1.mlp.down_proj.weight") != std::string::npos);
     CHECK(human.out.find(" scales ") != std::string::npos);
-    Result summary = run_cli("convert '" + (dir.path() / "tiny").string() + "' --bases 1 -o '" + btt + "' -q", dir);
+    Result summary = run_cli("convert '" + (dir.path() / "tiny").string() + "' --bases 1 -o '" + btt + "' -q --force", dir);
     CHECK(summary.code == 0);
     CHECK(summary.out.find("bits/weight") != std::string::npos);
     CHECK(summary.err.find('\r') == std::string::npos);  // no progress bar when not a terminal
@@ -254,7 +254,7 @@ TEST_CASE("cli: tied, refined, budgeted and calibrated files round trip through 
     for (const auto& v : variants) {
         INFO(v);
         const std::string btt = dir.file("v.btt");
-        Result conv = run_cli("convert '" + stories() + "' " + v + " -o '" + btt + "' --json", dir);
+        Result conv = run_cli("convert '" + stories() + "' " + v + " -o '" + btt + "' --json --force", dir);
         REQUIRE(conv.code == 0);
         const json c = json::parse(conv.out);
         Result ins = run_cli("inspect '" + btt + "' --json --verify", dir);
@@ -472,7 +472,7 @@ TEST_CASE("cli: convert --lm-head / --embeddings, the old flags, and conflicts",
     tied.write(dir.path() / "tied");
     const std::string btt = dir.file("t.btt");
     auto conv = [&](const std::string& model, const std::string& flags) {
-        return run_cli("convert '" + (dir.path() / model).string() + "' --bases 2 -o '" + btt + "' --json " + flags,
+        return run_cli("convert '" + (dir.path() / model).string() + "' --bases 2 -o '" + btt + "' --json --force " + flags,
                        dir);
     };
     auto encodings = [&](const Result& r) {

@@ -576,7 +576,7 @@ TEST_CASE("tokenizer: malformed and unsupported tokenizer.json", "[tokenizer]") 
     {
         std::ofstream(dir.file("bad.json")) << "{ not json";
     }
-    CHECK_THROWS_WITH(Tokenizer::load(dir.file("bad.json")), Catch::Contains("bad.json: not valid JSON"));
+    CHECK_THROWS_WITH(Tokenizer::load(dir.file("bad.json")), Catch::Contains("bad.json: the file is not valid JSON"));
 }
 
 TEST_CASE("tokenizer: decoder steps on a small vocabulary", "[tokenizer]") {

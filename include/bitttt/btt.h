@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -96,6 +97,7 @@ private:
     std::uint64_t data_offset_ = 0;
     nlohmann::json header_;
     std::vector<BttTensor> tensors_;
+    std::unordered_map<std::string, std::size_t> by_name_;  // name -> index in tensors_
 };
 
 // Writes a .btt file tensor by tensor, never holding more than the tensor being

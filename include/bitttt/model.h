@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -19,6 +20,12 @@ struct LoadOptions {
     int threads = 0;  // 0 = physical cores
     int ctx = 0;      // context length (KV cache size); 0 = min(max_position_embeddings, 4096)
     int batch = 0;    // prompt micro-batch: tokens per pass over the weights (0 = 32; 1 = one at a time)
+    // Verify every tensor's checksum before use (a FormatError naming the first corrupt one).
+    bool verify = false;
+    // Called once the config, the tokenizer JSON (null if none) and the context length are
+    // known, before any weight is read: a caller checks its request there (the tokenizer
+    // against the vocabulary, the prompt against the context) without waiting for the load.
+    std::function<void(const LlamaConfig& config, const nlohmann::json& tokenizer, int ctx)> before_weights = nullptr;
 };
 
 // The weights one token reads, split as a bits-per-weight comparison needs them.

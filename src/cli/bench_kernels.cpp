@@ -20,6 +20,7 @@
 #include "bitttt/model_config.h"
 #include "bitttt/ternary.h"
 #include "cli/bench.h"
+#include "cli/common.h"
 #include "kernels/dispatch.h"
 #include "kernels/ternary_lut.h"
 #include "util/stats.h"
@@ -249,7 +250,7 @@ int run_kernel_bench(const BenchArgs& a, bool quiet) {
             j["bandwidth_gb_s"] = bw.best;
             j["bandwidth_gb_s_median"] = bw.median;
         }
-        std::printf("%s\n", j.dump(2).c_str());
+        std::printf("%s\n", json_text(j, 2).c_str());
     }
     return 0;
 }

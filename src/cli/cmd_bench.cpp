@@ -196,7 +196,7 @@ int run_model_bench(const BenchArgs& a, bool quiet) {
         j["profile"] = pj;
     }
     if (a.json) {
-        std::printf("%s\n", j.dump(2).c_str());
+        std::printf("%s\n", json_text(j, 2).c_str());
         return 0;
     }
     auto fmt = [](const Sample& s) {

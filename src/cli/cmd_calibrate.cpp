@@ -108,7 +108,7 @@ Runner add_calibrate_command(CLI::App& root, const GlobalOptions& global) {
                                       {"setup_seconds", r.setup_seconds},
                                       {"tokenize_seconds", tokenize_seconds}, {"layer_seconds", r.layer_seconds},
                                       {"peak_rss_bytes", r.peak_rss_bytes}};
-            std::printf("%s\n", j.dump(2).c_str());
+            std::printf("%s\n", json_text(j, 2).c_str());
         } else {
             std::printf("wrote %s: %s statistics of %zu linear inputs (%d layers) over %lld tokens (%d chunks of %d), "
                         "%s, %s, peak RSS %s\n",

@@ -1,5 +1,6 @@
 // bitttt convert INPUT --bases N [-o OUT] [...]
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
 
@@ -32,6 +33,7 @@ struct ConvertArgs {
     bool ternary_embeddings = false;  // old spelling of --embeddings ternary
     bool ternary_lm_head = false;     // old spelling of --lm-head ternary
     bool json = false;
+    bool force = false;
 };
 
 }  // namespace
@@ -122,6 +124,8 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
     cmd->add_flag("--ternary-embeddings", args->ternary_embeddings, "Deprecated: the same as --embeddings ternary");
     cmd->add_flag("--ternary-lm-head", args->ternary_lm_head, "Deprecated: the same as --lm-head ternary");
     cmd->add_flag("--json", args->json, "Print the summary as one JSON object on stdout (for scripts)");
+    cmd->add_flag("-f,--force", args->force, "Overwrite the output file if it exists (without it, an existing file is "
+                                             "an error and is left as it is)");
 
     return [args, &global, scales_opt, packing_opt]() {
         ConvertOptions opt;
@@ -164,9 +168,14 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
         opt.lm_head = choice(args->lm_head, args->ternary_lm_head, "--ternary-lm-head", "--lm-head");
         opt.progress = !global.quiet && is_terminal(2);
         opt.tool_version = BITTTT_VERSION;
+        const std::string out = opt.output.empty() ? default_output_path(opt.input, opt.bases) : opt.output;
+        std::error_code ec;
+        if (!args->force && std::filesystem::exists(out, ec)) {
+            throw UsageError("output '" + out + "' exists; pass --force to overwrite it, or choose another -o");
+        }
         ConvertReport rep = convert(opt);
         if (args->json) {
-            std::printf("%s\n", report_to_json(rep).dump(2).c_str());
+            std::printf("%s\n", json_text(report_to_json(rep), 2).c_str());
         } else {
             print_convert_summary(rep, stdout);
         }

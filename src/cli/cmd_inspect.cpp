@@ -60,7 +60,7 @@ int inspect_calibration(const InspectArgs& a) {
                             {"tokens", f.tokens()}, {"full", f.has_full()}, {"size_bytes", st.file_size()},
                             {"keys", keys}};
         if (a.verify) j["verified"] = true;
-        std::printf("%s\n", j.dump(2).c_str());
+        std::printf("%s\n", json_text(j, 2).c_str());
         return 0;
     }
     const auto& md = f.metadata();
@@ -104,7 +104,7 @@ Runner add_inspect_command(CLI::App& root, const GlobalOptions& /*global*/) {
         if (args->json) {
             auto j = inspect_json(f);
             if (args->verify) j["verified"] = true;
-            std::printf("%s\n", j.dump(2).c_str());
+            std::printf("%s\n", json_text(j, 2).c_str());
         } else {
             print_inspect(f, args->all, stdout);
             if (args->verify) std::printf("checksums: all %zu tensors verified\n", f.tensors().size());

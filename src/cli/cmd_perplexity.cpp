@@ -1,6 +1,7 @@
 // bitttt perplexity MODEL --file TEXT [--ctx C] [--chunks K] [--bases K] [--kld-base REF] [--json]
 #include <cstdio>
 #include <memory>
+#include <optional>
 
 #include "bitttt/error.h"
 #include "bitttt/file_io.h"
@@ -45,16 +46,27 @@ Runner add_perplexity_command(CLI::App& root, const GlobalOptions& global) {
     cmd->add_flag("--json", a->json, "Print one JSON object on stdout");
 
     return [a, &global]() {
-        auto model = Model::load(a->model, LoadOptions{a->bases, a->threads, a->ctx});
+        // The text is read and the tokenizer checked against the vocabulary before any weight loads.
+        const std::string text = read_file(a->file);
+        std::optional<Tokenizer> tok;
+        LoadOptions lo{a->bases, a->threads, a->ctx};
+        lo.before_weights = [&](const LlamaConfig& cfg, const nlohmann::json& tokenizer, int) {
+            tok.emplace(tokenizer_for(cfg, tokenizer, a->model));
+        };
+        auto model = Model::load(a->model, lo);
         std::unique_ptr<Model> ref;
         if (!a->reference.empty()) ref = Model::load(a->reference, LoadOptions{0, a->threads, a->ctx});
-        Tokenizer tok = tokenizer_for(*model, a->model);
-        const std::vector<std::int32_t> tokens = tok.encode(read_file(a->file), true, false);
+        if (ref && ref->config().vocab_size != model->config().vocab_size) {
+            throw UsageError("--kld-base " + a->reference + " has a vocabulary of " +
+                             std::to_string(ref->config().vocab_size) + " entries, the model " +
+                             std::to_string(model->config().vocab_size) + "; they cannot be compared");
+        }
+        const std::vector<std::int32_t> tokens = tok->encode(text, true, false);
 
         PerplexityOptions o;
         o.ctx = a->ctx;
         o.chunks = a->chunks;
-        if (tok.adds_bos() && tok.bos_id()) o.bos_id = *tok.bos_id();
+        if (tok->adds_bos() && tok->bos_id()) o.bos_id = *tok->bos_id();
         std::unique_ptr<Progress> progress;
         PerplexityResult r = perplexity(*model, tokens, o, ref.get(), [&](int /*done*/, int total) {
             if (!progress) {
@@ -75,7 +87,7 @@ Runner add_perplexity_command(CLI::App& root, const GlobalOptions& global) {
                 j["top1_agreement"] = *r.top1_agreement;
                 j["reference_perplexity"] = *r.reference_perplexity;
             }
-            std::printf("%s\n", j.dump(2).c_str());
+            std::printf("%s\n", json_text(j, 2).c_str());
         } else {
             std::printf("%s\n", model->description().c_str());
             std::printf("perplexity %.4f +/- %.4f over %lld tokens (%d chunks of %d, second halves scored)\n",

@@ -3,10 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -39,12 +41,23 @@ double per_s(double n, double s) { return s > 0 ? n / s : 0.0; }
 
 }  // namespace
 
-Tokenizer tokenizer_for(const Model& model, const std::string& model_path) {
-    if (!model.tokenizer_json().is_object()) {
+Tokenizer tokenizer_for(const LlamaConfig& config, const nlohmann::json& tokenizer, const std::string& model_path) {
+    if (!tokenizer.is_object()) {
         throw FormatError(model_path + ": the model has no tokenizer (no tokenizer.json was found when it was "
                                        "converted); reconvert from a folder that has tokenizer.json");
     }
-    return Tokenizer::from_json(model.tokenizer_json(), model_path + " (tokenizer)");
+    Tokenizer tok = Tokenizer::from_json(tokenizer, model_path + " (tokenizer)");
+    // Every id the tokenizer can produce indexes the embedding table and the logits.
+    if (tok.vocab_size() > config.vocab_size) {
+        throw FormatError(model_path + ": the tokenizer has ids up to " + std::to_string(tok.vocab_size() - 1) +
+                          " but the model's vocabulary has " + std::to_string(config.vocab_size) +
+                          " entries (vocab_size); the tokenizer does not belong to this model");
+    }
+    return tok;
+}
+
+Tokenizer tokenizer_for(const Model& model, const std::string& model_path) {
+    return tokenizer_for(model.config(), model.tokenizer_json(), model_path);
 }
 
 void add_run_options(CLI::App& cmd, RunArgs& a) {
@@ -70,14 +83,47 @@ void add_run_options(CLI::App& cmd, RunArgs& a) {
         ->check(CLI::Range(1, 1 << 24));
     cmd.add_flag("--json", a.json, "Print one JSON object (text, ids, stats) instead of streaming text");
     cmd.add_flag("--special", a.special, "Match special tokens such as <|eot_id|> written in the prompt");
+    cmd.add_flag("--verify", a.verify,
+                 "Check every tensor against its checksum before the first token (reads the whole file once; "
+                 "a corrupt file is an error naming the tensor instead of garbage output)");
 }
 
 int run_generate(const RunArgs& a, bool quiet) {
     const auto t0 = std::chrono::steady_clock::now();
-    // Resolve the kernel ISA first: a bad BITTTT_ISA is a usage error before any work.
+    // Everything that can be wrong with the request is found before the weights load:
+    // the kernel ISA (BITTTT_ISA), the sampling flags, the prompt file, then (once the
+    // header is read) the tokenizer against the vocabulary and each prompt against --ctx.
     const std::string kernels_used = kernels::kernels_in_use();
-    auto model = Model::load(a.model, LoadOptions{a.bases, a.threads, a.ctx});
-    Tokenizer tok = tokenizer_for(*model, a.model);
+    if (!std::isfinite(a.temp) || a.temp < 0.0f) throw UsageError("--temp must be a number >= 0");
+    if (!(a.top_p > 0.0f && a.top_p <= 1.0f)) throw UsageError("--top-p must be in (0, 1]");
+    if (a.batch && a.prompt_file.empty()) throw UsageError("--batch needs --prompt-file (one prompt per line)");
+    std::vector<std::string> prompts;
+    if (a.batch) {
+        std::istringstream in(read_all(a.prompt_file));
+        for (std::string line; std::getline(in, line);) {
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            prompts.push_back(line);
+        }
+    } else {
+        prompts.push_back(a.prompt_file.empty() ? a.prompt : read_all(a.prompt_file));
+    }
+    std::optional<Tokenizer> tok;
+    std::vector<std::vector<std::int32_t>> prompt_ids;
+    LoadOptions lo{a.bases, a.threads, a.ctx};
+    lo.verify = a.verify;
+    lo.before_weights = [&](const LlamaConfig& cfg, const nlohmann::json& tokenizer, int ctx) {
+        tok.emplace(tokenizer_for(cfg, tokenizer, a.model));
+        for (std::size_t i = 0; i < prompts.size(); ++i) {
+            prompt_ids.push_back(tok->encode(prompts[i], true, a.special));
+            const std::size_t n = prompt_ids.back().size();
+            if (n > static_cast<std::size_t>(ctx)) {
+                throw UsageError((a.batch ? "prompt " + std::to_string(i + 1) + " is " : std::string("the prompt is ")) +
+                                 std::to_string(n) + " tokens, longer than the context of " + std::to_string(ctx) +
+                                 " (raise --ctx or shorten the prompt)");
+            }
+        }
+    };
+    auto model = Model::load(a.model, lo);
     const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
     GenerateOptions g;
@@ -91,32 +137,22 @@ int run_generate(const RunArgs& a, bool quiet) {
     if (!quiet) spdlog::info("{}, {} threads, {}, context {}", model->description(), model->threads(),
                              kernels_used, model->ctx());
 
-    std::vector<std::string> prompts;
-    if (a.batch) {
-        if (a.prompt_file.empty()) throw UsageError("--batch needs --prompt-file (one prompt per line)");
-        std::istringstream in(read_all(a.prompt_file));
-        for (std::string line; std::getline(in, line);) {
-            if (!line.empty() && line.back() == '\r') line.pop_back();
-            prompts.push_back(line);
-        }
-    } else {
-        prompts.push_back(a.prompt_file.empty() ? a.prompt : read_all(a.prompt_file));
-    }
     const bool as_json = a.json || a.batch;
 
-    for (const std::string& text : prompts) {
-        std::vector<std::int32_t> ids = tok.encode(text, true, a.special);
+    for (std::size_t pi = 0; pi < prompts.size(); ++pi) {
+        const std::string& text = prompts[pi];
+        const std::vector<std::int32_t>& ids = prompt_ids[pi];
         if (!as_json) {
             // Stream the prompt first so the output reads as one text (as llama.cpp does).
             std::fwrite(text.data(), 1, text.size(), stdout);
             std::fflush(stdout);
         }
         // Prefilled with the prompt, so the first generated piece keeps its leading space.
-        Tokenizer::StreamDecoder dec(tok);
+        Tokenizer::StreamDecoder dec(*tok);
         dec.prefill(ids);
         std::string generated;
         auto on_token = [&](std::int32_t id) {
-            if (tok.is_special(id)) return;
+            if (tok->is_special(id)) return;
             std::string piece = dec.push(id);
             generated += piece;
             if (!as_json) {
@@ -145,7 +181,7 @@ int run_generate(const RunArgs& a, bool quiet) {
                   {"threads", model->threads()},
                   {"bases", model->bases()}}},
             };
-            std::printf("%s\n", a.batch ? j.dump().c_str() : j.dump(2).c_str());
+            std::printf("%s\n", a.batch ? json_text(j).c_str() : json_text(j, 2).c_str());
         } else {
             std::fwrite(tail.data(), 1, tail.size(), stdout);
             std::printf("\n");

@@ -56,7 +56,7 @@ Runner add_tokenize_command(CLI::App& root, const GlobalOptions& /*global*/) {
         if (a->json) {
             std::vector<std::string> pieces;
             for (auto id : ids) pieces.push_back(tok.piece(id));
-            std::printf("%s\n", nlohmann::json{{"ids", ids}, {"pieces", pieces}}.dump().c_str());
+            std::printf("%s\n", json_text(nlohmann::json{{"ids", ids}, {"pieces", pieces}}).c_str());
         } else {
             for (std::size_t i = 0; i < ids.size(); ++i) std::printf("%s%d", i ? " " : "", ids[i]);
             std::printf("\n");

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "bitttt/json_fields.h"
+#include "bitttt/model_config.h"
 #include "cli/commands.h"
 #include "util/progress.h"
 
@@ -61,7 +63,7 @@ void print_worst(const std::vector<BttTensor>& tensors, std::size_t how_many, st
     });
     std::fprintf(out, "  worst tensors (relative error after 1..N bases):\n");
     for (std::size_t i = 0; i < std::min(how_many, tern.size()); ++i) {
-        std::fprintf(out, "    %-44s %-11s %s\n", tern[i]->name.c_str(), shape_str(tern[i]->shape).c_str(),
+        std::fprintf(out, "    %-44s %-11s %s\n", escape_control(tern[i]->name).c_str(), shape_str(tern[i]->shape).c_str(),
                      errors_str(tern[i]->relative_error_by_base).c_str());
     }
 }
@@ -146,24 +148,33 @@ json inspect_json(const BttFile& f) {
         weights += t.numel();
         tensors.push_back(j);
     }
-    const json& h = f.header();
+    // The header's sections through typed reads: a missing or ill-typed field is a
+    // FormatError naming the file and the field, never a crash or garbage.
+    const JsonFields h(f.header(), f.path());
+    json model = nullptr;
+    if (h.has("model")) model = LlamaConfig::from_json(h.at("model"), f.path() + ": header 'model'").to_json();
     json tok = nullptr;
-    if (h.contains("tokenizer") && h.at("tokenizer").is_object()) {
-        const json& t = h.at("tokenizer");
-        json model = t.value("model", json::object());
-        tok = {{"type", model.value("type", std::string("?"))},
-               {"vocab_size", model.contains("vocab") ? model.at("vocab").size() : 0},
-               {"added_tokens", t.contains("added_tokens") ? t.at("added_tokens").size() : 0}};
+    if (auto t = h.object_or_null("tokenizer")) {
+        std::string type = "?";
+        std::size_t vocab = 0, added = 0;
+        if (auto m = t->object_or_null("model")) {
+            type = m->str_or("type", "?");
+            if (m->has("vocab") && (m->at("vocab").is_object() || m->at("vocab").is_array())) vocab = m->at("vocab").size();
+        }
+        if (t->has("added_tokens")) added = t->array("added_tokens").size();
+        tok = {{"type", type}, {"vocab_size", vocab}, {"added_tokens", added}};
     }
+    json conversion = nullptr;
+    if (auto c = h.object_or_null("conversion")) conversion = c->raw();
     return {
         {"file", f.path()},
         {"size_bytes", f.file_size()},
         {"format_version", f.version()},
-        {"created_by", h.value("created_by", std::string())},
+        {"created_by", h.str_or("created_by", "")},
         {"weights_only", f.weights_only()},
-        {"model", h.value("model", json())},
+        {"model", model},
         {"tokenizer", tok},
-        {"conversion", h.value("conversion", json())},
+        {"conversion", conversion},
         {"parameters", weights},
         {"bits_per_weight", tern_weights ? 8.0 * static_cast<double>(tern_bytes) / static_cast<double>(tern_weights) : 0.0},
         {"file_bits_per_weight", weights ? 8.0 * static_cast<double>(f.file_size()) / static_cast<double>(weights) : 0.0},
@@ -174,50 +185,52 @@ json inspect_json(const BttFile& f) {
 
 void print_inspect(const BttFile& f, bool all_tensors, std::FILE* out) {
     const json j = inspect_json(f);
-    std::fprintf(out, "file         %s (%s, .btt format v%u, %s)\n", f.path().c_str(),
+    const JsonFields h(f.header(), f.path());
+    std::fprintf(out, "file         %s (%s, .btt format v%u, %s)\n", escape_control(f.path()).c_str(),
                  human_bytes(static_cast<double>(f.file_size())).c_str(), f.version(),
-                 j["created_by"].get<std::string>().c_str());
-    const json& m = j["model"];
-    if (m.is_object()) {
-        std::string rope = m["rope_scaling"].is_object() ? m["rope_scaling"].value("rope_type", std::string("?")) : "none";
+                 escape_control(h.str_or("created_by", "unknown")).c_str());
+    if (h.has("model")) {
+        const LlamaConfig m = LlamaConfig::from_json(h.at("model"), f.path() + ": header 'model'");
         std::fprintf(out,
                      "model        %s: %lld layers, hidden %lld, intermediate %lld, heads %lld/%lld kv, head_dim %lld,\n"
                      "             vocab %lld, rope_theta %g (scaling %s), %s embeddings, context %lld\n",
-                     m["architectures"][0].get<std::string>().c_str(), m["num_hidden_layers"].get<long long>(),
-                     m["hidden_size"].get<long long>(), m["intermediate_size"].get<long long>(),
-                     m["num_attention_heads"].get<long long>(), m["num_key_value_heads"].get<long long>(),
-                     m["head_dim"].get<long long>(), m["vocab_size"].get<long long>(), m["rope_theta"].get<double>(),
-                     rope.c_str(), m["tie_word_embeddings"].get<bool>() ? "tied" : "untied",
-                     m["max_position_embeddings"].get<long long>());
+                     escape_control(m.architecture).c_str(), static_cast<long long>(m.num_hidden_layers),
+                     static_cast<long long>(m.hidden_size), static_cast<long long>(m.intermediate_size),
+                     static_cast<long long>(m.num_attention_heads), static_cast<long long>(m.num_key_value_heads),
+                     static_cast<long long>(m.head_dim), static_cast<long long>(m.vocab_size), m.rope_theta,
+                     m.rope_scaling.type.c_str(), m.tie_word_embeddings ? "tied" : "untied",
+                     static_cast<long long>(m.max_position_embeddings));
     } else {
         std::fprintf(out, "model        none: weights-only file (converted without config.json); it cannot be run\n");
     }
     if (j["tokenizer"].is_object()) {
         std::fprintf(out, "tokenizer    %s, %zu vocabulary entries, %zu added tokens\n",
-                     j["tokenizer"]["type"].get<std::string>().c_str(), j["tokenizer"]["vocab_size"].get<std::size_t>(),
-                     j["tokenizer"]["added_tokens"].get<std::size_t>());
+                     escape_control(j["tokenizer"]["type"].get<std::string>()).c_str(),
+                     j["tokenizer"]["vocab_size"].get<std::size_t>(), j["tokenizer"]["added_tokens"].get<std::size_t>());
     } else {
         std::fprintf(out, "tokenizer    none\n");
     }
-    const json& c = j["conversion"];
-    if (c.is_object()) {
+    if (auto c = h.object_or_null("conversion")) {
         // Fields added later are optional: files from before them have free scales.
-        std::string extra = ", " + c.value("scales", std::string("free")) +
-                            (c.value("scale_bits", 16) == 8 ? " two-level (8-bit)" : "") + " scales";
-        if (c.value("refine_rounds", 0) > 0) extra += ", " + std::to_string(c.value("refine_rounds", 0)) + " refinement rounds";
-        const bool budget = c.contains("target_bpw") && c["target_bpw"].is_number();
+        std::string extra = ", " + escape_control(c->str_or("scales", "free")) +
+                            (c->integer_or("scale_bits", 16, 0, 64) == 8 ? " two-level (8-bit)" : "") + " scales";
+        const std::int64_t rounds = c->integer_or("refine_rounds", 0, 0, 1 << 20);
+        if (rounds > 0) extra += ", " + std::to_string(rounds) + " refinement rounds";
+        const bool budget = c->has("target_bpw");
         if (budget) {
             char buf[64];
-            std::snprintf(buf, sizeof buf, ", --target-bpw %.3f", c["target_bpw"].get<double>());
+            std::snprintf(buf, sizeof buf, ", --target-bpw %.3f", c->number("target_bpw"));
             extra += buf;
         }
-        if (c.contains("calibration") && c["calibration"].is_object()) {
-            extra += std::string(", calibrated") + (c["calibration"].value("error_feedback", false) ? " with error feedback" : "");
+        if (auto cal = c->object_or_null("calibration")) {
+            extra += std::string(", calibrated") + (cal->boolean_or("error_feedback", false) ? " with error feedback" : "");
         }
-        std::fprintf(out, "conversion   %s, %s%d bases%s, block %d, %s packing; embeddings %s, lm_head %s\n",
-                     c.value("method", std::string("?")).c_str(), budget ? "up to " : "", c.value("bases", 0),
-                     extra.c_str(), c.value("block_size", 0), c.value("packing", std::string("?")).c_str(),
-                     c.value("embeddings", std::string("?")).c_str(), c.value("lm_head", std::string("?")).c_str());
+        std::fprintf(out, "conversion   %s, %s%lld bases%s, block %lld, %s packing; embeddings %s, lm_head %s\n",
+                     escape_control(c->str_or("method", "?")).c_str(), budget ? "up to " : "",
+                     static_cast<long long>(c->integer_or("bases", 0, 0, 8)), extra.c_str(),
+                     static_cast<long long>(c->integer_or("block_size", 0, 0, 4096)),
+                     escape_control(c->str_or("packing", "?")).c_str(), escape_control(c->str_or("embeddings", "?")).c_str(),
+                     escape_control(c->str_or("lm_head", "?")).c_str());
     }
     std::fprintf(out, "weights      %lld; %.3f bits/weight in ternary tensors, %.3f for the whole file\n",
                  j["parameters"].get<long long>(), j["bits_per_weight"].get<double>(),
@@ -233,7 +246,8 @@ void print_inspect(const BttFile& f, bool all_tensors, std::FILE* out) {
             continue;
         }
         const bool tern = t.encoding == Encoding::Ternary;
-        std::fprintf(out, "%-48s %-11s %-8s %5s %6s %6s %6s %10llu  %s\n", t.name.c_str(), shape_str(t.shape).c_str(),
+        std::fprintf(out, "%-48s %-11s %-8s %5s %6s %6s %6s %10llu  %s\n", escape_control(t.name).c_str(),
+                     shape_str(t.shape).c_str(),
                      tern ? (std::string("ternary") + (t.layout.packing == Packing::Dense ? "/d" : "")).c_str()
                           : encoding_name(t.encoding),
                      tern ? std::to_string(t.layout.bases).c_str() : "-",

@@ -28,6 +28,7 @@ struct RunArgs {
     int ctx = 0;
     bool json = false;
     bool special = false;
+    bool verify = false;
 };
 
 // Registers the run flags on `cmd` (a subcommand, or bitttt-run's root).
@@ -36,7 +37,9 @@ void add_run_options(CLI::App& cmd, RunArgs& args);
 int run_generate(const RunArgs& args, bool quiet);
 // Registers `run` as a subcommand of the bitttt tool.
 Runner add_run_command(CLI::App& root, const GlobalOptions& global);
-// The model's tokenizer, or a FormatError naming the file when it has none.
+// The tokenizer of a model's tokenizer.json, or a FormatError naming the file when it has
+// none or when its ids do not all fit the model's vocabulary (embedding rows).
+Tokenizer tokenizer_for(const LlamaConfig& config, const nlohmann::json& tokenizer, const std::string& model_path);
 Tokenizer tokenizer_for(const Model& model, const std::string& model_path);
 
 }  // namespace bitttt::cli

@@ -203,9 +203,15 @@ ConvertReport convert(const ConvertOptions& opt) {
     rep.threads = opt.threads > 0 ? opt.threads : physical_cores();
     rep.input_size_bytes = ckpt.total_bytes();
 
-    // Never write over the input.
+    // Never write over an input: any shard, the index, config.json, tokenizer.json or the
+    // calibration file (fs::equivalent follows links and tells hard links apart).
     std::error_code ec;
-    for (const auto& f : ckpt.files()) {
+    std::vector<std::string> inputs = ckpt.files();
+    inputs.push_back(ckpt.source());
+    if (ckpt.config_path()) inputs.push_back(*ckpt.config_path());
+    if (ckpt.tokenizer_path()) inputs.push_back(*ckpt.tokenizer_path());
+    if (!opt.calibration.empty()) inputs.push_back(opt.calibration);
+    for (const auto& f : inputs) {
         if (fs::equivalent(f, rep.output, ec)) {
             throw UsageError("output '" + rep.output + "' is the input file '" + f + "'; choose another -o");
         }

@@ -3,11 +3,14 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
 
 #include "bitttt/error.h"
+#include "bitttt/json_fields.h"
+#include "bitttt/limits.h"
 #include "format/le.h"
 
 namespace bitttt {
@@ -73,105 +76,88 @@ json BttTensor::to_json() const {
 
 namespace {
 
-// Reads a field of a tensor entry, naming the file and tensor in every error.
-struct EntryReader {
-    const json& j;
-    const std::string& source;
-    std::string name;
+// "[4096, 4096]" of a JSON shape, cut short.
+std::string format_shape_of(const json& shape) { return json_excerpt(shape); }
 
-    [[noreturn]] void fail(const std::string& what) const {
-        throw FormatError(source + ": tensor '" + name + "': " + what);
+// An array of finite numbers (the per-base statistics); absent = empty.
+std::vector<double> doubles_or_empty(const JsonFields& r, const char* key, std::size_t max_count) {
+    if (!r.has(key)) return {};
+    const json& v = r.array(key);
+    if (v.size() > max_count) r.fail(key, "has " + std::to_string(v.size()) + " entries, more than " + std::to_string(max_count));
+    std::vector<double> out;
+    for (const auto& x : v) {
+        if (!x.is_number() || !std::isfinite(x.get<double>())) r.fail(key, "must be an array of finite numbers");
+        out.push_back(x.get<double>());
     }
-    const json& field(const char* key) const {
-        if (!j.contains(key)) fail(std::string("missing field '") + key + "'");
-        return j.at(key);
-    }
-    std::uint64_t u64(const char* key) const {
-        const json& v = field(key);
-        if (!v.is_number_unsigned()) fail(std::string("field '") + key + "' must be a non-negative integer");
-        return v.get<std::uint64_t>();
-    }
-    std::string str(const char* key) const {
-        const json& v = field(key);
-        if (!v.is_string()) fail(std::string("field '") + key + "' must be a string");
-        return v.get<std::string>();
-    }
-    std::vector<double> doubles(const char* key) const {
-        if (!j.contains(key)) return {};
-        const json& v = j.at(key);
-        if (!v.is_array()) fail(std::string("field '") + key + "' must be an array of numbers");
-        std::vector<double> out;
-        for (const auto& x : v) {
-            if (!x.is_number()) fail(std::string("field '") + key + "' must be an array of numbers");
-            out.push_back(x.get<double>());
-        }
-        return out;
-    }
-};
+    return out;
+}
 
 }  // namespace
 
 BttTensor BttTensor::from_json(const json& j, const std::string& source) {
-    if (!j.is_object()) throw FormatError(source + ": a tensor entry is not a JSON object");
-    EntryReader r{j, source, "?"};
-    r.name = r.str("name");
+    if (!j.is_object()) throw FormatError(source + ": a tensor entry is " + json_kind(j) + ", expected an object");
     BttTensor t;
-    t.name = r.name;
-    const json& shape = r.field("shape");
-    if (!shape.is_array()) r.fail("field 'shape' must be an array");
-    for (const auto& d : shape) {
-        if (!d.is_number_unsigned()) r.fail("shape entries must be non-negative integers");
-        t.shape.push_back(d.get<std::int64_t>());
+    t.name = JsonFields(j, source, "tensors[]").str("name");
+    // Every message below names the file and the tensor.
+    const JsonFields r(j, source + ": tensor " + quote_name(t.name));
+    const json& shape = r.array("shape");
+    if (shape.size() > 8) r.fail("shape", "has " + std::to_string(shape.size()) + " dimensions (at most 8)");
+    std::uint64_t numel = 1;
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+        const std::int64_t d = r.integer_value(shape[i], "shape[" + std::to_string(i) + "]", 0, limits::kMaxDimension);
+        t.shape.push_back(d);
+        const auto m = limits::checked_mul(numel, static_cast<std::uint64_t>(d));
+        if (!m || *m > static_cast<std::uint64_t>(limits::kMaxElements)) {
+            r.fail("shape", format_shape_of(shape) + " has more than " + std::to_string(limits::kMaxElements) +
+                                " elements (the limit)");
+        }
+        numel = *m;
     }
     const std::string enc = r.str("encoding");
     if (auto e = encoding_from_string(enc)) {
         t.encoding = *e;
     } else {
         // A newer writer may add encodings: say so rather than misread the bytes.
-        r.fail("unknown encoding '" + enc + "' (this build reads ternary, f32, f16 and int8; "
+        r.fail("unknown encoding " + quote_name(enc) + " (this build reads ternary, f32, f16 and int8; "
                "the file may need a newer bitttt)");
     }
     t.offset = r.u64("offset");
     t.size = r.u64("size");
-    std::string hex = r.str("xxh64");
+    const std::string hex = r.str("xxh64");
     char* end = nullptr;
     t.xxh64 = std::strtoull(hex.c_str(), &end, 16);
-    if (hex.size() != 16 || end != hex.c_str() + 16) r.fail("field 'xxh64' must be 16 hex digits");
-    if (j.contains("norm") && j.at("norm").is_number()) t.norm = j.at("norm").get<double>();
-    t.relative_error_by_base = r.doubles("relative_error_by_base");
-    t.rmse_by_base = r.doubles("rmse_by_base");
+    if (hex.size() != 16 || end != hex.c_str() + 16) r.fail("xxh64", "must be 16 hex digits");
+    t.norm = r.number_or("norm", 0.0);
+    t.relative_error_by_base = doubles_or_empty(r, "relative_error_by_base", 8);
+    t.rmse_by_base = doubles_or_empty(r, "rmse_by_base", 8);
 
     if (t.encoding == Encoding::Ternary) {
-        if (t.shape.size() != 2) r.fail("a ternary tensor must be 2-D");
+        if (t.shape.size() != 2) r.fail("a ternary tensor must be 2-D, got shape " + format_shape_of(shape));
         t.layout.rows = t.shape[0];
         t.layout.cols = t.shape[1];
-        std::uint64_t bases = r.u64("bases"), block = r.u64("block_size");
-        if (bases < 1 || bases > 8) r.fail("bases must be 1..8, got " + std::to_string(bases));
-        if (block < 1 || block > 4096) r.fail("block_size must be 1..4096, got " + std::to_string(block));
-        t.layout.bases = static_cast<int>(bases);
-        t.layout.block_size = static_cast<int>(block);
-        auto packing = packing_from_string(r.str("packing"));
-        if (!packing) r.fail("unknown packing '" + r.str("packing") + "' (expected 2bit or dense)");
+        t.layout.bases = static_cast<int>(r.integer("bases", 1, 8));
+        t.layout.block_size = static_cast<int>(r.integer("block_size", 1, 4096));
+        const std::string packing_text = r.str("packing");
+        auto packing = packing_from_string(packing_text);
+        if (!packing) r.fail("packing", "is " + quote_name(packing_text) + " (expected 2bit or dense)");
         t.layout.packing = *packing;
         // "scales" was added within version 1; files without it have free scales.
-        const std::string scales = j.contains("scales") ? r.str("scales") : std::string("free");
+        const std::string scales = r.str_or("scales", "free");
         auto mode = scale_mode_from_string(scales);
-        if (!mode) r.fail("unknown scales '" + scales + "' (expected free or tied); a newer bitttt may read it");
+        if (!mode) r.fail("scales", "is " + quote_name(scales) + " (expected free or tied); a newer bitttt may read it");
         t.layout.scales = *mode;
         // "scale_bits" (version 2): absent = 16-bit scales.
-        if (j.contains("scale_bits")) {
-            const std::uint64_t bits = r.u64("scale_bits");
-            if (bits != 16 && bits != 8) r.fail("scale_bits must be 16 or 8, got " + std::to_string(bits));
-            t.layout.scale_bits = static_cast<int>(bits);
-        }
+        const std::int64_t bits = r.integer_or("scale_bits", 16, 8, 16);
+        if (bits != 16 && bits != 8) r.fail("scale_bits", "must be 16 or 8, got " + std::to_string(bits));
+        t.layout.scale_bits = static_cast<int>(bits);
         try {
             t.layout.validate();
         } catch (const Error& e) {
             r.fail(e.what());
         }
-        t.method = j.value("method", std::string("greedy"));
+        t.method = r.str_or("method", "greedy");
     } else if (t.encoding == Encoding::Int8) {
-        if (t.shape.size() != 2) r.fail("an int8 tensor must be 2-D");
+        if (t.shape.size() != 2) r.fail("an int8 tensor must be 2-D, got shape " + format_shape_of(shape));
         t.int8 = Int8Layout{t.shape[0], t.shape[1]};
         try {
             t.int8.validate();
@@ -199,6 +185,10 @@ BttFile::BttFile(const std::string& path) : file_(path) {
     const std::uint64_t header_bytes = le::u64(p + 8);
     data_offset_ = le::u64(p + 16);
     const std::uint64_t header_hash = le::u64(p + 24);
+    if (header_bytes > limits::kMaxBttHeaderBytes) {
+        throw FormatError(path + ": header of " + std::to_string(header_bytes) + " bytes is larger than the limit (" +
+                          std::to_string(limits::kMaxBttHeaderBytes) + " bytes)");
+    }
     if (header_bytes > n - kBttPreambleBytes) {
         throw FormatError(path + ": header of " + std::to_string(header_bytes) + " bytes lies past end of file (" +
                           std::to_string(n) + " bytes)");
@@ -212,20 +202,24 @@ BttFile::BttFile(const std::string& path) : file_(path) {
     if (checksum64(hdr, header_bytes) != header_hash) {
         throw FormatError(path + ": header checksum mismatch (the file is corrupt or was modified)");
     }
-    try {
-        header_ = json::parse(hdr, hdr + header_bytes);
-    } catch (const json::parse_error& e) {
-        throw FormatError(path + ": header is not valid JSON: " + e.what());
+    header_ = parse_json_text(hdr, hdr + header_bytes, path, "the header");
+    const JsonFields top(header_, path);
+    const json& tensors = top.array("tensors");
+    if (tensors.size() > limits::kMaxTensors) {
+        top.fail("tensors", "lists " + std::to_string(tensors.size()) + " tensors, more than the limit " +
+                                std::to_string(limits::kMaxTensors));
     }
-    if (!header_.is_object() || !header_.contains("tensors") || !header_.at("tensors").is_array()) {
-        throw FormatError(path + ": header has no 'tensors' array");
+    // The optional sections are objects or null (their contents are read where used).
+    for (const char* key : {"model", "tokenizer", "conversion"}) {
+        if (top.has(key) && !top.at(key).is_object()) top.fail(key, "must be an object or null, got " + json_kind(top.at(key)));
     }
     const std::uint64_t data_size = n - data_offset_;
-    for (const auto& tj : header_.at("tensors")) {
+    tensors_.reserve(tensors.size());
+    for (const auto& tj : tensors) {
         tensors_.push_back(BttTensor::from_json(tj, path));
         if (version_ < 2 && tensors_.back().layout.two_level()) {
-            throw FormatError(path + ": tensor '" + tensors_.back().name +
-                              "': two-level scales (scale_bits 8) in a version-1 file (the file is corrupt)");
+            throw FormatError(path + ": tensor " + quote_name(tensors_.back().name) +
+                              ": two-level scales (scale_bits 8) in a version-1 file (the file is corrupt)");
         }
     }
 
@@ -235,17 +229,12 @@ BttFile::BttFile(const std::string& path) : file_(path) {
             return "data [" + std::to_string(t.offset) + ", " + std::to_string(t.offset + t.size) + ")";
         };
         if (t.offset > data_size || t.size > data_size - t.offset) {
-            throw FormatError(path + ": tensor '" + t.name + "': " + where() + " lies past end of data section (" +
+            throw FormatError(path + ": tensor " + quote_name(t.name) + ": " + where() + " lies past end of data section (" +
                               std::to_string(data_size) + " bytes)");
         }
         if (t.offset % kBttAlignment != 0) {
-            throw FormatError(path + ": tensor '" + t.name + "': offset " + std::to_string(t.offset) +
+            throw FormatError(path + ": tensor " + quote_name(t.name) + ": offset " + std::to_string(t.offset) +
                               " is not a multiple of " + std::to_string(kBttAlignment));
-        }
-        for (auto d : t.shape) {
-            if (d < 0 || d > (std::int64_t{1} << 40)) {
-                throw FormatError(path + ": tensor '" + t.name + "': implausible dimension " + std::to_string(d));
-            }
         }
         std::uint64_t expect = 0;
         switch (t.encoding) {
@@ -255,7 +244,7 @@ BttFile::BttFile(const std::string& path) : file_(path) {
             case Encoding::Int8: expect = t.int8.total_bytes(); break;
         }
         if (t.size != expect) {
-            throw FormatError(path + ": tensor '" + t.name + "': " + where() + " holds " + std::to_string(t.size) +
+            throw FormatError(path + ": tensor " + quote_name(t.name) + ": " + where() + " holds " + std::to_string(t.size) +
                               " bytes but its shape and encoding need " + std::to_string(expect));
         }
         by_offset.push_back(&t);
@@ -266,23 +255,20 @@ BttFile::BttFile(const std::string& path) : file_(path) {
         const BttTensor* a = by_offset[i - 1];
         const BttTensor* b = by_offset[i];
         if (a->offset + a->size > b->offset) {
-            throw FormatError(path + ": tensors '" + a->name + "' and '" + b->name + "' overlap");
+            throw FormatError(path + ": tensors " + quote_name(a->name) + " and " + quote_name(b->name) + " overlap");
         }
     }
+    by_name_.reserve(tensors_.size());
     for (std::size_t i = 0; i < tensors_.size(); ++i) {
-        for (std::size_t k = i + 1; k < tensors_.size(); ++k) {
-            if (tensors_[i].name == tensors_[k].name) {
-                throw FormatError(path + ": tensor '" + tensors_[i].name + "' appears twice");
-            }
+        if (!by_name_.emplace(tensors_[i].name, i).second) {
+            throw FormatError(path + ": tensor " + quote_name(tensors_[i].name) + " appears twice");
         }
     }
 }
 
 const BttTensor* BttFile::find(const std::string& name) const {
-    for (const auto& t : tensors_) {
-        if (t.name == name) return &t;
-    }
-    return nullptr;
+    const auto it = by_name_.find(name);
+    return it == by_name_.end() ? nullptr : &tensors_[it->second];
 }
 
 bool BttFile::weights_only() const { return !header_.contains("model") || header_.at("model").is_null(); }
@@ -290,7 +276,7 @@ bool BttFile::weights_only() const { return !header_.contains("model") || header
 void BttFile::verify(const BttTensor& t) const {
     std::uint64_t h = checksum64(data(t), t.size);
     if (h != t.xxh64) {
-        throw FormatError(path() + ": tensor '" + t.name + "': checksum mismatch (stored " + checksum_hex(t.xxh64) +
+        throw FormatError(path() + ": tensor " + quote_name(t.name) + ": checksum mismatch (stored " + checksum_hex(t.xxh64) +
                           ", computed " + checksum_hex(h) + "); the file is corrupt");
     }
 }

@@ -3,100 +3,52 @@
 #include <regex>
 
 #include "bitttt/error.h"
+#include "bitttt/json_fields.h"
+#include "bitttt/limits.h"
 #include "bitttt/file_io.h"
 #include "bitttt/safetensors.h"
 
 namespace bitttt {
-namespace {
 
 using json = nlohmann::json;
 
-// Field readers that name the file and the field in every error.
-struct Reader {
-    const json& j;
-    const std::string& source;
-
-    [[noreturn]] void fail(const std::string& what) const { throw FormatError(source + ": " + what); }
-
-    bool has(const char* key) const { return j.contains(key) && !j.at(key).is_null(); }
-
-    std::int64_t integer(const char* key) const {
-        if (!has(key)) fail(std::string("missing required field '") + key + "'");
-        return integer_value(key, j.at(key));
-    }
-    std::int64_t integer_or(const char* key, std::int64_t dflt) const {
-        return has(key) ? integer_value(key, j.at(key)) : dflt;
-    }
-    std::int64_t integer_value(const char* key, const json& v) const {
-        if (v.is_number_integer()) return v.get<std::int64_t>();
-        if (v.is_number_float()) {
-            double d = v.get<double>();
-            if (d == static_cast<double>(static_cast<std::int64_t>(d))) return static_cast<std::int64_t>(d);
-        }
-        fail(std::string("field '") + key + "' must be an integer, got " + v.dump());
-    }
-    double number_or(const char* key, double dflt) const {
-        if (!has(key)) return dflt;
-        const json& v = j.at(key);
-        if (!v.is_number()) fail(std::string("field '") + key + "' must be a number, got " + v.dump());
-        return v.get<double>();
-    }
-    bool boolean_or(const char* key, bool dflt) const {
-        if (!has(key)) return dflt;
-        const json& v = j.at(key);
-        if (!v.is_boolean()) fail(std::string("field '") + key + "' must be true or false, got " + v.dump());
-        return v.get<bool>();
-    }
-    std::string string_or(const char* key, const std::string& dflt) const {
-        if (!has(key)) return dflt;
-        const json& v = j.at(key);
-        if (!v.is_string()) fail(std::string("field '") + key + "' must be a string, got " + v.dump());
-        return v.get<std::string>();
-    }
-    void positive(const char* key, std::int64_t v) const {
-        if (v <= 0) fail(std::string("field '") + key + "' must be positive, got " + std::to_string(v));
-    }
-};
-
-}  // namespace
-
 LlamaConfig LlamaConfig::from_json(const json& j, const std::string& source) {
-    if (!j.is_object()) throw FormatError(source + ": config must be a JSON object");
-    Reader r{j, source};
+    // Every field through one typed reader; every count bounded (bitttt/limits.h) before
+    // anything is sized from it, each refusal naming the file, the field and the limit.
+    const JsonFields r(j, source);
     LlamaConfig c;
 
-    std::string model_type = r.string_or("model_type", "llama");
+    std::string model_type = r.str_or("model_type", "llama");
     if (model_type != "llama") {
-        throw UnsupportedError(source + ": model_type '" + model_type +
-                               "' is not supported (bitttt converts Llama-family checkpoints, model_type 'llama')");
+        throw UnsupportedError(source + ": model_type " + quote_name(model_type) +
+                               " is not supported (bitttt converts Llama-family checkpoints, model_type 'llama')");
     }
     if (r.has("architectures")) {
-        const json& a = j.at("architectures");
-        if (a.is_array() && !a.empty() && a[0].is_string()) c.architecture = a[0].get<std::string>();
+        const json& a = r.array("architectures");
+        if (!a.empty()) {
+            if (!a[0].is_string()) r.fail("architectures", "must be an array of strings");
+            c.architecture = a[0].get<std::string>();
+        }
     }
-    std::string act = r.string_or("hidden_act", "silu");
-    if (act != "silu") throw UnsupportedError(source + ": hidden_act '" + act + "' is not supported (only 'silu')");
+    std::string act = r.str_or("hidden_act", "silu");
+    if (act != "silu") {
+        throw UnsupportedError(source + ": hidden_act " + quote_name(act) + " is not supported (only 'silu')");
+    }
     if (r.boolean_or("attention_bias", false)) throw UnsupportedError(source + ": attention_bias true is not supported");
     if (r.boolean_or("mlp_bias", false)) throw UnsupportedError(source + ": mlp_bias true is not supported");
 
-    c.hidden_size = r.integer("hidden_size");
-    c.intermediate_size = r.integer("intermediate_size");
-    c.num_hidden_layers = r.integer("num_hidden_layers");
-    c.num_attention_heads = r.integer("num_attention_heads");
-    c.vocab_size = r.integer("vocab_size");
-    r.positive("hidden_size", c.hidden_size);
-    r.positive("intermediate_size", c.intermediate_size);
-    r.positive("num_hidden_layers", c.num_hidden_layers);
-    r.positive("num_attention_heads", c.num_attention_heads);
-    r.positive("vocab_size", c.vocab_size);
-    c.num_key_value_heads = r.integer_or("num_key_value_heads", c.num_attention_heads);
-    r.positive("num_key_value_heads", c.num_key_value_heads);
+    c.hidden_size = r.integer("hidden_size", 1, limits::kMaxHidden);
+    c.intermediate_size = r.integer("intermediate_size", 1, limits::kMaxIntermediate);
+    c.num_hidden_layers = r.integer("num_hidden_layers", 1, limits::kMaxLayers);
+    c.num_attention_heads = r.integer("num_attention_heads", 1, limits::kMaxHeads);
+    c.vocab_size = r.integer("vocab_size", 1, limits::kMaxVocab);
+    c.num_key_value_heads = r.integer_or("num_key_value_heads", c.num_attention_heads, 1, c.num_attention_heads);
     if (c.num_attention_heads % c.num_key_value_heads != 0) {
         r.fail("num_attention_heads (" + std::to_string(c.num_attention_heads) +
                ") is not a multiple of num_key_value_heads (" + std::to_string(c.num_key_value_heads) + ")");
     }
     if (r.has("head_dim")) {
-        c.head_dim = r.integer("head_dim");
+        c.head_dim = r.integer("head_dim", 1, limits::kMaxHeadDim);
     } else {
         if (c.hidden_size % c.num_attention_heads != 0) {
             r.fail("hidden_size (" + std::to_string(c.hidden_size) + ") is not a multiple of num_attention_heads (" +
@@ -104,50 +56,55 @@ LlamaConfig LlamaConfig::from_json(const json& j, const std::string& source) {
         }
         c.head_dim = c.hidden_size / c.num_attention_heads;
     }
-    r.positive("head_dim", c.head_dim);
-    if (c.head_dim % 2 != 0) r.fail("head_dim must be even for rotary embeddings, got " + std::to_string(c.head_dim));
-    c.max_position_embeddings = r.integer_or("max_position_embeddings", 2048);
-    r.positive("max_position_embeddings", c.max_position_embeddings);
+    if (c.head_dim % 2 != 0) r.fail("head_dim", "must be even for rotary embeddings, got " + std::to_string(c.head_dim));
+    // The attention width (heads x head_dim) is a layer dimension too.
+    if (c.num_attention_heads * c.head_dim > limits::kMaxHidden) {
+        r.fail("num_attention_heads x head_dim = " + std::to_string(c.num_attention_heads * c.head_dim) +
+               " is above the limit " + std::to_string(limits::kMaxHidden));
+    }
+    c.max_position_embeddings = r.integer_or("max_position_embeddings", 2048, 1, limits::kMaxContext);
     c.rms_norm_eps = r.number_or("rms_norm_eps", 1e-6);
-    if (!(c.rms_norm_eps > 0)) r.fail("rms_norm_eps must be positive");
+    if (!(c.rms_norm_eps > 0)) r.fail("rms_norm_eps", "must be positive");
     c.rope_theta = r.number_or("rope_theta", 10000.0);
-    if (!(c.rope_theta > 0)) r.fail("rope_theta must be positive");
+    if (!(c.rope_theta > 0)) r.fail("rope_theta", "must be positive");
     c.tie_word_embeddings = r.boolean_or("tie_word_embeddings", false);
 
-    if (r.has("rope_scaling")) {
-        const json& rs = j.at("rope_scaling");
-        if (!rs.is_object()) r.fail("rope_scaling must be an object or null, got " + rs.dump());
-        Reader sr{rs, source};
-        std::string type = sr.string_or("rope_type", sr.string_or("type", "default"));
+    if (auto rs = r.object_or_null("rope_scaling")) {
+        const std::string type = rs->str_or("rope_type", rs->str_or("type", "default"));
         if (type == "default") {
             c.rope_scaling.type = "none";
         } else if (type == "linear" || type == "llama3") {
             c.rope_scaling.type = type;
-            c.rope_scaling.factor = sr.number_or("factor", 1.0);
-            if (!(c.rope_scaling.factor > 0)) r.fail("rope_scaling.factor must be positive");
+            c.rope_scaling.factor = rs->number_or("factor", 1.0);
+            if (!(c.rope_scaling.factor > 0)) rs->fail("factor", "must be positive");
             if (type == "llama3") {
-                c.rope_scaling.low_freq_factor = sr.number_or("low_freq_factor", 1.0);
-                c.rope_scaling.high_freq_factor = sr.number_or("high_freq_factor", 4.0);
+                c.rope_scaling.low_freq_factor = rs->number_or("low_freq_factor", 1.0);
+                c.rope_scaling.high_freq_factor = rs->number_or("high_freq_factor", 4.0);
                 c.rope_scaling.original_max_position_embeddings =
-                    sr.integer_or("original_max_position_embeddings", 8192);
-                if (!(c.rope_scaling.high_freq_factor > c.rope_scaling.low_freq_factor)) {
-                    r.fail("rope_scaling: high_freq_factor must be greater than low_freq_factor");
+                    rs->integer_or("original_max_position_embeddings", 8192, 1, limits::kMaxContext);
+                if (!(c.rope_scaling.low_freq_factor > 0) ||
+                    !(c.rope_scaling.high_freq_factor > c.rope_scaling.low_freq_factor)) {
+                    rs->fail("high_freq_factor must be greater than low_freq_factor, both positive");
                 }
-                sr.positive("original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings);
             }
         } else {
-            throw UnsupportedError(source + ": rope_scaling type '" + type +
-                                   "' is not supported (supported: default, linear, llama3)");
+            throw UnsupportedError(source + ": rope_scaling type " + quote_name(type) +
+                                   " is not supported (supported: default, linear, llama3)");
         }
     }
 
-    if (r.has("bos_token_id")) c.bos_token_id = r.integer("bos_token_id");
+    // Special token ids index the vocabulary.
+    const std::int64_t max_id = c.vocab_size - 1;
+    if (r.has("bos_token_id")) c.bos_token_id = r.integer("bos_token_id", 0, max_id);
     if (r.has("eos_token_id")) {
-        const json& e = j.at("eos_token_id");
+        const json& e = r.at("eos_token_id");
         if (e.is_array()) {
-            for (const auto& v : e) c.eos_token_ids.push_back(r.integer_value("eos_token_id", v));
+            if (e.size() > 64) r.fail("eos_token_id", "lists " + std::to_string(e.size()) + " ids (at most 64)");
+            for (std::size_t i = 0; i < e.size(); ++i) {
+                c.eos_token_ids.push_back(r.integer_value(e[i], "eos_token_id[" + std::to_string(i) + "]", 0, max_id));
+            }
         } else {
-            c.eos_token_ids.push_back(r.integer("eos_token_id"));
+            c.eos_token_ids.push_back(r.integer("eos_token_id", 0, max_id));
         }
     }
     return c;

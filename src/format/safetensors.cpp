@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bitttt/error.h"
+#include "bitttt/json_fields.h"
 
 namespace bitttt {
 
@@ -30,57 +31,11 @@ namespace {
 // The same bound as the reference implementation (Rust safetensors' MAX_HEADER_SIZE).
 constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
 
-// 'name' for messages, with control characters escaped so that a hostile name cannot
-// break the one-line error output.
-std::string quote_name(std::string_view s) {
-    std::string out = "'";
-    for (const char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if (c == '\n') {
-            out += "\\n";
-        } else if (c == '\t') {
-            out += "\\t";
-        } else if (c == '\r') {
-            out += "\\r";
-        } else if (u < 0x20 || u == 0x7F) {
-            static const char hex[] = "0123456789abcdef";
-            out += "\\x";
-            out += hex[u >> 4];
-            out += hex[u & 15];
-        } else {
-            out += c;
-        }
-    }
-    out += '\'';
-    return out;
-}
-
 std::string range_str(std::uint64_t begin, std::uint64_t end) {
     return "[" + std::to_string(begin) + ", " + std::to_string(end) + ")";
 }
 
-// A JSON value for a message; long values (a huge shape array) are cut short.
-std::string json_excerpt(const json& v) {
-    std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
-    constexpr std::size_t kMax = 80;
-    if (s.size() > kMax) s = s.substr(0, kMax) + "...";
-    return s;
-}
-
-// "an array", "a string", ... for messages about a JSON value of the wrong kind.
-std::string kind_of(const json& v) {
-    switch (v.type()) {
-        case json::value_t::object: return "an object";
-        case json::value_t::array: return "an array";
-        case json::value_t::string: return "a string";
-        case json::value_t::boolean: return "a boolean";
-        case json::value_t::null: return "null";
-        case json::value_t::number_float: return "a non-integer number";
-        case json::value_t::number_integer:
-        case json::value_t::number_unsigned: return "an integer";
-        default: return "an unexpected value";
-    }
-}
+std::string kind_of(const json& v) { return json_kind(v); }
 
 [[noreturn]] void file_error(const std::string& path, const std::string& what) {
     throw FormatError(path + ": " + what);
@@ -223,39 +178,10 @@ std::map<std::string, std::string> parse_metadata(const std::string& path, const
     return md;
 }
 
-// Parses JSON text into an object, reporting nlohmann's message on a syntax error and
-// rejecting duplicate keys in any object (a plain parse silently keeps the last one).
-json parse_json(const std::string& path, const std::uint8_t* begin, std::size_t size,
-                const char* what) {
-    std::string duplicate;
-    std::vector<std::set<std::string>> open_objects;  // keys seen so far, per nesting level
-    const json::parser_callback_t cb = [&](int, json::parse_event_t event, json& parsed) {
-        switch (event) {
-            case json::parse_event_t::object_start:
-                open_objects.emplace_back();
-                break;
-            case json::parse_event_t::object_end:
-                if (!open_objects.empty()) open_objects.pop_back();
-                break;
-            case json::parse_event_t::key:
-                if (!open_objects.empty() && duplicate.empty() &&
-                    !open_objects.back().insert(parsed.get<std::string>()).second)
-                    duplicate = parsed.get<std::string>();
-                break;
-            default:
-                break;
-        }
-        return true;
-    };
-    json j;
-    try {
-        const char* b = size ? reinterpret_cast<const char*>(begin) : "";
-        j = json::parse(b, b + size, cb);
-    } catch (const json::exception& e) {
-        file_error(path, std::string(what) + " is not valid JSON: " + e.what());
-    }
-    if (!duplicate.empty())
-        file_error(path, std::string(what) + " has the key " + quote_name(duplicate) + " twice");
+// Parses JSON text into an object (depth-limited, duplicate keys rejected).
+json parse_json(const std::string& path, const std::uint8_t* begin, std::size_t size, const char* what) {
+    const char* b = size ? reinterpret_cast<const char*>(begin) : "";
+    json j = parse_json_text(b, b + size, path, what, /*reject_duplicates=*/true);
     if (!j.is_object())
         file_error(path, std::string(what) + " is " + kind_of(j) + ", expected a JSON object");
     return j;

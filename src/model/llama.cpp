@@ -14,6 +14,7 @@
 #include "bitttt/error.h"
 #include "bitttt/file_io.h"
 #include "bitttt/model.h"
+#include "bitttt/json_fields.h"
 #include "bitttt/safetensors.h"
 #include "kernels/ops.h"
 #include "model/linear.h"
@@ -175,6 +176,7 @@ private:
     using LinearFn = std::function<std::unique_ptr<Linear>(const std::string&, std::int64_t, std::int64_t)>;
     // Wires every layer's weights by HF name, whatever they are stored as.
     void build_layers(const NormFn& norm, const LinearFn& linear);
+    void resolve_ctx(const LoadOptions& opt);  // validates opt.ctx and sets ctx_
     void finish_setup(const LoadOptions& opt);
     // One micro-batch of m <= batch_ tokens at positions pos..pos+m-1.
     void step(const std::int32_t* tokens, int m, int pos, float* all_logits);
@@ -233,6 +235,11 @@ void LlamaModel::load_btt(const std::string& path, const LoadOptions& opt) {
     }
     cfg_ = LlamaConfig::from_json(f.header().at("model"), path + " (model config)");
     if (f.header().contains("tokenizer")) tokenizer_ = f.header().at("tokenizer");
+    resolve_ctx(opt);
+    if (opt.before_weights) opt.before_weights(cfg_, tokenizer_, ctx_);
+    if (opt.verify) {
+        for (const auto& t : f.tensors()) f.verify(t);
+    }
 
     int max_bases = 0;
     for (const auto& t : f.tensors()) {
@@ -264,11 +271,32 @@ void LlamaModel::load_btt(const std::string& path, const LoadOptions& opt) {
         if (t.encoding == Encoding::Ternary && ternary_linear_copies_weights()) f.release(t);
         return lin;
     };
+    // Cheap checks of what is small: norms and the int8 tensors' per-row scales must be
+    // finite (a corrupt file otherwise runs and prints garbage; run --verify checks every
+    // byte against the checksums).
+    auto finite = [&](const BttTensor& t, const float* v, std::size_t n, const char* what) {
+        for (std::size_t i = 0; i < n; ++i) {
+            if (!std::isfinite(v[i])) {
+                throw FormatError(path + ": tensor " + quote_name(t.name) + ": " + what + " " + std::to_string(i) +
+                                  " is not finite; the file is corrupt (bitttt inspect --verify checks it)");
+            }
+        }
+    };
     auto norm = [&](const std::string& name) {
         const BttTensor& t = need(name, {cfg_.hidden_size});
         if (t.encoding != Encoding::F32) throw FormatError(path + ": tensor '" + name + "' must be f32");
-        return reinterpret_cast<const float*>(f.data(t));
+        const auto* v = reinterpret_cast<const float*>(f.data(t));
+        finite(t, v, static_cast<std::size_t>(cfg_.hidden_size), "value");
+        return v;
     };
+    for (const auto& t : f.tensors()) {
+        if (t.encoding != Encoding::Int8) continue;
+        // The per-row binary32 scales follow the values (docs/FORMAT.md); the data may not be 4-aligned.
+        const std::uint8_t* s = f.data(t) + static_cast<std::size_t>(t.int8.rows) * static_cast<std::size_t>(t.int8.cols);
+        std::vector<float> scales(static_cast<std::size_t>(t.int8.rows));
+        std::memcpy(scales.data(), s, scales.size() * sizeof(float));
+        finite(t, scales.data(), scales.size(), "row scale");
+    }
 
     const std::int64_t h = cfg_.hidden_size;
     const BttTensor& emb = need("model.embed_tokens.weight", {cfg_.vocab_size, h});
@@ -295,6 +323,8 @@ void LlamaModel::load_reference(const std::string& path, const LoadOptions& opt)
     cfg_ = LlamaConfig::load(*ckpt.config_path());
     validate_checkpoint(cfg_, ckpt, *ckpt.config_path());
     if (ckpt.tokenizer_path()) tokenizer_ = read_json_file(*ckpt.tokenizer_path());
+    resolve_ctx(opt);
+    if (opt.before_weights) opt.before_weights(cfg_, tokenizer_, ctx_);
     auto load = [&](const std::string& name) -> const float* {
         owned_.push_back(ckpt.read_f32(*ckpt.find(name)));
         ckpt.release(*ckpt.find(name));
@@ -334,7 +364,7 @@ void LlamaModel::build_layers(const NormFn& norm, const LinearFn& linear) {
     }
 }
 
-void LlamaModel::finish_setup(const LoadOptions& opt) {
+void LlamaModel::resolve_ctx(const LoadOptions& opt) {
     const std::int64_t max_ctx = std::min<std::int64_t>(cfg_.max_position_embeddings, 4096);
     if (opt.ctx < 0) throw UsageError("--ctx must be positive");
     if (opt.ctx > cfg_.max_position_embeddings) {
@@ -342,6 +372,9 @@ void LlamaModel::finish_setup(const LoadOptions& opt) {
                          std::to_string(cfg_.max_position_embeddings) + ")");
     }
     ctx_ = static_cast<int>(opt.ctx > 0 ? opt.ctx : max_ctx);
+}
+
+void LlamaModel::finish_setup(const LoadOptions& opt) {
     if (opt.batch < 0) throw UsageError("--batch must be positive");
     batch_ = opt.batch > 0 ? opt.batch : 32;
     rope_ = std::make_unique<Rope>(cfg_);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bitttt/error.h"
+#include "bitttt/limits.h"
 #include "bitttt/file_io.h"
 #include "model/tokenizer_internal.h"
 #include "model/tokenizer_utf8.h"
@@ -266,12 +267,21 @@ std::uint32_t single_char(const Field& f) {
     return cp;
 }
 
-void parse_normalizer(const Field& f, std::vector<NormalizerStep>& out) {
+// Sequences inside Sequences: real tokenizers nest one or two deep; the limit keeps a
+// hostile file from recursing (and copying field paths) without bound.
+void check_nesting(const Field& f, int depth) {
+    if (depth > limits::kMaxTokenizerNesting) {
+        f.fail("nests Sequences deeper than " + std::to_string(limits::kMaxTokenizerNesting) + " levels (the limit)");
+    }
+}
+
+void parse_normalizer(const Field& f, std::vector<NormalizerStep>& out, int depth = 0) {
     if (f.is_null()) return;
+    check_nesting(f, depth);
     std::string type = f.type();
     if (type == "Sequence") {
         Field list = f.at("normalizers");
-        for (std::size_t i = 0, n = list.array_size(); i < n; ++i) parse_normalizer(list.item(i), out);
+        for (std::size_t i = 0, n = list.array_size(); i < n; ++i) parse_normalizer(list.item(i), out, depth + 1);
     } else if (type == "Prepend") {
         out.push_back({NormalizerStep::Prepend, f.at("prepend").str(), {}});
     } else if (type == "Replace") {
@@ -293,12 +303,13 @@ PreTokenizerStep::Prepend prepend_scheme(const Field& f) {
     return f.opt("add_prefix_space").boolean(true) ? PreTokenizerStep::Always : PreTokenizerStep::Never;
 }
 
-void parse_pre_tokenizer(const Field& f, std::vector<PreTokenizerStep>& out) {
+void parse_pre_tokenizer(const Field& f, std::vector<PreTokenizerStep>& out, int depth = 0) {
     if (f.is_null()) return;
+    check_nesting(f, depth);
     std::string type = f.type();
     if (type == "Sequence") {
         Field list = f.at("pretokenizers");
-        for (std::size_t i = 0, n = list.array_size(); i < n; ++i) parse_pre_tokenizer(list.item(i), out);
+        for (std::size_t i = 0, n = list.array_size(); i < n; ++i) parse_pre_tokenizer(list.item(i), out, depth + 1);
     } else if (type == "Split") {
         std::string regex;
         std::string literal = f.at("pattern").string_pattern("pre_tokenizer Split", &regex);
@@ -338,12 +349,13 @@ void parse_pre_tokenizer(const Field& f, std::vector<PreTokenizerStep>& out) {
     }
 }
 
-void parse_decoder(const Field& f, std::vector<DecoderStep>& out) {
+void parse_decoder(const Field& f, std::vector<DecoderStep>& out, int depth = 0) {
+    check_nesting(f, depth);
     std::string type = f.type();
     DecoderStep s{};
     if (type == "Sequence") {
         Field list = f.at("decoders");
-        for (std::size_t i = 0, n = list.array_size(); i < n; ++i) parse_decoder(list.item(i), out);
+        for (std::size_t i = 0, n = list.array_size(); i < n; ++i) parse_decoder(list.item(i), out, depth + 1);
         return;
     } else if (type == "Replace") {
         s.kind = DecoderStep::Replace;
@@ -386,12 +398,14 @@ std::vector<std::int32_t> template_ids(const Field& proc, const std::string& nam
     return out;
 }
 
-void parse_post_processor(const Field& f, std::vector<std::int32_t>& prefix, std::vector<std::int32_t>& suffix) {
+void parse_post_processor(const Field& f, std::vector<std::int32_t>& prefix, std::vector<std::int32_t>& suffix,
+                          int depth = 0) {
+    check_nesting(f, depth);
     if (f.is_null()) return;
     std::string type = f.type();
     if (type == "Sequence") {
         Field list = f.at("processors");
-        for (std::size_t i = 0, n = list.array_size(); i < n; ++i) parse_post_processor(list.item(i), prefix, suffix);
+        for (std::size_t i = 0, n = list.array_size(); i < n; ++i) parse_post_processor(list.item(i), prefix, suffix, depth + 1);
     } else if (type == "ByteLevel") {
         // Only adjusts offsets: adds no token.
     } else if (type == "TemplateProcessing") {
