@@ -19,27 +19,8 @@
 using bitttt::test::TempDir;
 using nlohmann::json;
 
-namespace {
-
-struct Result {
-    int code;
-    std::string out;
-    std::string err;
-};
-
-// Runs `bitttt ARGS` with stdout and stderr captured.
-Result run_cli(const std::string& args, const TempDir& dir) {
-    const std::string out = dir.file("stdout.txt"), err = dir.file("stderr.txt");
-    const std::string cmd = std::string("'") + BITTTT_CLI_PATH + "' " + args + " >'" + out + "' 2>'" + err + "'";
-    int status = std::system(cmd.c_str());
-    auto slurp = [](const std::string& p) {
-        std::ifstream in(p);
-        return std::string(std::istreambuf_iterator<char>(in), {});
-    };
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
-}
-
-}  // namespace
+using bitttt::test::Result;
+using bitttt::test::run_cli;
 
 TEST_CASE("cli: no arguments and --help explain every command and flag", "[cli]") {
     TempDir dir;

@@ -1,8 +1,12 @@
 // Helpers shared by the tests: the ../shared folder, temporary folders.
 #pragma once
 
+#include <sys/wait.h>
+
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 
@@ -49,5 +53,25 @@ public:
 private:
     std::filesystem::path path_;
 };
+
+// What a `bitttt` run gave: exit code, stdout, stderr.
+struct Result {
+    int code;
+    std::string out;
+    std::string err;
+};
+
+// Runs `bitttt ARGS` (a shell command line) with stdout and stderr captured in `dir`.
+template <class Dir>
+Result run_cli(const std::string& args, const Dir& dir) {
+    const std::string out = dir.file("stdout.txt"), err = dir.file("stderr.txt");
+    const std::string cmd = std::string("'") + BITTTT_CLI_PATH + "' " + args + " >'" + out + "' 2>'" + err + "'";
+    int status = std::system(cmd.c_str());
+    auto slurp = [](const std::string& p) {
+        std::ifstream in(p);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
 
 }  // namespace bitttt::test

@@ -21,7 +21,7 @@ inline constexpr std::int64_t kMaxVocab = 1 << 24;          // vocabulary entrie
 inline constexpr std::int64_t kMaxContext = 1 << 24;        // positions (max_position_embeddings, --ctx)
 inline constexpr std::int64_t kMaxTokenId = kMaxVocab - 1;
 
-inline constexpr std::uint64_t kMaxTensors = 1 << 20;            // tensors in one file
+inline constexpr std::uint64_t kMaxTensors = 1 << 16;            // tensors in one file (405B: ~1,100)
 inline constexpr std::int64_t kMaxDimension = std::int64_t{1} << 40;  // one dimension
 inline constexpr std::int64_t kMaxElements = std::int64_t{1} << 40;   // one tensor's elements
 inline constexpr std::uint64_t kMaxBttHeaderBytes = std::uint64_t{1} << 30;  // .btt JSON header

@@ -124,7 +124,7 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
     cmd->add_flag("--ternary-embeddings", args->ternary_embeddings, "Deprecated: the same as --embeddings ternary");
     cmd->add_flag("--ternary-lm-head", args->ternary_lm_head, "Deprecated: the same as --lm-head ternary");
     cmd->add_flag("--json", args->json, "Print the summary as one JSON object on stdout (for scripts)");
-    cmd->add_flag("-f,--force", args->force, "Overwrite the output file if it exists (without it, an existing file is "
+    cmd->add_flag("--force", args->force, "Overwrite the output file if it exists (without it, an existing file is "
                                              "an error and is left as it is)");
 
     return [args, &global, scales_opt, packing_opt]() {

@@ -11,6 +11,7 @@
 
 #include "bitttt/dtype.h"
 #include "bitttt/error.h"
+#include "bitttt/tokenizer.h"
 #include "bitttt/file_io.h"
 #include "bitttt/model_config.h"
 #include "bitttt/safetensors.h"
@@ -234,6 +235,19 @@ ConvertReport convert(const ConvertOptions& opt) {
         plans = plan_model(ckpt, cfg, *ckpt.config_path(), rep.encodings, rep.skipped);
         if (ckpt.tokenizer_path()) {
             header["tokenizer"] = read_json_file(*ckpt.tokenizer_path());
+            // Built once here so that a malformed tokenizer.json is refused now, naming the
+            // file, rather than written into a .btt that cannot run. One bitttt cannot run
+            // yet (an UnsupportedError) still converts, with a warning.
+            try {
+                const Tokenizer tok = Tokenizer::from_json(header["tokenizer"], *ckpt.tokenizer_path());
+                if (tok.vocab_size() > cfg.vocab_size) {
+                    throw FormatError(*ckpt.tokenizer_path() + ": the tokenizer has ids up to " +
+                                      std::to_string(tok.vocab_size() - 1) + " but " + *ckpt.config_path() +
+                                      " has vocab_size " + std::to_string(cfg.vocab_size));
+                }
+            } catch (const UnsupportedError& e) {
+                spdlog::warn("{} (the .btt will not run until bitttt supports it)", e.what());
+            }
         } else {
             header["tokenizer"] = nullptr;
             spdlog::warn("no tokenizer.json next to {}: the .btt will need one to run", *ckpt.config_path());

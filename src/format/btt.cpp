@@ -223,6 +223,13 @@ BttFile::BttFile(const std::string& path) : file_(path) {
         }
     }
 
+    by_name_.reserve(tensors_.size());
+    for (std::size_t i = 0; i < tensors_.size(); ++i) {
+        if (!by_name_.emplace(tensors_[i].name, i).second) {
+            throw FormatError(path + ": tensor " + quote_name(tensors_[i].name) + " appears twice");
+        }
+    }
+
     std::vector<const BttTensor*> by_offset;
     for (const auto& t : tensors_) {
         auto where = [&] {
@@ -247,7 +254,7 @@ BttFile::BttFile(const std::string& path) : file_(path) {
             throw FormatError(path + ": tensor " + quote_name(t.name) + ": " + where() + " holds " + std::to_string(t.size) +
                               " bytes but its shape and encoding need " + std::to_string(expect));
         }
-        by_offset.push_back(&t);
+        if (t.size > 0) by_offset.push_back(&t);  // empty tensors own no bytes and overlap nothing
     }
     std::sort(by_offset.begin(), by_offset.end(),
               [](const BttTensor* a, const BttTensor* b) { return a->offset < b->offset; });
@@ -256,12 +263,6 @@ BttFile::BttFile(const std::string& path) : file_(path) {
         const BttTensor* b = by_offset[i];
         if (a->offset + a->size > b->offset) {
             throw FormatError(path + ": tensors " + quote_name(a->name) + " and " + quote_name(b->name) + " overlap");
-        }
-    }
-    by_name_.reserve(tensors_.size());
-    for (std::size_t i = 0; i < tensors_.size(); ++i) {
-        if (!by_name_.emplace(tensors_[i].name, i).second) {
-            throw FormatError(path + ": tensor " + quote_name(tensors_[i].name) + " appears twice");
         }
     }
 }

@@ -1,0 +1,430 @@
+// Hostile inputs: hand-made files that once crashed, hung or gave silent wrong answers.
+// Each case is a class (checked arithmetic, bounds on every count, ids against the
+// vocabulary, depth limits, typed header fields, paths checked against inputs, names
+// escaped), tested with more than the one example: through the `bitttt` binary, each must
+// exit non-zero with one line on stderr naming the file and what is wrong, and leave no
+// output file behind.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "bitttt/btt.h"
+#include "bitttt/limits.h"
+#include "fixtures.h"
+#include "format/le.h"
+#include "test_util.h"
+
+using namespace bitttt;
+using bitttt::test::Result;
+using bitttt::test::run_cli;
+using bitttt::test::TempDir;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string slurp(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void spit(const std::string& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
+
+// A tokenizer.json for TinyModel's 64-entry vocabulary: one token per character.
+json tiny_tokenizer() {
+    json vocab = json::object();
+    vocab["<unk>"] = 0;
+    vocab["<s>"] = 1;
+    vocab["</s>"] = 2;
+    const std::string chars = "abcdefghijklmnopqrstuvwxyz0123456789 .,";
+    for (std::size_t i = 0; i < chars.size(); ++i) vocab[std::string(1, chars[i])] = 3 + static_cast<int>(i);
+    return {{"version", "1.0"},
+            {"added_tokens", {{{"id", 1}, {"content", "<s>"}, {"special", true}}, {{"id", 2}, {"content", "</s>"}, {"special", true}}}},
+            {"normalizer", nullptr},
+            {"pre_tokenizer", nullptr},
+            {"post_processor", nullptr},
+            {"decoder", nullptr},
+            {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array()}}}};
+}
+
+// A runnable tiny model folder (config.json, model.safetensors, tokenizer.json) and its .btt.
+struct Fixture {
+    TempDir dir;
+    std::string folder = dir.file("m");
+    std::string btt = dir.file("m.btt");
+    Fixture() {
+        bitttt::test::TinyModel().write(folder);
+        spit(folder + "/tokenizer.json", tiny_tokenizer().dump());
+        const Result r = run_cli("convert '" + folder + "' --bases 2 -o '" + btt + "' -q", dir);
+        REQUIRE(r.code == 0);
+    }
+};
+
+// The header and the data section of a .btt, to rewrite by hand.
+struct RawBtt {
+    json header;
+    std::string data;  // from data_offset to the end
+};
+
+RawBtt read_raw(const std::string& path) {
+    const std::string b = slurp(path);
+    const auto* p = reinterpret_cast<const std::uint8_t*>(b.data());
+    const std::uint64_t hb = le::u64(p + 8), off = le::u64(p + 16);
+    return {json::parse(b.substr(kBttPreambleBytes, hb)), b.substr(off)};
+}
+
+// Writes a .btt with a consistent preamble (checksum included) around `header_text`.
+void write_raw(const std::string& path, const std::string& header_text, const std::string& data, std::uint32_t version = 1) {
+    const std::uint64_t off = (kBttPreambleBytes + header_text.size() + 63) / 64 * 64;
+    std::string b(off, ' ');
+    std::memcpy(b.data(), "BTTT", 4);
+    auto* p = reinterpret_cast<std::uint8_t*>(b.data());
+    le::put_u32(p + 4, version);
+    le::put_u64(p + 8, header_text.size());
+    le::put_u64(p + 16, off);
+    le::put_u64(p + 24, checksum64(header_text.data(), header_text.size()));
+    std::memcpy(b.data() + kBttPreambleBytes, header_text.data(), header_text.size());
+    spit(path, b + data);
+}
+
+void write_raw(const std::string& path, const RawBtt& r) { write_raw(path, r.header.dump(), r.data); }
+
+// The tensor entry named `name` in a header.
+json& entry(json& header, const std::string& name) {
+    for (auto& t : header["tensors"]) {
+        if (t["name"] == name) return t;
+    }
+    FAIL("no tensor " << name);
+    return header;
+}
+
+// A clean failure: exit 1 (or `code`), exactly one line on stderr, naming `file` and
+// containing every `what`.
+void expect_clean_error(const Result& r, const std::string& file, std::initializer_list<std::string> what,
+                        int code = 1) {
+    INFO("stderr: " << r.err);
+    CHECK(r.code == code);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK(r.err.find("internal error") == std::string::npos);
+    if (!file.empty()) CHECK(r.err.find(file) != std::string::npos);
+    for (const auto& w : what) CHECK(r.err.find(w) != std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("hostile .btt: tensor sizes, counts and their products", "[hostile][btt]") {
+    Fixture fx;
+    const RawBtt good = read_raw(fx.btt);
+    const std::string bad = fx.dir.file("bad.btt");
+    const std::string q = "model.layers.0.self_attn.q_proj.weight";
+    struct Case {
+        const char* label;
+        std::function<void(json&)> edit;
+        std::vector<std::string> what;
+    };
+    const std::vector<Case> cases = {
+        // Each dimension below the per-dimension cap, their product past 2^64.
+        {"product overflows 2^64", [&](json& h) { entry(h, q)["shape"] = {std::uint64_t{1} << 33, std::uint64_t{1} << 33}; },
+         {"'model.layers.0.self_attn.q_proj.weight'", "shape"}},
+        {"product just past the element limit",
+         [&](json& h) { entry(h, q)["shape"] = {std::uint64_t{1} << 20, (std::uint64_t{1} << 20) + 1}; },
+         {"shape", "limit"}},
+        {"one dimension past its cap", [&](json& h) { entry(h, q)["shape"] = {1, (std::uint64_t{1} << 40) + 1}; },
+         {"shape[1]", "1099511627776"}},
+        {"negative dimension", [&](json& h) { entry(h, q)["shape"] = {-4, 32}; }, {"shape[0]"}},
+        {"3-D ternary tensor", [&](json& h) { entry(h, q)["shape"] = {4, 4, 2}; }, {"2-D"}},
+        {"size past the end of the data", [&](json& h) { entry(h, q)["size"] = std::uint64_t{1} << 62; }, {"past end"}},
+        {"offset + size wraps", [&](json& h) { entry(h, q)["offset"] = ~std::uint64_t{0} - 63; }, {"past end"}},
+        {"bases one past the limit", [&](json& h) { entry(h, q)["bases"] = 9; }, {"'bases'"}},
+        {"block size 0", [&](json& h) { entry(h, q)["block_size"] = 0; }, {"'block_size'"}},
+        {"block size past the limit", [&](json& h) { entry(h, q)["block_size"] = 4097; }, {"'block_size'"}},
+        {"scale_bits in a version-1 file", [&](json& h) { entry(h, q)["scale_bits"] = 8; }, {"version-1"}},
+        {"duplicate tensor", [&](json& h) { h["tensors"].push_back(entry(h, q)); }, {"appears twice"}},
+        {"tensor count past the limit",
+         [&](json& h) {
+             json t = entry(h, q);
+             t["size"] = 0;
+             t["shape"] = {0, 0};
+             t["encoding"] = "f32";
+             for (std::uint64_t i = 0; i <= limits::kMaxTensors; ++i) {
+                 t["name"] = "z" + std::to_string(i);
+                 h["tensors"].push_back(t);
+             }
+         },
+         {"more than the limit"}},
+    };
+    for (const auto& c : cases) {
+        INFO(c.label);
+        RawBtt r = good;
+        c.edit(r.header);
+        write_raw(bad, r);
+        // (The header of 65,537 entries is read once.)
+        const bool heavy = std::string(c.label) == "tensor count past the limit";
+        for (const char* cmd : {"inspect", "inspect --verify", "run -n 1 -p ab"}) {
+            if (heavy && std::string(cmd) != "inspect") continue;
+            INFO(cmd);
+            const Result res = run_cli(std::string(cmd) + " '" + bad + "'", fx.dir);
+            const std::vector<std::string>& w = c.what;
+            INFO("stderr: " << res.err);
+            CHECK(res.code == 1);
+            CHECK(std::count(res.err.begin(), res.err.end(), '\n') == 1);
+            CHECK(res.err.find("bad.btt") != std::string::npos);
+            for (const auto& s : w) CHECK(res.err.find(s) != std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("hostile .btt: sixty thousand zero-size tensors are read in linear time", "[hostile][btt]") {
+    Fixture fx;
+    RawBtt r = read_raw(fx.btt);
+    json t = {{"shape", {0}}, {"encoding", "f32"}, {"offset", 0}, {"size", 0}, {"xxh64", "ef46db3751d8e999"}};
+    for (int i = 0; i < 60000; ++i) {
+        t["name"] = "extra." + std::to_string(i);
+        r.header["tensors"].push_back(t);
+    }
+    const std::string path = fx.dir.file("many.btt");
+    write_raw(path, r);
+    const Result res = run_cli("inspect --json '" + path + "'", fx.dir);
+    INFO(res.err);
+    CHECK(res.code == 0);
+}
+
+TEST_CASE("hostile .btt: header JSON that is deep, huge-valued or ill-typed", "[hostile][btt]") {
+    Fixture fx;
+    const RawBtt good = read_raw(fx.btt);
+    const std::string bad = fx.dir.file("bad.btt");
+    auto nested = [](int depth) { return std::string(static_cast<std::size_t>(depth), '[') + std::string(static_cast<std::size_t>(depth), ']'); };
+    std::string text = good.header.dump();
+    // Nesting: a million levels in the tokenizer, and just past the limit in the model.
+    for (const auto& [where, depth] : std::vector<std::pair<std::string, int>>{{"tokenizer", 1000000},
+                                                                              {"model", limits::kMaxJsonDepth}}) {
+        INFO(where << " nested " << depth);
+        json h = good.header;
+        h[where]["deep"] = "@@";
+        std::string s = h.dump();
+        s.replace(s.find("\"@@\""), 4, nested(depth));
+        write_raw(bad, s, good.data);
+        for (const char* cmd : {"inspect", "run -n 1 -p ab"}) {
+            expect_clean_error(run_cli(std::string(cmd) + " '" + bad + "'", fx.dir), "bad.btt", {"deeper than"});
+        }
+    }
+    // 1e999 and fields of the wrong type, anywhere a reader looks.
+    struct Case {
+        const char* label;
+        std::function<std::string()> text;
+        std::string what;
+    };
+    auto with = [&](std::function<void(json&)> f) {
+        json h = good.header;
+        f(h);
+        return h.dump();
+    };
+    const std::vector<Case> cases = {
+        {"1e999", [&] { std::string s = good.header.dump(); s.replace(s.find("\"size\":") + 7, 0, "1e999,\"x\":"); return s; },
+         "not valid JSON"},
+        {"size is a string", [&] { return with([](json& h) { h["tensors"][0]["size"] = "12"; }); }, "'size'"},
+        {"name is null", [&] { return with([](json& h) { h["tensors"][0]["name"] = nullptr; }); }, "'tensors[].name'"},
+        {"tensors is an object", [&] { return with([](json& h) { h["tensors"] = json::object(); }); }, "'tensors'"},
+        {"model is a number", [&] { return with([](json& h) { h["model"] = 3; }); }, "'model'"},
+        {"vocab_size missing", [&] { return with([](json& h) { h["model"].erase("vocab_size"); }); }, "'vocab_size'"},
+        {"vocab_size is a string", [&] { return with([](json& h) { h["model"]["vocab_size"] = "64"; }); }, "'vocab_size'"},
+        {"hidden_size is 2.5", [&] { return with([](json& h) { h["model"]["hidden_size"] = 2.5; }); }, "'hidden_size'"},
+        {"rope_scaling is a list", [&] { return with([](json& h) { h["model"]["rope_scaling"] = {1, 2}; }); }, "'rope_scaling'"},
+        {"architectures is a string", [&] { return with([](json& h) { h["model"]["architectures"] = "Llama"; }); },
+         "'architectures'"},
+        {"conversion scales is a number", [&] { return with([](json& h) { h["conversion"]["scales"] = 1; }); },
+         "'conversion.scales'"},
+        {"created_by is an object", [&] { return with([](json& h) { h["created_by"] = json::object(); }); }, "'created_by'"},
+        {"norm is a string", [&] { return with([](json& h) { h["tensors"][0]["norm"] = "big"; }); }, "'norm'"},
+        {"xxh64 short", [&] { return with([](json& h) { h["tensors"][0]["xxh64"] = "12"; }); }, "'xxh64'"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.label);
+        write_raw(bad, c.text(), good.data);
+        expect_clean_error(run_cli("inspect '" + bad + "'", fx.dir), "bad.btt", {c.what});
+    }
+    // A missing or empty `architectures`, or no rope_scaling, is fine: defaults apply.
+    for (auto edit : std::vector<std::function<void(json&)>>{[](json& h) { h["model"]["architectures"] = json::array(); },
+                                                              [](json& h) { h["model"].erase("architectures"); },
+                                                              [](json& h) { h["model"].erase("rope_scaling"); }}) {
+        json h = good.header;
+        edit(h);
+        write_raw(bad, h.dump(), good.data);
+        const Result r = run_cli("inspect '" + bad + "'", fx.dir);
+        CHECK(r.code == 0);
+        CHECK(r.out.find("LlamaForCausalLM") != std::string::npos);
+    }
+}
+
+TEST_CASE("hostile configs: every count bounded before anything is allocated", "[hostile][config]") {
+    Fixture fx;
+    const json cfg = json::parse(slurp(fx.folder + "/config.json"));
+    const std::string out = fx.dir.file("out.btt");
+    struct Case {
+        const char* field;
+        json value;
+    };
+    const std::vector<Case> cases = {
+        {"num_hidden_layers", 1e9},
+        {"num_hidden_layers", limits::kMaxLayers + 1},
+        {"num_attention_heads", std::int64_t{1} << 62},
+        {"num_attention_heads", limits::kMaxHeads + 1},
+        {"num_key_value_heads", 0},
+        {"hidden_size", limits::kMaxHidden + 1},
+        {"intermediate_size", -1},
+        {"vocab_size", limits::kMaxVocab + 1},
+        {"head_dim", limits::kMaxHeadDim + 1},
+        {"max_position_embeddings", limits::kMaxContext + 1},
+        {"eos_token_id", (std::int64_t{1} << 32) + 2},
+        {"eos_token_id", json::array({2, 64})},
+        {"bos_token_id", 64},
+        {"rms_norm_eps", "small"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.field << " = " << c.value.dump());
+        json bad = cfg;
+        bad[c.field] = c.value;
+        spit(fx.folder + "/config.json", bad.dump());
+        const Result r = run_cli("convert '" + fx.folder + "' --bases 1 -o '" + out + "' -q", fx.dir);
+        expect_clean_error(r, "config.json", {std::string("'") + c.field});
+        CHECK_FALSE(fs::exists(out));
+    }
+    // At the limit is still a limit for the shape checks, not a refusal of the config: a
+    // model with the largest allowed layer count fails later, on its missing tensors.
+    json at = cfg;
+    at["num_hidden_layers"] = limits::kMaxLayers;
+    spit(fx.folder + "/config.json", at.dump());
+    expect_clean_error(run_cli("convert '" + fx.folder + "' --bases 1 -o '" + out + "' -q", fx.dir), "", {"missing"});
+    CHECK_FALSE(fs::exists(out));
+}
+
+TEST_CASE("hostile tokenizers: ids outside the vocabulary, deep nesting", "[hostile][tokenizer]") {
+    Fixture fx;
+    const RawBtt good = read_raw(fx.btt);
+    const std::string bad = fx.dir.file("bad.btt");
+    const std::string text = fx.dir.file("text.txt");
+    std::string t;
+    for (int i = 0; i < 40; ++i) t += "abc def ghi. ";
+    spit(text, t);
+    // Ids just above and far above the model's 64 entries.
+    for (int id : {64, 65, 1 << 20}) {
+        INFO("id " << id);
+        json h = good.header;
+        h["tokenizer"]["model"]["vocab"]["zz"] = id;
+        write_raw(bad, h.dump(), good.data);
+        expect_clean_error(run_cli("perplexity '" + bad + "' -f '" + text + "' -c 16", fx.dir), "bad.btt",
+                           {"vocabulary"});
+        expect_clean_error(run_cli("run '" + bad + "' -p ab -n 2", fx.dir), "bad.btt", {"vocabulary"});
+    }
+    // Sequences nested just past the limit, and far past it (the JSON depth limit).
+    for (int depth : {limits::kMaxTokenizerNesting + 1, 10000}) {
+        INFO("depth " << depth);
+        json norm = {{"type", "Prepend"}, {"prepend", "x"}};
+        for (int i = 0; i < std::min(depth, 200); ++i) norm = {{"type", "Sequence"}, {"normalizers", {norm}}};
+        std::string s = norm.dump();
+        if (depth > 200) {
+            std::string open, close;
+            for (int i = 200; i < depth; ++i) {
+                open += R"({"type":"Sequence","normalizers":[)";
+                close += "]}";
+            }
+            s = open + s + close;
+        }
+        json tok = tiny_tokenizer();
+        tok["normalizer"] = "@@";
+        std::string ts = tok.dump();
+        ts.replace(ts.find("\"@@\""), 4, s);
+        spit(fx.folder + "/tokenizer.json", ts);
+        const std::string out = fx.dir.file("out.btt");
+        expect_clean_error(run_cli("convert '" + fx.folder + "' --bases 1 -o '" + out + "' -q", fx.dir),
+                           "tokenizer.json", {"deeper than"});
+        CHECK_FALSE(fs::exists(out));
+        expect_clean_error(run_cli("tokenize --tokenizer '" + fx.folder + "/tokenizer.json' ab", fx.dir),
+                           "tokenizer.json", {"deeper than"});
+    }
+}
+
+TEST_CASE("hostile paths: convert never overwrites an input or an existing file", "[hostile][cli]") {
+    Fixture fx;
+    for (const char* name : {"config.json", "tokenizer.json", "model.safetensors"}) {
+        INFO(name);
+        const std::string target = fx.folder + "/" + name;
+        const std::string before = slurp(target);
+        // Without --force the existing file is refused; with it, being an input is.
+        expect_clean_error(run_cli("convert '" + fx.folder + "' --bases 1 -o '" + target + "' -q", fx.dir), target,
+                           {"exists", "--force"}, 2);
+        expect_clean_error(run_cli("convert '" + fx.folder + "' --bases 1 -o '" + target + "' -q --force", fx.dir),
+                           target, {"is the input file"}, 2);
+        CHECK(slurp(target) == before);
+    }
+    // The calibration file is an input too.
+    const std::string cal = fx.dir.file("cal.safetensors");
+    const std::string corpus = fx.dir.file("corpus.txt");
+    std::string t;
+    for (int i = 0; i < 200; ++i) t += "abc def ghi. ";
+    spit(corpus, t);
+    REQUIRE(run_cli("calibrate '" + fx.folder + "' --file '" + corpus + "' --ctx 16 -o '" + cal + "' -q", fx.dir).code == 0);
+    const std::string before = slurp(cal);
+    expect_clean_error(run_cli("convert '" + fx.folder + "' --bases 1 --calibration '" + cal + "' -o '" + cal +
+                                   "' -q --force",
+                               fx.dir),
+                       cal, {"is the input file"}, 2);
+    CHECK(slurp(cal) == before);
+    // An existing output is kept as it was, and --force replaces it.
+    const std::string before_btt = slurp(fx.btt);
+    CHECK(run_cli("convert '" + fx.folder + "' --bases 1 -o '" + fx.btt + "' -q", fx.dir).code == 2);
+    CHECK(slurp(fx.btt) == before_btt);
+    CHECK(run_cli("convert '" + fx.folder + "' --bases 1 -o '" + fx.btt + "' -q --force", fx.dir).code == 0);
+    CHECK(slurp(fx.btt) != before_btt);
+}
+
+TEST_CASE("hostile run: corrupt data, bad flags and prompts are caught before the first token", "[hostile][run]") {
+    Fixture fx;
+    const RawBtt good = read_raw(fx.btt);
+    const std::string bad = fx.dir.file("bad.btt");
+    // A NaN in a norm: a clear error at load, not garbage.
+    {
+        RawBtt r = good;
+        const json& n = entry(r.header, "model.norm.weight");
+        const float nan = std::nanf("");
+        std::memcpy(r.data.data() + n["offset"].get<std::size_t>() + 8, &nan, 4);
+        write_raw(bad, r);
+        expect_clean_error(run_cli("run '" + bad + "' -p ab -n 2", fx.dir), "bad.btt", {"model.norm.weight", "not finite"});
+        // Flags and prompts are checked before the weights: their errors come first.
+        expect_clean_error(run_cli("run '" + bad + "' -p ab -n 2 --top-p 1.5", fx.dir), "", {"--top-p"}, 2);
+        expect_clean_error(run_cli("run '" + bad + "' -p ab -n 2 --top-p 0", fx.dir), "", {"--top-p"}, 2);
+        expect_clean_error(run_cli("run '" + bad + "' -p ab -n 2 --temp nan", fx.dir), "", {"--temp"}, 2);
+        expect_clean_error(run_cli("run '" + bad + "' -p 'abcdefghijklmnopqrstuvwxyz' -n 2 --ctx 8", fx.dir), "",
+                           {"26 tokens", "context of 8"}, 2);
+        expect_clean_error(run_cli("run '" + bad + "' -f '" + fx.dir.path().string() + "' -n 2", fx.dir), "",
+                           {"is a folder"});
+    }
+    // A flipped weight byte: run --verify names the tensor.
+    {
+        RawBtt r = good;
+        const json& q = entry(r.header, "model.layers.1.mlp.up_proj.weight");
+        r.data[q["offset"].get<std::size_t>() + 5] ^= 0x40;
+        write_raw(bad, r);
+        expect_clean_error(run_cli("run '" + bad + "' -p ab -n 2 --verify", fx.dir), "bad.btt",
+                           {"model.layers.1.mlp.up_proj.weight", "checksum"});
+        CHECK(run_cli("run '" + fx.btt + "' -p ab -n 2 --verify", fx.dir).code == 0);
+    }
+    // A tensor name with terminal escapes and a newline is printed escaped.
+    {
+        RawBtt r = good;
+        entry(r.header, "model.layers.0.mlp.up_proj.weight")["name"] = "evil\x1b[2J\nname";
+        write_raw(bad, r);
+        const Result res = run_cli("inspect --all '" + bad + "'", fx.dir);
+        CHECK(res.out.find('\x1b') == std::string::npos);
+        CHECK(res.out.find("evil\\x1b[2J\\nname") != std::string::npos);
+        const Result run = run_cli("run '" + bad + "' -p ab -n 1", fx.dir);
+        CHECK(run.code == 1);
+        CHECK(run.err.find('\x1b') == std::string::npos);
+    }
+}
