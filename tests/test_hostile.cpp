@@ -11,10 +11,12 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "bitttt/btt.h"
+#include "bitttt/error.h"
 #include "bitttt/limits.h"
 #include "fixtures.h"
 #include "format/le.h"
@@ -426,5 +428,108 @@ TEST_CASE("hostile run: corrupt data, bad flags and prompts are caught before th
         const Result run = run_cli("run '" + bad + "' -p ab -n 1", fx.dir);
         CHECK(run.code == 1);
         CHECK(run.err.find('\x1b') == std::string::npos);
+    }
+}
+
+TEST_CASE("hostile .btt: truncated at every section boundary", "[hostile][btt]") {
+    Fixture fx;
+    const std::string whole = slurp(fx.btt);
+    const BttFile f(fx.btt);
+    std::vector<std::size_t> cuts = {0, 1, 4, 8, 16, 24, 31, kBttPreambleBytes, kBttPreambleBytes + 10,
+                                     static_cast<std::size_t>(f.data_offset()) - 1,
+                                     static_cast<std::size_t>(f.data_offset())};
+    for (const auto& t : f.tensors()) {
+        for (std::size_t at : {t.offset, t.offset + t.size / 2, t.offset + t.size - 1}) {
+            cuts.push_back(static_cast<std::size_t>(f.data_offset() + at));
+        }
+    }
+    cuts.push_back(whole.size() - 1);
+    const std::string path = fx.dir.file("cut.btt");
+    for (std::size_t cut : cuts) {
+        if (cut >= whole.size()) continue;
+        INFO("cut at " << cut << " of " << whole.size());
+        spit(path, whole.substr(0, cut));
+        try {
+            BttFile g(path);
+            FAIL("a truncated file was accepted");
+        } catch (const FormatError& e) {
+            CHECK(std::string(e.what()).find("cut.btt") != std::string::npos);
+        } catch (const IoError& e) {
+            CHECK(std::string(e.what()).find("cut.btt") != std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("hostile .btt: every header field missing or of the wrong type", "[hostile][btt]") {
+    Fixture fx;
+    const RawBtt good = read_raw(fx.btt);
+    const std::string bad = fx.dir.file("bad.btt");
+    // Fields a reader may do without (a default applies); every other one is required.
+    const std::set<std::string> optional_tensor = {"norm", "relative_error_by_base", "rmse_by_base", "scales",
+                                                   "scale_bits", "method", "bits_per_weight"};
+    const std::vector<json> wrong = {json::object(), json::array({1}), "text", -3, 1.5, true};
+    int checked = 0;
+    for (const std::string name : {"model.layers.0.self_attn.q_proj.weight", "model.norm.weight", "lm_head.weight"}) {
+        json e = good.header;
+        const json fields = entry(e, name);
+        for (const auto& [key, value] : fields.items()) {
+            INFO(name << " field " << key);
+            RawBtt r = good;
+            entry(r.header, name).erase(key);
+            write_raw(bad, r);
+            if (optional_tensor.count(key) != 0) {
+                // A default applies; where the default does not fit the bytes (free scales
+                // for a tied tensor), the size check says so.
+                try {
+                    BttFile g(bad);
+                } catch (const FormatError& ex) {
+                    CHECK(std::string(ex.what()).find("bad.btt") != std::string::npos);
+                }
+            } else {
+                CHECK_THROWS_WITH(BttFile(bad), Catch::Contains("bad.btt") && Catch::Contains(key));
+            }
+            for (const json& w : wrong) {
+                if (w.type() == value.type() || (w.is_number() && value.is_number() && key != "xxh64")) continue;
+                if (key == "bits_per_weight") continue;  // written for readers of the JSON, never read back
+                INFO("as " << w.dump());
+                RawBtt r2 = good;
+                entry(r2.header, name)[key] = w;
+                write_raw(bad, r2);
+                CHECK_THROWS_WITH(BttFile(bad), Catch::Contains("bad.btt") && Catch::Contains(key));
+                ++checked;
+            }
+        }
+    }
+    CHECK(checked > 30);
+    // The model config: every field the engine reads, missing (required ones) and ill-typed.
+    const std::set<std::string> required_model = {"hidden_size", "intermediate_size", "num_hidden_layers",
+                                                  "num_attention_heads", "vocab_size"};
+    for (const auto& [key, value] : good.header["model"].items()) {
+        INFO("model field " << key);
+        json h = good.header;
+        h["model"].erase(key);
+        write_raw(bad, h.dump(), good.data);
+        const Result r = run_cli("inspect '" + bad + "'", fx.dir);
+        if (required_model.count(key) != 0) expect_clean_error(r, "bad.btt", {key});
+        for (const json& w : {json::object(), json("text")}) {
+            if (value.is_null() && key != "rope_scaling") continue;
+            json h2 = good.header;
+            h2["model"][key] = w;
+            write_raw(bad, h2.dump(), good.data);
+            if (key == "rope_scaling" && w.is_object()) continue;  // an empty object is the default scaling
+            if (key == "model_type" && w.is_string()) {
+                expect_clean_error(run_cli("inspect '" + bad + "'", fx.dir), "bad.btt", {"model_type"});
+                continue;
+            }
+            if (key == "hidden_act" && w.is_string()) {
+                expect_clean_error(run_cli("inspect '" + bad + "'", fx.dir), "bad.btt", {"hidden_act"});
+                continue;
+            }
+            if (key == "architectures" || key == "model_type" || key == "hidden_act") {
+                expect_clean_error(run_cli("inspect '" + bad + "'", fx.dir), "bad.btt", {key});
+                continue;
+            }
+            expect_clean_error(run_cli("inspect '" + bad + "'", fx.dir), "bad.btt", {key});
+        }
     }
 }
