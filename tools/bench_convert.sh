@@ -15,7 +15,7 @@ shared="${BITTTT_SHARED:-$root/../shared}"
 mkdir -p "$work"
 [ -x "$bin/bitttt" ] || "$root/tools/build.sh"
 
-json() { "$bin/bitttt" convert "$@" --json -q; }
+json() { "$bin/bitttt" convert "$@" --json -q --force; }
 
 echo "## Gaussian 4096x4096 (N(0, 0.02), F32 source)"
 [ -f "$work/gauss.safetensors" ] || "$bin/bitttt-synth" gaussian --rows 4096 --cols 4096 --dtype f32 -o "$work/gauss.safetensors" >/dev/null

@@ -47,13 +47,13 @@ PY
 echo "| stories260K, --bases 3, 2bit, block 64 | file bytes | perplexity | KL divergence vs F32 (nats/token) | top-1 agreement |"
 echo "|---|---|---|---|---|"
 for head in f16 int8 ternary; do
-  "$bin/bitttt" convert "$model" --bases 3 --lm-head "$head" -o "$work/tied-$head.btt" -q > /dev/null
+  "$bin/bitttt" convert "$model" --bases 3 --lm-head "$head" -o "$work/tied-$head.btt" -q --force > /dev/null
   row "tied table --lm-head $head" "$(stat -c %s "$work/tied-$head.btt")" "$work/tied-$head.btt"
 done
 for emb in f16 int8; do
   for head in f16 int8 ternary; do
     f="$work/untied-$emb-$head.btt"
-    "$bin/bitttt" convert "$untied" --bases 3 --embeddings "$emb" --lm-head "$head" -o "$f" -q > /dev/null
+    "$bin/bitttt" convert "$untied" --bases 3 --embeddings "$emb" --lm-head "$head" -o "$f" -q --force > /dev/null
     row "untied copy: --embeddings $emb --lm-head $head" "$(stat -c %s "$f")" "$f"
   done
 done

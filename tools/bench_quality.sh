@@ -41,7 +41,7 @@ with open(sys.argv[4], "a") as f:
       "$label" "$group" "$bases" "$tsv" "$conv"
 }
 
-conv() { "$bin/bitttt" convert "$model" --packing "$packing" -q "$@" > /dev/null; }
+conv() { "$bin/bitttt" convert "$model" --packing "$packing" -q --force "$@" > /dev/null; }
 
 echo "| model (stories260K, $packing, block 64) | bits/weight, linear | bits/weight, file | perplexity | KL divergence vs F32 | top-1 agreement |"
 echo "|---|---|---|---|---|---|"
@@ -72,13 +72,13 @@ for k in 1 2 3; do
 done
 # Budgets with convert's own packing choice for them (dense unless --packing is given).
 for t in 2.5 3.0 3.5 4.0 5.0; do
-  "$bin/bitttt" convert "$model" -q --bases 4 --target-bpw "$t" -o "$work/budget$t.btt" > /dev/null
+  "$bin/bitttt" convert "$model" -q --force --bases 4 --target-bpw "$t" -o "$work/budget$t.btt" > /dev/null
   row "tied, dense, --target-bpw $t" budget "-" "$work/budget$t.btt"
-  "$bin/bitttt" convert "$model" -q --bases 4 --target-bpw "$t" --calibration "$cal" -o "$work/budgetfb$t.btt" > /dev/null
+  "$bin/bitttt" convert "$model" -q --force --bases 4 --target-bpw "$t" --calibration "$cal" -o "$work/budgetfb$t.btt" > /dev/null
   row "tied + error feedback, dense, --target-bpw $t" budget+feedback "-" "$work/budgetfb$t.btt"
 done
 for n in 2 3; do
-  "$bin/bitttt" convert "$model" -q --bases "$n" --packing dense -o "$work/dense$n.btt" > /dev/null
+  "$bin/bitttt" convert "$model" -q --force --bases "$n" --packing dense -o "$work/dense$n.btt" > /dev/null
   row "tied, dense, N = $n" tied-dense "$n" "$work/dense$n.btt"
 done
 echo

@@ -38,7 +38,7 @@ for n in 2 3; do
     set -- $cfg
     b=$1 sb=$2
     out="$work/s-n$n-b$b-s$sb.btt"
-    "$bin/bitttt" convert "$model" -q --bases "$n" --block-size "$b" --scale-bits "$sb" -o "$out" > /dev/null
+    "$bin/bitttt" convert "$model" -q --force --bases "$n" --block-size "$b" --scale-bits "$sb" -o "$out" > /dev/null
     info=$("$bin/bitttt" inspect "$out" --json)
     "$bin/bitttt" perplexity "$out" --file "$text" --ctx 256 --chunks "$chunks" --kld-base "$model" --json -q |
       python3 -c '
@@ -59,7 +59,7 @@ echo "| 4096 x 4096 Gaussian, N = 3, tied, dense | block | scales | bits/weight 
 echo "|---|---|---|---|---|---|"
 for b in 32 64 128 256; do
   for sb in 16 8; do
-    "$bin/bitttt" convert "$gauss" -q --bases 3 --packing dense --block-size "$b" --scale-bits "$sb" \
+    "$bin/bitttt" convert "$gauss" -q --force --bases 3 --packing dense --block-size "$b" --scale-bits "$sb" \
       -o "$work/g.btt" --json |
       python3 -c '
 import json, sys

@@ -14,7 +14,7 @@ if [ ! -e "$model" ]; then
   exit 1
 fi
 out="$root/build/$(basename "${model%/}")-n$bases.btt"
-"$root/build/bitttt" convert "$model" --bases "$bases" -o "$out"
+"$root/build/bitttt" convert "$model" --bases "$bases" -o "$out" --force
 echo
 echo "== bitttt run $(basename "$out") --prompt 'Once upon a time' -n 64 --temp 0"
 "$root/build/bitttt" run "$out" --prompt "Once upon a time" -n 64 --temp 0
