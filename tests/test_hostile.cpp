@@ -407,6 +407,17 @@ TEST_CASE("hostile run: corrupt data, bad flags and prompts are caught before th
         expect_clean_error(run_cli("run '" + bad + "' -f '" + fx.dir.path().string() + "' -n 2", fx.dir), "",
                            {"is a folder"});
     }
+    // A NaN scale in a ternary tensor (binary16 0x7E00 in the first block's scale).
+    {
+        RawBtt r = good;
+        const json& t = entry(r.header, "model.layers.1.self_attn.k_proj.weight");
+        const std::size_t at = t["offset"].get<std::size_t>();
+        r.data[at] = 0x00;
+        r.data[at + 1] = 0x7E;
+        write_raw(bad, r);
+        expect_clean_error(run_cli("run '" + bad + "' -p ab -n 2", fx.dir), "bad.btt",
+                           {"model.layers.1.self_attn.k_proj.weight", "not finite"});
+    }
     // A flipped weight byte: run --verify names the tensor.
     {
         RawBtt r = good;

@@ -126,6 +126,10 @@ void unpack_trits(Packing p, const std::uint8_t* in, int block_size, std::int8_t
 std::uint8_t dense_encode5(const std::uint8_t codes[5]);  // codes in {0,1,2}, c_0 first
 void dense_decode5(std::uint8_t q, std::uint8_t codes[5]);
 
+// The first row holding a scale that is infinite or NaN (binary16 exponent all ones; for
+// two-level layouts a super-scale), or -1. Reads every block's scale bytes once.
+std::int64_t find_nonfinite_scale(const TernaryLayout& layout, const std::uint8_t* tensor_data);
+
 // Reconstructs row `row` of a ternary tensor using its first `k_bases` bases, as float
 // (the slow reference dequantisation).
 void dequantize_row(const TernaryLayout& layout, const std::uint8_t* tensor_data, std::int64_t row,

@@ -196,6 +196,29 @@ void unpack_trits(Packing p, const std::uint8_t* in, int block_size, std::int8_t
     }
 }
 
+std::int64_t find_nonfinite_scale(const TernaryLayout& layout, const std::uint8_t* tensor_data) {
+    // binary16 with exponent bits 0x7C00 all set is inf or NaN; 8-bit sub-scales are integers.
+    auto bad = [](const std::uint8_t* p) { return (p[1] & 0x7C) == 0x7C; };
+    const int m = layout.scale_count();
+    const std::int64_t nb = layout.blocks_per_row();
+    for (std::int64_t r = 0; r < layout.rows; ++r) {
+        const std::uint8_t* row = tensor_data + static_cast<std::size_t>(r) * layout.row_bytes();
+        if (layout.two_level()) {
+            for (int k = 0; k < m; ++k) {
+                if (bad(row + 2 * k)) return r;
+            }
+            continue;
+        }
+        for (std::int64_t b = 0; b < nb; ++b) {
+            const std::uint8_t* blk = row + layout.block_offset(b);
+            for (int k = 0; k < m; ++k) {
+                if (bad(blk + 2 * k)) return r;
+            }
+        }
+    }
+    return -1;
+}
+
 // ---- reference dequantisation ----------------------------------------------------------
 
 void dequantize_row(const TernaryLayout& layout, const std::uint8_t* tensor_data, std::int64_t row,

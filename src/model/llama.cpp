@@ -290,6 +290,14 @@ void LlamaModel::load_btt(const std::string& path, const LoadOptions& opt) {
         return v;
     };
     for (const auto& t : f.tensors()) {
+        if (t.encoding == Encoding::Ternary) {
+            // Every block's scale bytes, once (the LUT kernel's repack reads them next anyway).
+            if (const std::int64_t r = find_nonfinite_scale(t.layout, f.data(t)); r >= 0) {
+                throw FormatError(path + ": tensor " + quote_name(t.name) + ": row " + std::to_string(r) +
+                                  " has a scale that is not finite; the file is corrupt (bitttt inspect --verify "
+                                  "checks it)");
+            }
+        }
         if (t.encoding != Encoding::Int8) continue;
         // The per-row binary32 scales follow the values (docs/FORMAT.md); the data may not be 4-aligned.
         const std::uint8_t* s = f.data(t) + static_cast<std::size_t>(t.int8.rows) * static_cast<std::size_t>(t.int8.cols);
