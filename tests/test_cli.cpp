@@ -437,6 +437,22 @@ TEST_CASE("cli: bench --kernels times every N, packing and ISA", "[cli][bench]")
     CHECK(jt["kernels"][2]["bytes"] == 8 * (2 + 2 * 16));
     CHECK(jt["kernels"][2]["generic"]["weights_per_s"].get<double>() > 0);
     CHECK(run_cli("bench --kernels --kernel-scales some -q", dir).code == 2);
+    // Two-level scales: a binary16 super-scale per row and slot, a u8 sub-scale per block and slot.
+    Result u = run_cli("bench --kernels --shapes 8x64 --kernel-bases 2 --kernel-scales both --kernel-scale-bits both "
+                       "-r 1 --bandwidth-mib 0 --json -q", dir);
+    REQUIRE(u.code == 0);
+    json ju = json::parse(u.out);
+    REQUIRE(ju["kernels"].size() == 2 * 2 * 2);  // scales x scale bits x packings
+    CHECK(ju["kernels"][0]["scale_bits"] == 16);
+    CHECK(ju["kernels"][0]["bytes"] == 8 * (2 * 2 + 2 * 16));
+    CHECK(ju["kernels"][2]["scales"] == "free");
+    CHECK(ju["kernels"][2]["scale_bits"] == 8);
+    CHECK(ju["kernels"][2]["bytes"] == 8 * (2 * 2 + 2 + 2 * 16));
+    CHECK(ju["kernels"][6]["scales"] == "tied");
+    CHECK(ju["kernels"][6]["scale_bits"] == 8);
+    CHECK(ju["kernels"][6]["bytes"] == 8 * (2 + 1 + 2 * 16));
+    for (const auto& r : ju["kernels"]) CHECK(r["generic"]["gb_s"].get<double>() > 0);
+    CHECK(run_cli("bench --kernels --kernel-scale-bits 4 -q", dir).code == 2);
     // A model's own layer shapes.
     bitttt::test::TinyModel().write(dir.path() / "m");
     Result m = run_cli("bench --kernels '" + (dir.path() / "m").string() + "' --kernel-bases 1 -r 1 "

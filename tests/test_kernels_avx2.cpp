@@ -1,6 +1,7 @@
 // The AVX2 ternary GEMV against the scalar reference: bit-identical outputs for both
 // packings, several block sizes, every N 1..4 and K <= N, shapes that are no multiple of
-// any tile, row sub-ranges, extreme activations and corrupt 2bit codes. Also the run-time
+// any tile, row sub-ranges, extreme activations and corrupt 2bit codes, with binary16 and
+// two-level scales, free and tied. Also the run-time
 // ISA choice (BITTTT_ISA parsing) and the CPU feature detection.
 #include <catch2/catch.hpp>
 
@@ -64,7 +65,8 @@ void check_case(const TernaryLayout& l, int k, const std::vector<std::uint8_t>& 
     ternary_gemv_ref(l, data.data(), k, q.data(), x_scale, 0, l.rows, ref.data());
     ternary_gemv_avx2_k(l, data.data(), k, q.data(), x_scale, 0, l.rows, got.data());
     INFO("packing " << packing_name(l.packing) << " B " << l.block_size << " rows " << l.rows << " cols " << l.cols
-                    << " N " << l.bases << " K " << k << " scales " << scale_mode_name(l.scales));
+                    << " N " << l.bases << " K " << k << " scales " << scale_mode_name(l.scales) << " "
+                    << scale_bits_name(l.scale_bits));
     REQUIRE(same_bits(ref, got));
     std::fill(got.begin(), got.end(), -1.0f);
     std::uniform_int_distribution<int> step(1, 11);
@@ -90,6 +92,7 @@ TEST_CASE("AVX2 ternary GEMV is bit-identical to the scalar reference", "[kernel
     const Pb pbs[] = {{Packing::TwoBit, 64}, {Packing::TwoBit, 128}, {Packing::TwoBit, 36},
                       {Packing::Dense, 64},  {Packing::Dense, 128},  {Packing::Dense, 20}};
     int cases = 0;
+    for (const int bits : {16, 8})
     for (const ScaleMode mode : {ScaleMode::Free, ScaleMode::Tied}) {
     for (const Pb& pb : pbs) {
         for (std::int64_t cols : all_cols) {
@@ -104,6 +107,7 @@ TEST_CASE("AVX2 ternary GEMV is bit-identical to the scalar reference", "[kernel
                     l.block_size = pb.bs;
                     l.packing = pb.p;
                     l.scales = mode;
+                    l.scale_bits = bits;
                     l.validate();
                     const auto data = random_tensor(l, rng);
                     const auto q = random_q(l, rng);
@@ -116,23 +120,27 @@ TEST_CASE("AVX2 ternary GEMV is bit-identical to the scalar reference", "[kernel
         }
     }
     }
-    CHECK(cases > 1000);
+    CHECK(cases > 2000);
 }
 
 TEST_CASE("AVX2 ternary GEMV: large blocks, extremes, corrupt codes, K = 0", "[kernels][avx2]") {
     if (skip_without_avx2()) return;
     std::mt19937 rng(7);
     for (Packing p : {Packing::TwoBit, Packing::Dense}) {
-        // Large blocks exercise the int16 -> int32 flushing (many chunks per group).
+        // Large blocks exercise the int16 -> int32 flushing (many chunks per group); also
+        // with two-level scales (the row header shifts every block).
         for (int bs : {256, 1000, 4096}) {
-            TernaryLayout l;
-            l.rows = 19;
-            l.cols = 2 * bs + 5;
-            l.bases = 2;
-            l.block_size = bs;
-            l.packing = p;
-            const auto data = random_tensor(l, rng);
-            check_case(l, 2, data, random_q(l, rng), 1.0f, rng);
+            for (int bits : {16, 8}) {
+                TernaryLayout l;
+                l.rows = 19;
+                l.cols = 2 * bs + 5;
+                l.bases = 2;
+                l.block_size = bs;
+                l.packing = p;
+                l.scale_bits = bits;
+                const auto data = random_tensor(l, rng);
+                check_case(l, 2, data, random_q(l, rng), 1.0f, rng);
+            }
         }
         // Every trit +1 (then -1) against every activation +127 (then -127): the largest
         // int16 partial sums the kernel forms.
@@ -147,13 +155,13 @@ TEST_CASE("AVX2 ternary GEMV: large blocks, extremes, corrupt codes, K = 0", "[k
             std::vector<std::int8_t> t(static_cast<std::size_t>(bs));
             for (std::int64_t r = 0; r < l.rows; ++r) {
                 for (std::int64_t b = 0; b < l.blocks_per_row(); ++b) {
-                    std::uint8_t* blk = data.data() + r * l.row_bytes() + b * l.block_bytes();
+                    std::uint8_t* blk = data.data() + r * l.row_bytes() + l.block_offset(b);
                     for (int k = 0; k < l.bases; ++k) {
                         const std::uint16_t h = f32_to_f16(0.5f + static_cast<float>(r));
                         blk[2 * k] = static_cast<std::uint8_t>(h & 0xFF);
                         blk[2 * k + 1] = static_cast<std::uint8_t>(h >> 8);
                         std::fill(t.begin(), t.end(), static_cast<std::int8_t>(r % 2 ? -1 : 1));
-                        pack_trits(p, t.data(), bs, blk + 2 * l.bases + k * l.group_bytes());
+                        pack_trits(p, t.data(), bs, blk + l.block_scale_bytes() + k * l.group_bytes());
                     }
                 }
             }
@@ -167,19 +175,22 @@ TEST_CASE("AVX2 ternary GEMV: large blocks, extremes, corrupt codes, K = 0", "[k
             }
         }
         // Random bytes: 2bit code 3 (never written) must count as the reference counts it.
-        TernaryLayout l;
-        l.rows = 21;
-        l.cols = 300;
-        l.bases = 3;
-        l.block_size = 64;
-        l.packing = p;
-        const auto raw = random_tensor(l, rng, /*raw=*/true);
-        const auto q = random_q(l, rng);
-        check_case(l, 3, raw, q, 0.25f, rng);
-        check_case(l, 1, raw, q, 0.25f, rng);
-        // K = 0 and an all-zero activation vector.
-        check_case(l, 0, raw, q, 0.25f, rng);
-        check_case(l, 2, raw, std::vector<std::int8_t>(q.size(), 0), 0.0f, rng);
+        for (int bits : {16, 8}) {
+            TernaryLayout l;
+            l.rows = 21;
+            l.cols = 300;
+            l.bases = 3;
+            l.block_size = 64;
+            l.packing = p;
+            l.scale_bits = bits;
+            const auto raw = random_tensor(l, rng, /*raw=*/true);
+            const auto q = random_q(l, rng);
+            check_case(l, 3, raw, q, 0.25f, rng);
+            check_case(l, 1, raw, q, 0.25f, rng);
+            // K = 0 and an all-zero activation vector.
+            check_case(l, 0, raw, q, 0.25f, rng);
+            check_case(l, 2, raw, std::vector<std::int8_t>(q.size(), 0), 0.0f, rng);
+        }
     }
 }
 
@@ -189,6 +200,7 @@ TEST_CASE("AVX2 batched ternary GEMM is bit-identical to the reference per input
     std::uniform_real_distribution<float> val(-3.0f, 3.0f);
     // Block sizes with one chunk, two, and more than the int16 flush interval (2bit B = 1024
     // has 16 chunks); 2bit also with corrupt codes (random bytes).
+    for (int bits : {16, 8})
     for (ScaleMode mode : {ScaleMode::Free, ScaleMode::Tied}) {
     for (Packing p : {Packing::TwoBit, Packing::Dense}) {
       for (int bsz : {64, 128, 1280}) {
@@ -196,10 +208,10 @@ TEST_CASE("AVX2 batched ternary GEMM is bit-identical to the reference per input
           if (raw && p == Packing::Dense) continue;
           for (std::int64_t cols : {1, 7, 64, 257}) {
             for (std::int64_t rows : {1, 9, 33}) {
-                const TernaryLayout l{rows, cols, 3, bsz, p, mode};
+                const TernaryLayout l{rows, cols, 3, bsz, p, mode, bits};
                 const auto data = random_tensor(l, rng, raw);
                 for (int m : {1, 2, 5}) {
-                    CAPTURE(packing_name(p), bsz, raw, cols, rows, m, scale_mode_name(mode));
+                    CAPTURE(packing_name(p), bsz, raw, cols, rows, m, scale_mode_name(mode), bits);
                     std::vector<TernaryInput> in(static_cast<std::size_t>(m));
                     std::vector<const TernaryInput*> ptrs;
                     for (auto& x : in) {
@@ -244,7 +256,7 @@ TEST_CASE("AVX2 dense decoding matches the reference for every byte value", "[ke
     auto data = random_tensor(l, rng);
     for (std::int64_t r = 0; r < l.rows; ++r) {
         for (std::int64_t b = 0; b < l.blocks_per_row(); ++b) {
-            std::uint8_t* grp = data.data() + r * l.row_bytes() + b * l.block_bytes() + 2 * l.bases;
+            std::uint8_t* grp = data.data() + r * l.row_bytes() + l.block_offset(b) + l.block_scale_bytes();
             std::fill(grp, grp + l.bases * l.group_bytes(), static_cast<std::uint8_t>(r));
         }
     }

@@ -2,8 +2,8 @@
 // reference ternary_gemv_ref: bit-identical outputs for both packings, block sizes 32..256
 // (plus block sizes that are no multiple of 4 or need int16 widening), every N 1..4 and
 // K <= N, shapes that are no multiple of the 32-row tile, row sub-ranges, extreme
-// activations and trits, and every byte value of a packed group. The table build's AVX2
-// version must produce the reference's bytes.
+// activations and trits, and every byte value of a packed group; binary16 and two-level
+// scales. The table build's AVX2 version must produce the reference's bytes.
 #include <catch2/catch.hpp>
 
 #include <cstring>
@@ -62,7 +62,8 @@ void check_case(const TernaryLayout& l, int k, const std::vector<std::uint8_t>& 
     ternary_gemv_ref(l, data.data(), k, q.data(), x_scale, 0, l.rows, ref.data());
     fn(w, k, tables.data(), x_scale, 0, l.rows, got.data());
     INFO("packing " << packing_name(l.packing) << " B " << l.block_size << " rows " << l.rows << " cols " << l.cols
-                    << " N " << l.bases << " K " << k << " scales " << scale_mode_name(l.scales));
+                    << " N " << l.bases << " K " << k << " scales " << scale_mode_name(l.scales) << " "
+                    << scale_bits_name(l.scale_bits));
     REQUIRE(same_bits(ref, got));
     std::fill(got.begin(), got.end(), -1.0f);
     std::uniform_int_distribution<int> step(1, 45);
@@ -90,6 +91,7 @@ int run_shape(const TernaryLayout& base, Fill fill, Act act, bool avx2, std::mt1
         const auto q = make_q(l, rng, act);
         const LutWeights w = lut_repack(l, data.data());
         CHECK(w.data.size() == static_cast<std::size_t>(w.tiles * l.blocks_per_row()) * w.tblock_bytes);
+        CHECK(w.row_super.size() == (l.two_level() ? static_cast<std::size_t>(w.tiles * 32 * l.scale_count()) : 0u));
         std::vector<std::uint8_t> tables(lut_table_bytes(l));
         lut_prepare_ref(l, q.data(), tables.data());
         LutGemvFn fn = lut_gemv_ref;
@@ -111,18 +113,19 @@ int run_shape(const TernaryLayout& base, Fill fill, Act act, bool avx2, std::mt1
     return cases;
 }
 
-TernaryLayout layout(Pb pb, std::int64_t rows, std::int64_t cols, ScaleMode mode = ScaleMode::Free) {
+TernaryLayout layout(Pb pb, std::int64_t rows, std::int64_t cols, ScaleMode mode = ScaleMode::Free, int scale_bits = 16) {
     TernaryLayout l;
     l.rows = rows;
     l.cols = cols;
     l.block_size = pb.bs;
     l.packing = pb.p;
     l.scales = mode;
+    l.scale_bits = scale_bits;
     return l;
 }
 
-void run_all(bool avx2, ScaleMode mode) {
-    std::mt19937 rng((avx2 ? 20261123 : 7) + (mode == ScaleMode::Tied ? 1 : 0));
+void run_all(bool avx2, ScaleMode mode, int scale_bits = 16) {
+    std::mt19937 rng((avx2 ? 20261123 : 7) + (mode == ScaleMode::Tied ? 1 : 0) + (scale_bits == 8 ? 2 : 0));
     const std::int64_t all_cols[] = {1, 3, 7, 33, 64, 255, 257, 4096};
     const std::int64_t all_rows[] = {1, 3, 7, 9, 33, 257};
     // Block sizes 32..256 in both packings, plus blocks that are no multiple of 4 (dense
@@ -137,7 +140,7 @@ void run_all(bool avx2, ScaleMode mode) {
                 // The scalar reference over the biggest shapes is slow: N = 1..2 there.
                 const int n_max = cols * rows > 200000 ? 2 : 4;
                 if (!avx2 && cols * rows > 20000) continue;
-                cases += run_shape(layout(pb, rows, cols, mode), Fill::Random, Act::Random, avx2, rng, n_max);
+                cases += run_shape(layout(pb, rows, cols, mode, scale_bits), Fill::Random, Act::Random, avx2, rng, n_max);
             }
         }
         // Extremes: full-range activations with all-equal trits reach the byte-sum bounds
@@ -145,10 +148,10 @@ void run_all(bool avx2, ScaleMode mode) {
         for (const std::int64_t cols : {std::int64_t{255}, std::int64_t{1100}}) {
             for (Fill f : {Fill::AllPlus, Fill::AllMinus}) {
                 for (Act a : {Act::Plus127, Act::Minus127, Act::Alternating})
-                    cases += run_shape(layout(pb, 35, cols, mode), f, a, avx2, rng, 2);
+                    cases += run_shape(layout(pb, 35, cols, mode, scale_bits), f, a, avx2, rng, 2);
             }
-            cases += run_shape(layout(pb, 70, cols, mode), Fill::EveryByte, Act::Random, avx2, rng, 3);
-            cases += run_shape(layout(pb, 70, cols, mode), Fill::Raw, Act::Plus127, avx2, rng, 3);
+            cases += run_shape(layout(pb, 70, cols, mode, scale_bits), Fill::EveryByte, Act::Random, avx2, rng, 3);
+            cases += run_shape(layout(pb, 70, cols, mode, scale_bits), Fill::Raw, Act::Plus127, avx2, rng, 3);
         }
     }
     CHECK(cases > 1000);
@@ -180,6 +183,20 @@ TEST_CASE("AVX2 LUT GEMV, tied scales: bit-identical to the references", "[kerne
     run_all(true, ScaleMode::Tied);
 }
 
+TEST_CASE("LUT reference GEMV, two-level scales: bit-identical to ternary_gemv_ref", "[kernels][lut][two-level]") {
+    run_all(false, ScaleMode::Free, 8);
+    run_all(false, ScaleMode::Tied, 8);
+}
+
+TEST_CASE("AVX2 LUT GEMV, two-level scales: bit-identical to the references", "[kernels][lut][two-level]") {
+    if (!avx2_available()) {
+        WARN("SKIPPED: this CPU (or build) has no usable AVX2; the AVX2 LUT kernel is not tested");
+        return;
+    }
+    run_all(true, ScaleMode::Free, 8);
+    run_all(true, ScaleMode::Tied, 8);
+}
+
 TEST_CASE("LUT repack stores the .btt size for 2bit and 5/4 of the trit bytes for dense", "[kernels][lut]") {
     std::mt19937 rng(3);
     TernaryLayout l = layout({Packing::TwoBit, 64}, 64, 256);
@@ -197,6 +214,24 @@ TEST_CASE("LUT repack stores the .btt size for 2bit and 5/4 of the trit bytes fo
     l.packing = Packing::TwoBit;
     data = make_tensor(l, rng, Fill::Random);
     CHECK(lut_repack(l, data.data()).data.size() == l.total_bytes());
+    // Two-level: the tile blocks hold the .btt blocks' bytes (u8 sub-scales and codes, for
+    // 2bit), the row headers' super-scales become 32-bit floats beside them.
+    for (ScaleMode mode : {ScaleMode::Free, ScaleMode::Tied}) {
+        l.scales = mode;
+        l.scale_bits = 8;
+        data = make_tensor(l, rng, Fill::Random);
+        const LutWeights w = lut_repack(l, data.data());
+        const std::size_t headers = static_cast<std::size_t>(l.rows) * l.row_header_bytes();
+        CHECK(w.codes_offset() == 32 * static_cast<std::size_t>(l.scale_count()));
+        CHECK(w.data.size() == l.total_bytes() - headers);
+        CHECK(w.row_super.size() * sizeof(float) == 2 * headers);
+        for (std::int64_t r = 0; r < l.rows; ++r) {
+            for (int m = 0; m < l.scale_count(); ++m) {
+                const std::uint8_t* h = data.data() + r * l.row_bytes() + 2 * m;
+                CHECK(w.supers(r / 32)[32 * m + r % 32] == f16_to_f32(static_cast<std::uint16_t>(h[0] | h[1] << 8)));
+            }
+        }
+    }
 }
 
 TEST_CASE("LUT tables depend only on the activations when the block size is a multiple of 4", "[kernels][lut]") {
@@ -222,6 +257,11 @@ TEST_CASE("LUT repack gives the same bytes on a thread pool", "[kernels][lut]") 
     const auto data = make_tensor(l, rng, Fill::Raw);
     ThreadPool pool(2);
     CHECK(lut_repack(l, data.data(), &pool).data == lut_repack(l, data.data()).data);
+    l.scale_bits = 8;
+    const auto two = make_tensor(l, rng, Fill::Raw);
+    const LutWeights a = lut_repack(l, two.data(), &pool), b = lut_repack(l, two.data());
+    CHECK(a.data == b.data);
+    CHECK(a.row_super == b.row_super);
 }
 
 TEST_CASE("AVX2 batched LUT GEMM equals the reference GEMV per input", "[kernels][lut]") {
@@ -230,12 +270,13 @@ TEST_CASE("AVX2 batched LUT GEMM equals the reference GEMV per input", "[kernels
         return;
     }
     std::mt19937 rng(4242);
+    for (int bits : {16, 8})
     for (ScaleMode mode : {ScaleMode::Free, ScaleMode::Tied}) {
     for (Packing p : {Packing::TwoBit, Packing::Dense}) {
         for (int bs : {64, 128, 36}) {
             for (std::int64_t rows : {1, 33, 70}) {
                 for (std::int64_t cols : {7, 257}) {
-                    const TernaryLayout l{rows, cols, 3, bs, p, mode};
+                    const TernaryLayout l{rows, cols, 3, bs, p, mode, bits};
                     const auto data = make_tensor(l, rng, Fill::Random);
                     const LutWeights w = lut_repack(l, data.data());
                     const int m = 5;
@@ -251,7 +292,7 @@ TEST_CASE("AVX2 batched LUT GEMM equals the reference GEMV per input", "[kernels
                     }
                     const std::int64_t r0 = rows > 3 ? 3 : 0, ldy = rows + 2;
                     for (int k = 1; k <= 3; ++k) {
-                        CAPTURE(packing_name(p), bs, rows, cols, k, scale_mode_name(mode));
+                        CAPTURE(packing_name(p), bs, rows, cols, k, scale_mode_name(mode), bits);
                         std::vector<float> got(static_cast<std::size_t>(m * ldy), -1.0f);
                         lut_gemm_avx2(w, k, ptrs.data(), scales.data(), m, r0, rows, got.data(), ldy);
                         for (int j = 0; j < m; ++j) {

@@ -1,10 +1,12 @@
-// Every ternary kernel on tied-scale layouts (one binary16 scale per block, base k at
-// s / 3^k) and on free ones: the scalar reference against the float product of the
-// dequantised rows (dequantize_row, the definition of the format), and every other kernel
-// (batched reference, maddubs AVX2 single and batched, LUT reference, LUT AVX2 single and
-// batched) bit-identical to the reference, for N = 1..4, every K <= N, both packings,
-// block sizes 32..256 (and some that are no multiple of 16 or of 4), awkward shapes and
-// row sub-ranges. Also: at N = 1 a tied tensor is a free one.
+// Every ternary kernel on tied-scale layouts (one scale per block, base k at s / 3^k) and
+// on free ones, with binary16 scales and with two-level scales (8-bit sub-scales under a
+// binary16 super-scale per row and slot): the scalar reference against the float product
+// of the dequantised rows (dequantize_row, the definition of the format), and every other
+// kernel (batched reference, maddubs AVX2 single and batched, LUT reference, LUT AVX2
+// single and batched) bit-identical to the reference, for N = 1..4, every K <= N, both
+// packings, block sizes 32..256 (and some that are no multiple of 16 or of 4), awkward
+// shapes and row sub-ranges. Also: at N = 1 a tied tensor is a free one, and two-level
+// scales whose products d * u are binary16 values give the binary16 tensor's results.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -61,11 +63,12 @@ void abs_terms_row(const TernaryLayout& l, const std::uint8_t* data, std::int64_
     }
     std::vector<std::int8_t> t(static_cast<std::size_t>(l.block_size));
     std::fill(out, out + l.cols, 0.0f);
+    const std::uint8_t* row = data + r * l.row_bytes();
     for (std::int64_t b = 0; b < l.blocks_per_row(); ++b) {
-        const std::uint8_t* blk = data + r * l.row_bytes() + b * l.block_bytes();
+        const std::uint8_t* blk = row + l.block_offset(b);
         for (int i = 0; i < k; ++i) {
-            const float s = std::fabs(f16_to_f32(static_cast<std::uint16_t>(blk[2 * i] | blk[2 * i + 1] << 8)));
-            unpack_trits(l.packing, blk + 2 * l.scale_count() + i * l.group_bytes(), l.block_size, t.data());
+            const float s = std::fabs(l.block_scale(row, blk, i));
+            unpack_trits(l.packing, blk + l.block_scale_bytes() + i * l.group_bytes(), l.block_size, t.data());
             for (std::int64_t c = b * l.block_size; c < std::min(l.cols, (b + 1) * l.block_size); ++c) {
                 out[c] += s * static_cast<float>(std::abs(t[static_cast<std::size_t>(c - b * l.block_size)]));
             }
@@ -74,8 +77,9 @@ void abs_terms_row(const TernaryLayout& l, const std::uint8_t* data, std::int64_
 }
 
 // ternary_gemv_ref against sum_c w[r, c] * q[c] * x_scale in double, w from dequantize_row.
-// The kernel's float error: each block term (f16(s) * m_K) * float(I) or f16(s_k) * float(I_k)
-// has a few roundings relative to itself, and the row sum adds one rounding per term, so
+// The kernel's float error: each block term (s * m_K) * float(I) or s_k * float(I_k) (s the
+// exact block scale: f16(s), or d * float(u) for two-level scales) has a few roundings
+// relative to itself, and the row sum adds one rounding per term, so
 // |y - exact| <= (terms + 4) * 2 eps * sum |terms| <= (terms + 4) * 2 eps * sum_c |w| |q| x_scale,
 // with |w| bounded term by term (abs_terms_row); the dequantised weights are themselves
 // rounded once per base relative to the exact values.
@@ -151,26 +155,29 @@ struct Pb {
     int bs;
 };
 
-int run_mode(ScaleMode mode, std::mt19937& rng) {
+// Every case of one scale mode and scale width (16: binary16, 8: two-level); returns the
+// number of (layout, K) cases.
+int run_mode(ScaleMode mode, int scale_bits, std::mt19937& rng) {
     const Isa isa = avx2_available() ? Isa::Avx2 : Isa::Generic;
     const Pb pbs[] = {{Packing::TwoBit, 32}, {Packing::TwoBit, 64}, {Packing::TwoBit, 128}, {Packing::TwoBit, 256},
                       {Packing::Dense, 32},  {Packing::Dense, 64},  {Packing::Dense, 128},  {Packing::Dense, 256},
                       {Packing::TwoBit, 36}, {Packing::Dense, 22}};
     const std::int64_t all_cols[] = {1, 3, 7, 33, 255, 257};
-    const std::int64_t all_rows[] = {1, 7, 33, 70};
+    const std::int64_t all_rows[] = {1, 3, 7, 33, 45, 70};
     int cases = 0;
     for (const Pb& pb : pbs) {
         for (std::int64_t cols : all_cols) {
             for (std::int64_t rows : all_rows) {
                 for (int n = 1; n <= 4; ++n) {
-                    const TernaryLayout l{rows, cols, n, pb.bs, pb.p, mode};
+                    const TernaryLayout l{rows, cols, n, pb.bs, pb.p, mode, scale_bits};
                     l.validate();
                     const auto data = make_tensor(l, rng, Fill::Random);
                     const LutWeights w = lut_repack(l, data.data());
                     const Prepared a = prepare(l, rng, isa), b = prepare(l, rng, isa);
                     for (int k = 1; k <= n; ++k) {
-                        INFO(scale_mode_name(mode) << " " << packing_name(pb.p) << " B " << pb.bs << " rows " << rows
-                                                   << " cols " << cols << " N " << n << " K " << k);
+                        INFO(scale_mode_name(mode) << " " << scale_bits_name(scale_bits) << " " << packing_name(pb.p)
+                                                   << " B " << pb.bs << " rows " << rows << " cols " << cols << " N "
+                                                   << n << " K " << k);
                         std::vector<float> ref_a(static_cast<std::size_t>(rows)), ref_b(ref_a.size());
                         ternary_gemv_ref(l, data.data(), k, a.in.q.data(), a.in.scale, 0, rows, ref_a.data());
                         ternary_gemv_ref(l, data.data(), k, b.in.q.data(), b.in.scale, 0, rows, ref_b.data());
@@ -196,13 +203,88 @@ int run_mode(ScaleMode mode, std::mt19937& rng) {
 TEST_CASE("tied scales: every kernel equals the reference, which equals the dequantised product",
           "[kernels][tied]") {
     std::mt19937 rng(31);
-    CHECK(run_mode(ScaleMode::Tied, rng) == 10 * 6 * 4 * 10);
+    CHECK(run_mode(ScaleMode::Tied, 16, rng) == 10 * 6 * 6 * 10);
 }
 
 TEST_CASE("free scales: every kernel equals the reference, which equals the dequantised product",
           "[kernels][tied]") {
     std::mt19937 rng(32);
-    CHECK(run_mode(ScaleMode::Free, rng) == 10 * 6 * 4 * 10);
+    CHECK(run_mode(ScaleMode::Free, 16, rng) == 10 * 6 * 6 * 10);
+}
+
+TEST_CASE("two-level tied scales: every kernel equals the reference, which equals the dequantised product",
+          "[kernels][tied][two-level]") {
+    std::mt19937 rng(33);
+    CHECK(run_mode(ScaleMode::Tied, 8, rng) == 10 * 6 * 6 * 10);
+}
+
+TEST_CASE("two-level free scales: every kernel equals the reference, which equals the dequantised product",
+          "[kernels][tied][two-level]") {
+    std::mt19937 rng(34);
+    CHECK(run_mode(ScaleMode::Free, 8, rng) == 10 * 6 * 6 * 10);
+}
+
+TEST_CASE("two-level scales whose products are binary16 values give the binary16 tensor's results",
+          "[kernels][tied][two-level]") {
+    // Super-scales +-2^e (e in -24..7, subnormal ones included) times any u in 0..255 are
+    // binary16 values (u * 2^e, a multiple of 2^-24 below 65504), so the same tensor written
+    // with 16-bit scales f16(d * u) must give the same bits in every kernel: the two-level
+    // decoding checked against the binary16 path rather than against block_scale().
+    const Isa isa = avx2_available() ? Isa::Avx2 : Isa::Generic;
+    std::mt19937 rng(35);
+    std::uniform_int_distribution<int> expo(-24, 7), sign(0, 1);
+    int cases = 0;
+    for (ScaleMode mode : {ScaleMode::Free, ScaleMode::Tied}) {
+        for (const Pb pb :
+             {Pb{Packing::TwoBit, 64}, Pb{Packing::Dense, 64}, Pb{Packing::TwoBit, 36}, Pb{Packing::Dense, 22}}) {
+            for (std::int64_t rows : {1, 3, 33, 45}) {
+                for (std::int64_t cols : {7, 257}) {
+                    for (int n = 1; n <= 4; ++n) {
+                        const TernaryLayout two{rows, cols, n, pb.bs, pb.p, mode, 8};
+                        const TernaryLayout f16{rows, cols, n, pb.bs, pb.p, mode, 16};
+                        auto d2 = make_tensor(two, rng, Fill::Raw);
+                        std::vector<std::uint8_t> d16(f16.total_bytes());
+                        for (std::int64_t r = 0; r < rows; ++r) {
+                            std::uint8_t* row = d2.data() + r * two.row_bytes();
+                            for (int m = 0; m < two.scale_count(); ++m) {
+                                const float d = std::ldexp(sign(rng) ? -1.0f : 1.0f, expo(rng));
+                                const std::uint16_t h = f32_to_f16(d);
+                                row[2 * m] = static_cast<std::uint8_t>(h & 0xFF);
+                                row[2 * m + 1] = static_cast<std::uint8_t>(h >> 8);
+                            }
+                            for (std::int64_t b = 0; b < two.blocks_per_row(); ++b) {
+                                const std::uint8_t* src = row + two.block_offset(b);
+                                std::uint8_t* dst = d16.data() + r * f16.row_bytes() + f16.block_offset(b);
+                                for (int m = 0; m < two.scale_count(); ++m) {
+                                    const float s = two.block_scale(row, src, m);
+                                    const std::uint16_t h = f32_to_f16(s);
+                                    REQUIRE(f16_to_f32(h) == s);
+                                    dst[2 * m] = static_cast<std::uint8_t>(h & 0xFF);
+                                    dst[2 * m + 1] = static_cast<std::uint8_t>(h >> 8);
+                                }
+                                std::memcpy(dst + f16.block_scale_bytes(), src + two.block_scale_bytes(),
+                                            static_cast<std::size_t>(n) * two.group_bytes());
+                            }
+                        }
+                        const LutWeights w = lut_repack(two, d2.data());
+                        const Prepared a = prepare(two, rng, isa), b = prepare(two, rng, isa);
+                        for (int k = 1; k <= n; ++k) {
+                            INFO(scale_mode_name(mode) << " " << packing_name(pb.p) << " B " << pb.bs << " rows " << rows
+                                                       << " cols " << cols << " N " << n << " K " << k);
+                            std::vector<float> ref_a(static_cast<std::size_t>(rows)), ref_b(ref_a.size()), y2(ref_a.size());
+                            ternary_gemv_ref(f16, d16.data(), k, a.in.q.data(), a.in.scale, 0, rows, ref_a.data());
+                            ternary_gemv_ref(f16, d16.data(), k, b.in.q.data(), b.in.scale, 0, rows, ref_b.data());
+                            ternary_gemv_ref(two, d2.data(), k, a.in.q.data(), a.in.scale, 0, rows, y2.data());
+                            CHECK(same_bits(y2.data(), ref_a.data(), rows));
+                            check_kernels(two, d2.data(), w, k, a, b, ref_a, ref_b, 0, rows);
+                            ++cases;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    CHECK(cases == 2 * 4 * 4 * 2 * 10);
 }
 
 TEST_CASE("tied scales: the reference combines the bases as 3^(K-1-k) in integers", "[kernels][tied]") {
@@ -232,10 +314,12 @@ TEST_CASE("tied scales: the reference combines the bases as 3^(K-1-k) in integer
 
 TEST_CASE("tied scales at N = 1: the same bytes and the same results as free scales", "[kernels][tied]") {
     const Isa isa = avx2_available() ? Isa::Avx2 : Isa::Generic;
+    for (int bits : {16, 8}) {
     for (Packing p : {Packing::TwoBit, Packing::Dense}) {
         for (int bs : {32, 64, 128}) {
-            const TernaryLayout fr{45, 257, 1, bs, p, ScaleMode::Free};
-            const TernaryLayout ti{45, 257, 1, bs, p, ScaleMode::Tied};
+            CAPTURE(bits, packing_name(p), bs);
+            const TernaryLayout fr{45, 257, 1, bs, p, ScaleMode::Free, bits};
+            const TernaryLayout ti{45, 257, 1, bs, p, ScaleMode::Tied, bits};
             CHECK(ti.block_bytes() == fr.block_bytes());
             CHECK(ti.total_bytes() == fr.total_bytes());
             CHECK(ti.bits_per_weight() == fr.bits_per_weight());
@@ -246,6 +330,7 @@ TEST_CASE("tied scales at N = 1: the same bytes and the same results as free sca
             const LutWeights wf = lut_repack(fr, df.data()), wt = lut_repack(ti, dt.data());
             CHECK(wf.data.size() == wt.data.size());
             CHECK(std::equal(wf.data.begin(), wf.data.end(), wt.data.begin()));
+            CHECK(wf.row_super == wt.row_super);
             std::mt19937 rng(5);
             const Prepared a = prepare(fr, rng, isa), b = prepare(fr, rng, isa);
             std::vector<float> ref_a(45), ref_b(45), tied_a(45);
@@ -262,23 +347,37 @@ TEST_CASE("tied scales at N = 1: the same bytes and the same results as free sca
             }
         }
     }
+    }
 }
 
 TEST_CASE("tied scales: N = 8 at B = 4096, the largest levels, are exact in every kernel", "[kernels][tied]") {
     // All trits +1 (or -1) against activations +127 (or -127): |level| = 3280 * 127 * 4096,
     // just below 2^31; the maddubs kernel's 2bit sums of codes c = t + 1 pass 2^31 on the way.
+    // Two-level: super-scale 0.5 and sub-scales 2, a block scale of exactly 1.0 again.
     const Isa isa = avx2_available() ? Isa::Avx2 : Isa::Generic;
+    for (int bits : {16, 8})
     for (Packing p : {Packing::TwoBit, Packing::Dense}) {
-        const TernaryLayout l{9, 2 * 4096, 8, 4096, p, ScaleMode::Tied};
+        const TernaryLayout l{9, 2 * 4096, 8, 4096, p, ScaleMode::Tied, bits};
         std::vector<std::uint8_t> data(l.total_bytes());
         std::vector<std::int8_t> t(4096);
         for (std::int64_t r = 0; r < l.rows; ++r) {
             std::fill(t.begin(), t.end(), static_cast<std::int8_t>(r % 2 ? -1 : 1));
+            std::uint8_t* row = data.data() + r * l.row_bytes();
+            if (l.two_level()) {
+                row[0] = 0x00;  // binary16 0.5
+                row[1] = 0x38;
+            }
             for (std::int64_t b = 0; b < l.blocks_per_row(); ++b) {
-                std::uint8_t* blk = data.data() + r * l.row_bytes() + b * l.block_bytes();
-                blk[0] = 0x00;  // binary16 1.0
-                blk[1] = 0x3C;
-                for (int k = 0; k < l.bases; ++k) pack_trits(p, t.data(), 4096, blk + 2 + k * l.group_bytes());
+                std::uint8_t* blk = row + l.block_offset(b);
+                if (l.two_level()) {
+                    blk[0] = 2;
+                } else {
+                    blk[0] = 0x00;  // binary16 1.0
+                    blk[1] = 0x3C;
+                }
+                for (int k = 0; k < l.bases; ++k) {
+                    pack_trits(p, t.data(), 4096, blk + l.block_scale_bytes() + k * l.group_bytes());
+                }
             }
         }
         const LutWeights w = lut_repack(l, data.data());
@@ -291,7 +390,7 @@ TEST_CASE("tied scales: N = 8 at B = 4096, the largest levels, are exact in ever
                 lut_prepare_ref(l, pr->in.q.data(), pr->tables.data());
             }
             for (int k : {1, 7, 8}) {
-                CAPTURE(packing_name(p), xv, k);
+                CAPTURE(bits, packing_name(p), xv, k);
                 std::vector<float> ref(9);
                 ternary_gemv_ref(l, data.data(), k, a.in.q.data(), a.in.scale, 0, 9, ref.data());
                 std::int64_t level = 0;

@@ -341,4 +341,62 @@ TEST_CASE("two-level scales: dequantize_row on hand-built bytes", "[ternary][deq
     dequantize_row(tl, td.data(), 0, 2, o.data());
     const float step = 3.0f * tied_multiplier(2);
     CHECK(o == std::vector<float>{step * 3, step * -2, step * 1, step * 2});
+
+TEST_CASE("two-level layout: sizes, offsets and dequantize_row on hand-built bytes", "[ternary][dequantize][two-level]") {
+    // 2 rows, 6 columns, B = 4 (two blocks per row, the second padded), N = 2, 2bit,
+    // free scales: each row starts with 2 binary16 super-scales, each block has 2 u8 sub-scales.
+    TernaryLayout l;
+    l.rows = 2;
+    l.cols = 6;
+    l.bases = 2;
+    l.block_size = 4;
+    l.packing = Packing::TwoBit;
+    l.scale_bits = 8;
+    l.validate();
+    CHECK(l.two_level());
+    CHECK(l.row_header_bytes() == 4);
+    CHECK(l.block_scale_bytes() == 2);
+    CHECK(l.block_bytes() == 2 + 2 * 1);
+    CHECK(l.row_bytes() == 4 + 2 * 4);
+    CHECK(l.block_offset(0) == 4);
+    CHECK(l.block_offset(1) == 8);
+    CHECK(l.total_bytes() == 2 * 12);
+    std::vector<std::uint8_t> data(l.total_bytes(), 0);
+
+    // Row 1: supers d = (0.25, -2); block 0 subs (2, 3), block 1 subs (255, 0).
+    std::uint8_t* row = data.data() + l.row_bytes();
+    const float supers[2] = {0.25f, -2.0f};
+    for (int m = 0; m < 2; ++m) {
+        const std::uint16_t h = f32_to_f16(supers[m]);
+        row[2 * m] = static_cast<std::uint8_t>(h & 0xff);
+        row[2 * m + 1] = static_cast<std::uint8_t>(h >> 8);
+    }
+    const std::uint8_t subs[2][2] = {{2, 3}, {255, 0}};
+    const std::int8_t trits[2][2][4] = {{{1, -1, 0, 1}, {0, 1, 1, -1}}, {{-1, 1, 0, 0}, {1, 1, 0, 0}}};
+    for (int b = 0; b < 2; ++b) {
+        std::uint8_t* blk = row + l.block_offset(b);
+        for (int k = 0; k < 2; ++k) {
+            blk[k] = subs[b][k];
+            pack_trits(l.packing, trits[b][k], 4, blk + l.block_scale_bytes() + k);
+        }
+    }
+    CHECK(l.block_scale(row, row + l.block_offset(0), 0) == 0.5f);
+    CHECK(l.block_scale(row, row + l.block_offset(0), 1) == -6.0f);
+    CHECK(l.block_scale(row, row + l.block_offset(1), 0) == 63.75f);
+    CHECK(l.block_scale(row, row + l.block_offset(1), 1) == -0.0f);
+
+    std::vector<float> out(6, 99.0f);
+    dequantize_row(l, data.data(), 1, 1, out.data());
+    CHECK(out == std::vector<float>{0.5f, -0.5f, 0.0f, 0.5f, -63.75f, 63.75f});
+    dequantize_row(l, data.data(), 1, 2, out.data());
+    CHECK(out == std::vector<float>{0.5f, -6.5f, -6.0f, 6.5f, -63.75f, 63.75f});
+    // Row 0: all bytes zero (super 0, codes 0 = trit -1) -> zeros.
+    dequantize_row(l, data.data(), 0, 2, out.data());
+    CHECK(out == std::vector<float>(6, 0.0f));
+
+    // Tied: one super-scale per row and one sub-scale per block.
+    l.scales = ScaleMode::Tied;
+    CHECK(l.row_header_bytes() == 2);
+    CHECK(l.block_bytes() == 1 + 2 * 1);
+    CHECK(l.row_bytes() == 2 + 2 * 3);
 }

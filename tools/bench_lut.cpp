@@ -10,9 +10,11 @@
 //         when decoding a model larger than the caches;
 //   warm: back-to-back GEMVs of the same matrix (weights in cache as far as they fit),
 //         the median over every single GEMV of all runs.
-// GB/s = packed .btt bytes of the K bases read (rows * blocks * K * (2 + G)) / time.
+// GB/s = packed .btt bytes of the K bases read (rows * blocks * K * (2 + G); two-level:
+// rows * (2 K + blocks * K * (1 + G))) / time.
 //
 // Usage: bitttt-bench-lut [runs (default 9)] [--quick: first shape only] [--shape RxC: that shape only]
+//                         [--two-level: 8-bit sub-scales under a binary16 per row and base]
 //        bitttt-bench-lut [runs] --file-layout: experiment (c), LUT over the .btt layout
 #include <algorithm>
 #include <chrono>
@@ -63,14 +65,20 @@ std::vector<std::uint8_t> random_weights(const TernaryLayout& l, std::mt19937_64
     const std::uint16_t scales[4] = {f32_to_f16(mag(rng)), f32_to_f16(mag(rng)), f32_to_f16(-mag(rng)),
                                      f32_to_f16(mag(rng))};
     std::uint64_t x = rng() | 1;
-    const std::size_t nblk = static_cast<std::size_t>(l.rows * l.blocks_per_row());
-    for (std::size_t i = 0; i < nblk; ++i) {
-        std::uint8_t* blk = data.data() + i * l.block_bytes();
-        for (int k = 0; k < l.bases; ++k) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;  // xorshift64
-            const std::uint16_t s = scales[x & 3];
-            if (k < l.scale_count()) std::memcpy(blk + 2 * k, &s, 2);
-            std::memcpy(blk + 2 * l.scale_count() + k * gb, pool.data() + ((x >> 8) % kPool) * gb, gb);
+    for (std::int64_t r = 0; r < l.rows; ++r) {
+        std::uint8_t* row = data.data() + static_cast<std::size_t>(r) * l.row_bytes();
+        // Two-level: super-scales from the same few values, 8-bit sub-scales from x.
+        for (std::size_t k = 0; k < l.row_header_bytes() / 2; ++k) std::memcpy(row + 2 * k, &scales[(r + k) & 3], 2);
+        for (std::int64_t b = 0; b < l.blocks_per_row(); ++b) {
+            std::uint8_t* blk = row + l.block_offset(b);
+            for (int k = 0; k < l.bases; ++k) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;  // xorshift64
+                if (k < l.scale_count()) {
+                    if (l.two_level()) blk[k] = static_cast<std::uint8_t>(x >> 40);
+                    else std::memcpy(blk + 2 * k, &scales[x & 3], 2);
+                }
+                std::memcpy(blk + l.block_scale_bytes() + k * gb, pool.data() + ((x >> 8) % kPool) * gb, gb);
+            }
         }
     }
     return data;
@@ -204,14 +212,13 @@ void file_lut_gemv(const TernaryLayout& l, const std::uint8_t* data, int k_bases
         const std::uint8_t* row = data + static_cast<std::size_t>(r) * l.row_bytes();
         float acc = 0.0f;
         for (std::int64_t b = 0; b < l.blocks_per_row(); ++b) {
-            const std::uint8_t* blk = row + static_cast<std::size_t>(b) * l.block_bytes();
+            const std::uint8_t* blk = row + l.block_offset(b);
             const std::int16_t* tb = f.tab.data() + static_cast<std::size_t>(b) * g * 256;
             for (int k = 0; k < k_bases; ++k) {
-                const std::uint8_t* grp = blk + 2 * l.bases + k * g;
+                const std::uint8_t* grp = blk + l.block_scale_bytes() + k * g;
                 std::int32_t dot = 0;
                 for (std::size_t j = 0; j < g; ++j) dot += tb[j * 256 + grp[j]];
-                const std::uint16_t h = static_cast<std::uint16_t>(blk[2 * k] | blk[2 * k + 1] << 8);
-                acc += f16_to_f32(h) * static_cast<float>(dot);
+                acc += l.block_scale(row, blk, k) * static_cast<float>(dot);
             }
         }
         y[r - r0] = acc * x_scale;
@@ -223,10 +230,12 @@ void file_lut_gemv(const TernaryLayout& l, const std::uint8_t* data, int k_bases
 int main(int argc, char** argv) {
     int runs = 9;
     bool quick = false, file_layout = false;
+    int scale_bits = 16;
     std::pair<long long, long long> one_shape{0, 0};
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--quick") == 0) quick = true;
         else if (std::strcmp(argv[i], "--file-layout") == 0) file_layout = true;
+        else if (std::strcmp(argv[i], "--two-level") == 0) scale_bits = 8;
         else if (std::strcmp(argv[i], "--shape") == 0 && i + 1 < argc) {
             long long r = 0, c = 0;
             if (std::sscanf(argv[++i], "%lldx%lld", &r, &c) == 2) one_shape = {r, c};
@@ -256,6 +265,7 @@ int main(int argc, char** argv) {
             for (int n = 1; n <= 3; ++n) {
                 TernaryLayout l;
                 l.rows = 4096, l.cols = 4096, l.bases = n, l.block_size = pb.bs, l.packing = pb.p;
+                l.scale_bits = scale_bits;
                 const auto data = random_weights(l, rng);
                 const auto lut = kernels::lut_repack(l, data.data());
                 std::vector<std::int8_t> q(4096);
@@ -293,7 +303,8 @@ int main(int argc, char** argv) {
         }
         return 0;
     }
-    std::printf("runs %d (medians), times in us; GB/s of packed .btt bytes of the K = N bases\n", runs);
+    std::printf("runs %d (medians), times in us; GB/s of packed .btt bytes of the K = N bases; %s scales\n", runs,
+                scale_bits == 8 ? "two-level (u8 under f16)" : "f16");
     std::printf("| rows x cols | packing | B | N | thr | (a) cold | (b) cold | (b) prep | (a) GB/s | (b) GB/s | "
                 "(a)/(b) cold | (a) warm | (b) warm | (b) prep warm | (a)/(b) warm | repack ms | repack ms 2 thr |\n");
     std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -306,6 +317,7 @@ int main(int argc, char** argv) {
                 c.layout.bases = n;
                 c.layout.block_size = pb.bs;
                 c.layout.packing = pb.p;
+                c.layout.scale_bits = scale_bits;
                 c.layout.validate();
                 c.data = random_weights(c.layout, rng);
                 auto t0 = Clock::now();
@@ -326,8 +338,12 @@ int main(int argc, char** argv) {
                 c.tables.resize(kernels::lut_table_bytes(c.layout));
                 c.ya.assign(static_cast<std::size_t>(sh.rows), 0.0f);
                 c.yb.assign(static_cast<std::size_t>(sh.rows), 1.0f);
-                const double bytes = static_cast<double>(sh.rows) * static_cast<double>(c.layout.blocks_per_row()) *
-                                     n * (2.0 + static_cast<double>(c.layout.group_bytes()));
+                // Per row: the K super-scales (two-level), then per block K scales and groups.
+                const double scale_bytes = c.layout.two_level() ? 1.0 : 2.0;
+                const double bytes = static_cast<double>(sh.rows) *
+                                     (static_cast<double>(c.layout.row_header_bytes()) +
+                                      static_cast<double>(c.layout.blocks_per_row()) * n *
+                                          (scale_bytes + static_cast<double>(c.layout.group_bytes())));
                 for (ThreadPool* pool : {&pool1, &pool2}) {
                     const Result r = run_case(c, *pool, runs);
                     std::printf("| %lldx%lld | %s | %d | %d | %d | %.0f | %.0f | %.1f | %.1f | %.1f | %.2f | %.0f | %.0f | "

@@ -28,6 +28,7 @@ struct BenchArgs {
     std::vector<int> kernel_bases = {1, 2, 3};
     int block_size = 64;
     std::string kernel_scales = "free";  // free | tied | both
+    std::string kernel_scale_bits = "16";  // 16 | 8 (two-level) | both
 };
 
 // The STREAM triad over --bandwidth-mib arrays on `pool`'s threads.

@@ -1,5 +1,6 @@
 // bitttt bench --kernels: the ternary GEMV alone, on real layer shapes, for each number of
-// bases, packing, scale mode (free / tied), instruction set and AVX2 design (maddubs on the
+// bases, packing, scale mode (free / tied), scale width (binary16, or two-level 8-bit
+// sub-scales), instruction set and AVX2 design (maddubs on the
 // .btt layout; lookup tables on repacked weights): time per call, GB/s of .btt bytes
 // streamed, weights per second, the share of the measured memory bandwidth, and the
 // speed-up over the scalar reference. The weights are random valid codes (the kernels' speed does not
@@ -84,7 +85,8 @@ std::vector<Shape> resolve_shapes(const BenchArgs& a) {
     return out;
 }
 
-// A tensor of random valid codes and scales in [0.01, 0.02).
+// A tensor of random valid codes and scales in [0.01, 0.02) (two-level: super-scales in
+// [0.01, 0.02) / 128 times random 8-bit sub-scales).
 std::vector<std::uint8_t> random_tensor(const TernaryLayout& l, std::mt19937_64& rng) {
     std::vector<std::uint8_t> valid;  // every byte value a group may hold
     if (l.packing == Packing::TwoBit) {
@@ -97,14 +99,25 @@ std::vector<std::uint8_t> random_tensor(const TernaryLayout& l, std::mt19937_64&
     std::vector<std::uint8_t> data(l.total_bytes());
     const std::size_t gb = l.group_bytes();
     std::uniform_real_distribution<float> sc(0.01f, 0.02f);
-    for (std::size_t off = 0; off < data.size(); off += l.block_bytes()) {
-        for (int k = 0; k < l.scale_count(); ++k) {
-            const std::uint16_t h = f32_to_f16(sc(rng));
-            data[off + 2 * static_cast<std::size_t>(k)] = static_cast<std::uint8_t>(h & 0xFF);
-            data[off + 2 * static_cast<std::size_t>(k) + 1] = static_cast<std::uint8_t>(h >> 8);
+    auto put_f16 = [](std::uint8_t* p, float v) {
+        const std::uint16_t h = f32_to_f16(v);
+        p[0] = static_cast<std::uint8_t>(h & 0xFF);
+        p[1] = static_cast<std::uint8_t>(h >> 8);
+    };
+    for (std::int64_t r = 0; r < l.rows; ++r) {
+        std::uint8_t* row = data.data() + static_cast<std::size_t>(r) * l.row_bytes();
+        if (l.two_level()) {
+            for (int k = 0; k < l.scale_count(); ++k) put_f16(row + 2 * k, sc(rng) / 128.0f);
         }
-        std::uint8_t* g = data.data() + off + 2 * static_cast<std::size_t>(l.scale_count());
-        for (std::size_t j = 0; j < gb * static_cast<std::size_t>(l.bases); ++j) g[j] = valid[rng() % valid.size()];
+        for (std::int64_t b = 0; b < l.blocks_per_row(); ++b) {
+            std::uint8_t* blk = row + l.block_offset(b);
+            for (int k = 0; k < l.scale_count(); ++k) {
+                if (l.two_level()) blk[k] = static_cast<std::uint8_t>(rng());
+                else put_f16(blk + 2 * k, sc(rng));
+            }
+            std::uint8_t* g = blk + l.block_scale_bytes();
+            for (std::size_t j = 0; j < gb * static_cast<std::size_t>(l.bases); ++j) g[j] = valid[rng() % valid.size()];
+        }
     }
     return data;
 }
@@ -130,22 +143,28 @@ int run_kernel_bench(const BenchArgs& a, bool quiet) {
         std::printf("ternary GEMV, block %d, %d threads, one token; GB/s of packed weights; %% of the triad bandwidth "
                     "(best %.1f GB/s)\n",
                     a.block_size, pool.size(), bw.best);
-        std::printf("%-22s %-12s %2s %-6s %-6s %6s %8s | %-12s %9s %7s %6s %6s | %s\n", "tensor", "shape", "N", "pack",
+        std::printf("%-22s %-12s %2s %-6s %-8s %6s %8s | %-12s %9s %7s %6s %6s | %s\n", "tensor", "shape", "N", "pack",
                     "scales", "bits/w", "MB", "isa", "ms", "GB/s", "Gw/s", "%bw", "speed-up");
     }
     std::vector<ScaleMode> modes;
     if (a.kernel_scales != "tied") modes.push_back(ScaleMode::Free);
     if (a.kernel_scales != "free") modes.push_back(ScaleMode::Tied);
+    std::vector<int> widths;  // scale bits: 16 (binary16 per block) and/or 8 (two-level)
+    if (a.kernel_scale_bits != "8") widths.push_back(16);
+    if (a.kernel_scale_bits != "16") widths.push_back(8);
     for (const Shape& s : shapes) {
         for (int n : a.kernel_bases) {
           for (ScaleMode mode : modes) {
+           for (int bits : widths) {
             for (Packing p : {Packing::TwoBit, Packing::Dense}) {
-                TernaryLayout l{s.rows, s.cols, n, a.block_size, p, mode};
+                TernaryLayout l{s.rows, s.cols, n, a.block_size, p, mode, bits};
                 if (p == Packing::TwoBit && a.block_size % 4 != 0) continue;
+                // "free" / "tied", with "/u8" for two-level scales.
+                const std::string scales = std::string(scale_mode_name(mode)) + (l.two_level() ? "/u8" : "");
                 if (!quiet) {
                     std::fprintf(stderr, "bitttt bench: %s %lldx%lld N=%d %s %s\n", s.name.c_str(),
                                  static_cast<long long>(s.rows), static_cast<long long>(s.cols), n, packing_name(p),
-                                 scale_mode_name(mode));
+                                 scales.c_str());
                 }
                 const std::vector<std::uint8_t> data = random_tensor(l, rng);
                 std::vector<float> x(static_cast<std::size_t>(s.cols));
@@ -162,7 +181,8 @@ int run_kernel_bench(const BenchArgs& a, bool quiet) {
                 const double weights = static_cast<double>(s.rows * s.cols);
                 const double bpw = 8.0 * bytes / weights;
                 json r = {{"tensor", s.name}, {"rows", s.rows}, {"cols", s.cols}, {"bases", n},
-                          {"packing", packing_name(p)}, {"scales", scale_mode_name(mode)}, {"block_size", a.block_size},
+                          {"packing", packing_name(p)}, {"scales", scale_mode_name(mode)}, {"scale_bits", bits},
+                          {"block_size", a.block_size},
                           {"bytes", l.total_bytes()}, {"bits_per_weight", bpw}};
                 std::map<kernels::Isa, double> secs;
                 for (kernels::Isa isa : isas) {
@@ -220,16 +240,16 @@ int run_kernel_bench(const BenchArgs& a, bool quiet) {
                                   static_cast<long long>(s.cols));
                     for (kernels::Isa isa : isas) {
                         const double m = secs[isa], gbs = bytes / m / 1e9;
-                        std::printf("%-22s %-12s %2d %-6s %-6s %6.2f %8.1f | %-12s %9.3f %7.2f %6.2f %5.1f%% | %s\n",
-                                    s.name.c_str(), shape, n, packing_name(p), scale_mode_name(mode), bpw, bytes / 1e6,
+                        std::printf("%-22s %-12s %2d %-6s %-8s %6.2f %8.1f | %-12s %9.3f %7.2f %6.2f %5.1f%% | %s\n",
+                                    s.name.c_str(), shape, n, packing_name(p), scales.c_str(), bpw, bytes / 1e6,
                                     isa == kernels::Isa::Avx2 ? "avx2-maddubs" : "generic", 1e3 * m, gbs,
                                     weights / m / 1e9, bw.best > 0 ? 100.0 * gbs / bw.best : 0.0,
                                     isa == kernels::Isa::Avx2 ? (std::to_string(speedup).substr(0, 5) + "x").c_str() : "");
                     }
                     if (lut_secs > 0) {
                         const double gbs = bytes / lut_secs / 1e9;
-                        std::printf("%-22s %-12s %2d %-6s %-6s %6.2f %8.1f | %-12s %9.3f %7.2f %6.2f %5.1f%% | %s\n",
-                                    s.name.c_str(), shape, n, packing_name(p), scale_mode_name(mode), bpw, bytes / 1e6,
+                        std::printf("%-22s %-12s %2d %-6s %-8s %6.2f %8.1f | %-12s %9.3f %7.2f %6.2f %5.1f%% | %s\n",
+                                    s.name.c_str(), shape, n, packing_name(p), scales.c_str(), bpw, bytes / 1e6,
                                     "avx2-lut", 1e3 * lut_secs, gbs, weights / lut_secs / 1e9,
                                     bw.best > 0 ? 100.0 * gbs / bw.best : 0.0,
                                     (std::to_string(secs[kernels::Isa::Generic] / lut_secs).substr(0, 5) + "x").c_str());
@@ -238,6 +258,7 @@ int run_kernel_bench(const BenchArgs& a, bool quiet) {
                 }
                 rows.push_back(r);
             }
+           }
           }
         }
     }

@@ -290,6 +290,10 @@ Runner add_bench_command(CLI::App& root, const GlobalOptions& global) {
     cmd->add_option("--kernel-scales", a->kernel_scales,
                     "With --kernels: free (a scale per base per block, default), tied (one per block) or both")
         ->check(CLI::IsMember({"free", "tied", "both"}));
+    cmd->add_option("--kernel-scale-bits", a->kernel_scale_bits,
+                    "With --kernels: 16 (a binary16 scale per block and slot, default), 8 (two-level: 8-bit "
+                    "sub-scales under a binary16 per row and slot) or both")
+        ->check(CLI::IsMember({"16", "8", "both"}));
 
     return [a, &global]() {
         if (a->kernels) return run_kernel_bench(*a, global.quiet);

@@ -1,5 +1,6 @@
 // AVX2 ternary GEMV over the .btt block layout (compiled with -mavx2 -mfma -mf16c for this
-// file only; called only when kernels::avx2_available()).
+// file, its batched form ternary_gemv_avx2_batch.cpp and their shared helpers
+// ternary_gemv_avx2_tile.h only; called only when kernels::avx2_available()).
 //
 // Bit-identical to ternary_gemv_ref: every (row, block, base) integer sum is exact, and the
 // float part does, per row, acc += f16(scale) * float(dot) for b = 0.., k = 0.. in order, then
@@ -7,6 +8,11 @@
 // Tied scales: per block the K int32 sums are combined as level = sum_k 3^(K-1-k) * dot_k
 // (Horner in the int32 accumulators, exact), then acc += (f16(s) * tied_multiplier(K)) *
 // float(level), as in the reference.
+// Two-level scales (8-bit sub-scales u under a binary16 super-scale d per row and slot):
+// the block's scale is d * float(u), formed as its own multiply (exact in binary32, so it is
+// the reference's value) before it meets the dot or the tied multiplier. The eight rows'
+// super-scales are converted once per tile, the sub-scales loaded per block; the choice is
+// a template parameter, so the 16-bit path carries no two-level work or branches.
 //
 // Integer part. Trit position p = j + G*d lives in digit d of group byte j, so digit d of
 // the group's bytes [16c, 16c+16) lines up with activation positions G*d + 16c + [0, 16).
@@ -44,17 +50,13 @@
 
 #include "kernels/dispatch.h"
 #include "kernels/ternary_gemv.h"
+#include "kernels/ternary_gemv_avx2_tile.h"
 
 namespace bitttt::kernels {
 
 namespace {
 
-constexpr int kChunk = 16;  // group bytes per 128-bit half
-// int16 accumulation per lane: 2bit <= 4 digits * 508 per chunk, dense <= 5 * 254; after
-// 12 chunks at most 24384 < 32767, then widened to int32.
-constexpr int kMaxChunksInt16 = 12;
-
-using Slice = Slice16;
+using namespace maddubs;
 
 struct Scratch {
     TernaryInput input;               // ternary_gemv_avx2's own preparation
@@ -62,56 +64,6 @@ struct Scratch {
 };
 
 thread_local Scratch t_scratch;
-
-struct Ctx {
-    std::int64_t nblocks;
-    int n_scales;  // binary16 scales per block: N (free) or 1 (tied)
-    int k_bases;   // K <= N used
-    bool tied;     // tied scales: one per block, bases combined in int32 first
-    float tied_mult;  // tied_multiplier(K)
-    std::int32_t tied_sum;  // sum_k 3^(K-1-k) = (3^K - 1) / 2: the weight of the 2bit block sums of q
-    int g;         // group bytes
-    int chunks;    // ceil(G / 16)
-    int digits;    // 4 (2bit) or 5 (dense)
-    std::size_t block_bytes;
-    const Slice* q;
-    const std::int32_t* sums;
-};
-
-constexpr std::size_t kPrefetchBytes = 192;
-
-inline void prefetch(const std::uint8_t* base, std::size_t off) {
-    // Address arithmetic on integers: the address may lie past the end of the tensor.
-    _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(base) + off), _MM_HINT_T0);
-}
-
-// Software prefetch of the block a few cache lines ahead in each of the tile's rows: eight
-// interleaved streams of small blocks are more than the hardware prefetchers follow well
-// (measured: +40-70% at one base when the weights come from DRAM). Prefetching past the
-// end of the tensor is harmless (never faults).
-template <int NP>
-inline void prefetch_block(const std::uint8_t* const* lo, const std::uint8_t* const* hi, std::size_t boff,
-                           std::size_t block_bytes) {
-    for (std::size_t o = boff + kPrefetchBytes; o < boff + kPrefetchBytes + block_bytes; o += 64) {
-        for (int p = 0; p < NP; ++p) {
-            prefetch(lo[p], o);
-            prefetch(hi[p], o);
-        }
-    }
-}
-
-inline std::uint16_t load_u16(const std::uint8_t* p) {
-    std::uint16_t v;
-    std::memcpy(&v, p, 2);  // little-endian host (x86)
-    return v;
-}
-
-inline __m256i load_pair(const std::uint8_t* lo, const std::uint8_t* hi) {
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lo))),
-                                   _mm_loadu_si128(reinterpret_cast<const __m128i*>(hi)), 1);
-}
-
-inline __m256i qload(const Slice* s) { return _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(s))); }
 
 // sum over digits of maddubs(code_d(g), q_d): int16 lanes, each <= 4 * 508 (2bit).
 inline __m256i dot_2bit(__m256i g, const Slice* q, int chunks) {
@@ -142,48 +94,18 @@ inline __m256i dot_dense(__m256i g, const Slice* q, int chunks) {
     return sum;
 }
 
-// Adds the int16 pair sums into the int32 accumulators and clears them (before int16
-// could overflow: see kMaxChunksInt16).
-template <int NP>
-inline void widen(__m256i (&a16)[NP], __m256i (&a32)[4]) {
-    const __m256i ones16 = _mm256_set1_epi16(1);
-    for (int p = 0; p < NP; ++p) {
-        a32[p] = _mm256_add_epi32(a32[p], _mm256_madd_epi16(a16[p], ones16));
-        a16[p] = _mm256_setzero_si256();
-    }
-}
-
-// The four pairs' int32 accumulators reduced to the eight rows' sums in lane order
-// [p0.lo p1.lo p2.lo p3.lo | p0.hi p1.hi p2.hi p3.hi].
-inline __m256i reduce_pairs(const __m256i (&a32)[4]) {
-    return _mm256_hadd_epi32(_mm256_hadd_epi32(a32[0], a32[1]), _mm256_hadd_epi32(a32[2], a32[3]));
-}
-
-// The eight f16 scales at offset `off` of the tile's rows, in lane order (lane p: lo[p],
-// lane 4 + p: hi[p]; lanes of absent pairs 0).
-template <int NP>
-inline __m128i load_scales(const std::uint8_t* const* lo, const std::uint8_t* const* hi, std::size_t off) {
-    __m128i s = _mm_cvtsi32_si128(load_u16(lo[0] + off));
-    if constexpr (NP > 1) s = _mm_insert_epi16(s, load_u16(lo[1] + off), 1);
-    if constexpr (NP > 2) s = _mm_insert_epi16(s, load_u16(lo[2] + off), 2);
-    if constexpr (NP > 3) s = _mm_insert_epi16(s, load_u16(lo[3] + off), 3);
-    s = _mm_insert_epi16(s, load_u16(hi[0] + off), 4);
-    if constexpr (NP > 1) s = _mm_insert_epi16(s, load_u16(hi[1] + off), 5);
-    if constexpr (NP > 2) s = _mm_insert_epi16(s, load_u16(hi[2] + off), 6);
-    if constexpr (NP > 3) s = _mm_insert_epi16(s, load_u16(hi[3] + off), 7);
-    return s;
-}
-
 // Up to eight rows: NP pairs (lo[p], hi[p]). out[lane] = that row's acc * x_scale.
 // CT: the chunk count if known at compile time, else 0.
-// T: tied scales (a compile-time choice, so the free-scale code has no tied branches).
-template <Packing P, int NP, int CT, bool T>
+// T: tied scales, L: two-level scales (compile-time choices, so the free-scale 16-bit code
+// has no tied or two-level branches).
+template <Packing P, int NP, int CT, bool T, bool L>
 void tile(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi, float x_scale, float* out) {
     const int C = CT ? CT : cx.chunks;
-    const std::size_t scales_bytes = 2 * static_cast<std::size_t>(cx.n_scales);
+    const TileScales<NP, L> sc(cx, lo, hi);
+    const std::size_t scales_bytes = sc.groups(cx);
     __m256 acc = _mm256_setzero_ps();
     for (std::int64_t b = 0; b < cx.nblocks; ++b) {
-        const std::size_t boff = static_cast<std::size_t>(b) * cx.block_bytes;
+        const std::size_t boff = sc.block(cx, b);
         const Slice* qb = cx.q + b * cx.digits * C;
         // 2bit: sum(t * q) = sum(c * q) - sum(q); tied: the bases' sums of q weigh tied_sum.
         const __m256i sumq = _mm256_set1_epi32(T ? cx.sums[b] * cx.tied_sum : cx.sums[b]);
@@ -218,7 +140,7 @@ void tile(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* cons
                 // (2bit) or sum(t * q) (dense).
                 const __m256i h = reduce_pairs(a32);
                 const __m256i dot = P == Packing::TwoBit ? _mm256_sub_epi32(h, sumq) : h;
-                const __m256 scale = _mm256_cvtph_ps(load_scales<NP>(lo, hi, boff + 2 * static_cast<std::size_t>(k)));
+                const __m256 scale = sc.at(lo, hi, boff, k);
                 acc = _mm256_add_ps(acc, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(dot)));
             }
         }
@@ -228,179 +150,47 @@ void tile(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* cons
             // itself fits (|level| <= 3280 * 127 * 4096 < 2^31), so it comes out exact.
             const __m256i h = reduce_pairs(a32);
             const __m256i level = P == Packing::TwoBit ? _mm256_sub_epi32(h, sumq) : h;
-            const __m256 scale =
-                _mm256_mul_ps(_mm256_cvtph_ps(load_scales<NP>(lo, hi, boff)), _mm256_set1_ps(cx.tied_mult));
+            const __m256 scale = _mm256_mul_ps(sc.at(lo, hi, boff, 0), _mm256_set1_ps(cx.tied_mult));
             acc = _mm256_add_ps(acc, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(level)));
         }
     }
     _mm256_storeu_ps(out, _mm256_mul_ps(acc, _mm256_set1_ps(x_scale)));
 }
 
-template <Packing P, int CT, bool T>
+template <Packing P, int CT, bool T, bool L>
 void run_tile_c(int np, const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi, float x_scale,
                 float* out) {
     switch (np) {
-        case 1: tile<P, 1, CT, T>(cx, lo, hi, x_scale, out); break;
-        case 2: tile<P, 2, CT, T>(cx, lo, hi, x_scale, out); break;
-        case 3: tile<P, 3, CT, T>(cx, lo, hi, x_scale, out); break;
-        default: tile<P, 4, CT, T>(cx, lo, hi, x_scale, out); break;
+        case 1: tile<P, 1, CT, T, L>(cx, lo, hi, x_scale, out); break;
+        case 2: tile<P, 2, CT, T, L>(cx, lo, hi, x_scale, out); break;
+        case 3: tile<P, 3, CT, T, L>(cx, lo, hi, x_scale, out); break;
+        default: tile<P, 4, CT, T, L>(cx, lo, hi, x_scale, out); break;
     }
 }
 
 // The chunk count is a compile-time constant for the common groups (1 chunk: 2bit B = 64,
 // dense B <= 80; 2 chunks: 2bit B = 128, dense B <= 160).
-template <Packing P, bool T>
+template <Packing P, bool T, bool L>
 void run_tile(int np, const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi, float x_scale,
               float* out) {
-    if (cx.chunks == 1) run_tile_c<P, 1, T>(np, cx, lo, hi, x_scale, out);
-    else if (cx.chunks == 2) run_tile_c<P, 2, T>(np, cx, lo, hi, x_scale, out);
-    else run_tile_c<P, 0, T>(np, cx, lo, hi, x_scale, out);
+    if (cx.chunks == 1) run_tile_c<P, 1, T, L>(np, cx, lo, hi, x_scale, out);
+    else if (cx.chunks == 2) run_tile_c<P, 2, T, L>(np, cx, lo, hi, x_scale, out);
+    else run_tile_c<P, 0, T, L>(np, cx, lo, hi, x_scale, out);
 }
 
-int digits_of(Packing p) { return p == Packing::TwoBit ? 4 : 5; }
-int chunks_of(int g) { return (g + kChunk - 1) / kChunk; }
-
-// ---- the batched path (m > 1 inputs): decode once, use for every input ----------------------
-//
-// For a prompt the same weights meet m activation vectors. Decoding the trits costs more
-// than the multiply-adds (2bit: and/shift/min per digit; dense: three compares and two
-// adds per digit), so each block of the tile is decoded once into codes c in {0, 1, 2}
-// (dense too: c = t + 1), kept in L1, and every input then needs only
-// maddubs(c, q) per digit, minus its block sum of q. Integer sums and float order per
-// input are those of the reference, so outputs stay bit-identical.
-
-// Codes c_d of the digits of 32 group bytes (two rows' 16-byte chunks).
-// 32-byte registers held in std::vector (vector<__m256i> drops the type's attributes).
-struct alignas(32) Codes {
-    __m256i v;
-};
-struct alignas(32) Accum {
-    __m256 v;
-};
-
-template <Packing P>
-inline void decode_codes(__m256i g, Codes* c) {
-    if constexpr (P == Packing::TwoBit) {
-        const __m256i m3 = _mm256_set1_epi8(3);
-        const __m256i two = _mm256_set1_epi8(2);
-        c[0].v = _mm256_min_epu8(_mm256_and_si256(g, m3), two);
-        c[1].v = _mm256_min_epu8(_mm256_and_si256(_mm256_srli_epi16(g, 2), m3), two);
-        c[2].v = _mm256_min_epu8(_mm256_and_si256(_mm256_srli_epi16(g, 4), m3), two);
-        c[3].v = _mm256_min_epu8(_mm256_and_si256(_mm256_srli_epi16(g, 6), m3), two);
-    } else {
-        const __m256i lo = _mm256_set1_epi8(-42);
-        const __m256i hi = _mm256_set1_epi8(42);
-        const __m256i ones = _mm256_set1_epi8(1);
-        __m256i xs = _mm256_xor_si256(g, _mm256_set1_epi8(static_cast<char>(0x80)));
-        for (int d = 0; d < 5; ++d) {
-            const __m256i t = _mm256_sub_epi8(_mm256_cmpgt_epi8(lo, xs), _mm256_cmpgt_epi8(xs, hi));
-            c[d].v = _mm256_add_epi8(t, ones);
-            if (d < 4) xs = _mm256_add_epi8(xs, _mm256_add_epi8(xs, xs));
-        }
-    }
-}
-
-struct BatchScratch {
-    std::vector<Codes> codes;  // [k][c][p][d] of the current block
-    std::vector<Accum> acc;    // [j] the tile's eight float accumulators per input
-};
-
-thread_local BatchScratch t_batch;
-
-// Up to eight rows (NP pairs, as in tile()) for m inputs: out[j * 8 + lane].
-template <Packing P, int NP, int CT, bool T>
-void tile_batch(const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi,
-                const TernaryInput* const* in, int m, float* out) {
-    constexpr int D = P == Packing::TwoBit ? 4 : 5;
-    const int C = CT ? CT : cx.chunks;
-    const int K = cx.k_bases;
-    const std::size_t scales_bytes = 2 * static_cast<std::size_t>(cx.n_scales);
-    BatchScratch& bs = t_batch;
-    bs.codes.resize(static_cast<std::size_t>(K) * static_cast<std::size_t>(C) * NP * D);
-    bs.acc.assign(static_cast<std::size_t>(m), Accum{_mm256_setzero_ps()});
-    Codes* codes = bs.codes.data();
-    __m256 scale[8];  // per base (K <= 8 is checked by the caller); tied: scale[0] * tied_mult
-    for (std::int64_t b = 0; b < cx.nblocks; ++b) {
-        const std::size_t boff = static_cast<std::size_t>(b) * cx.block_bytes;
-        prefetch_block<NP>(lo, hi, boff, cx.block_bytes);
-        for (int k = 0; k < K; ++k) {
-            const std::size_t goff = boff + scales_bytes + static_cast<std::size_t>(k) * static_cast<std::size_t>(cx.g);
-            for (int c = 0; c < C; ++c) {
-                const std::size_t off = goff + static_cast<std::size_t>(c) * kChunk;
-                for (int p = 0; p < NP; ++p) {
-                    decode_codes<P>(load_pair(lo[p] + off, hi[p] + off), codes + ((k * C + c) * NP + p) * D);
-                }
-            }
-            if constexpr (!T) scale[k] = _mm256_cvtph_ps(load_scales<NP>(lo, hi, boff + 2 * static_cast<std::size_t>(k)));
-        }
-        if constexpr (T) {
-            scale[0] = _mm256_mul_ps(_mm256_cvtph_ps(load_scales<NP>(lo, hi, boff)), _mm256_set1_ps(cx.tied_mult));
-        }
-        for (int j = 0; j < m; ++j) {
-            const Slice* qb = in[j]->slices.data() + b * D * C;
-            const std::int32_t bsum = in[j]->block_sums[static_cast<std::size_t>(b)];
-            const __m256i sumq = _mm256_set1_epi32(T ? bsum * cx.tied_sum : bsum);
-            __m256 acc = bs.acc[static_cast<std::size_t>(j)].v;
-            __m256i a32[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
-                              _mm256_setzero_si256()};
-            for (int k = 0; k < K; ++k) {
-                if constexpr (T) {  // Horner in the int32 accumulators, as in tile()
-                    for (int p = 0; p < NP; ++p) a32[p] = _mm256_add_epi32(a32[p], _mm256_add_epi32(a32[p], a32[p]));
-                } else {
-                    for (int p = 0; p < 4; ++p) a32[p] = _mm256_setzero_si256();
-                }
-                __m256i a16[NP];
-                for (int p = 0; p < NP; ++p) a16[p] = _mm256_setzero_si256();
-                int pending = 0;
-                for (int c = 0; c < C; ++c) {
-                    __m256i q[D];
-                    for (int d = 0; d < D; ++d) q[d] = qload(qb + d * C + c);
-                    for (int p = 0; p < NP; ++p) {
-                        const Codes* cd = codes + ((k * C + c) * NP + p) * D;
-                        __m256i s = _mm256_maddubs_epi16(cd[0].v, q[0]);
-                        for (int d = 1; d < D; ++d) s = _mm256_add_epi16(s, _mm256_maddubs_epi16(cd[d].v, q[d]));
-                        a16[p] = _mm256_add_epi16(a16[p], s);
-                    }
-                    // int16 lanes: <= D * 508 per chunk (codes <= 2, |q| <= 127).
-                    if (++pending == kMaxChunksInt16 || c == C - 1) {
-                        widen<NP>(a16, a32);
-                        pending = 0;
-                    }
-                }
-                if constexpr (!T) {
-                    const __m256i dot = _mm256_sub_epi32(reduce_pairs(a32), sumq);
-                    acc = _mm256_add_ps(acc, _mm256_mul_ps(scale[k], _mm256_cvtepi32_ps(dot)));
-                }
-            }
-            if (T && K > 0) {
-                const __m256i level = _mm256_sub_epi32(reduce_pairs(a32), sumq);  // exact modulo 2^32
-                acc = _mm256_add_ps(acc, _mm256_mul_ps(scale[0], _mm256_cvtepi32_ps(level)));
-            }
-            bs.acc[static_cast<std::size_t>(j)].v = acc;
-        }
-    }
-    for (int j = 0; j < m; ++j) {
-        _mm256_storeu_ps(out + 8 * j, _mm256_mul_ps(bs.acc[static_cast<std::size_t>(j)].v, _mm256_set1_ps(in[j]->scale)));
-    }
-}
-
-template <Packing P, int CT, bool T>
-void run_tile_batch_c(int np, const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi,
-                      const TernaryInput* const* in, int m, float* out) {
-    switch (np) {
-        case 1: tile_batch<P, 1, CT, T>(cx, lo, hi, in, m, out); break;
-        case 2: tile_batch<P, 2, CT, T>(cx, lo, hi, in, m, out); break;
-        case 3: tile_batch<P, 3, CT, T>(cx, lo, hi, in, m, out); break;
-        default: tile_batch<P, 4, CT, T>(cx, lo, hi, in, m, out); break;
-    }
-}
+// The single-input instance for a packing, tied scales and two-level scales.
+using TileFn = void (*)(int, const Ctx&, const std::uint8_t* const*, const std::uint8_t* const*, float, float*);
 
 template <Packing P, bool T>
-void run_tile_batch(int np, const Ctx& cx, const std::uint8_t* const* lo, const std::uint8_t* const* hi,
-                    const TernaryInput* const* in, int m, float* out) {
-    if (cx.chunks == 1) run_tile_batch_c<P, 1, T>(np, cx, lo, hi, in, m, out);
-    else if (cx.chunks == 2) run_tile_batch_c<P, 2, T>(np, cx, lo, hi, in, m, out);
-    else run_tile_batch_c<P, 0, T>(np, cx, lo, hi, in, m, out);
+TileFn tile_fn(bool two_level) {
+    return two_level ? &run_tile<P, T, true> : &run_tile<P, T, false>;
+}
+
+TileFn tile_fn(Packing p, bool tied, bool two_level) {
+    if (p == Packing::TwoBit) {
+        return tied ? tile_fn<Packing::TwoBit, true>(two_level) : tile_fn<Packing::TwoBit, false>(two_level);
+    }
+    return tied ? tile_fn<Packing::Dense, true>(two_level) : tile_fn<Packing::Dense, false>(two_level);
 }
 
 // Re-lays in.q (blocks * B values) digit-major into in.slices and computes the block sums.
@@ -453,7 +243,6 @@ void ternary_gemm_avx2(const TernaryLayout& layout, const std::uint8_t* data, in
                        std::int64_t ldy) {
     if (r1 <= r0 || m <= 0) return;
     Scratch& s = t_scratch;
-    const bool two_bit = layout.packing == Packing::TwoBit;
     const int digits = digits_of(layout.packing);
     const int g = static_cast<int>(layout.group_bytes());
     const int chunks = chunks_of(g);
@@ -474,13 +263,15 @@ void ternary_gemm_avx2(const TernaryLayout& layout, const std::uint8_t* data, in
                           : s.tail.data() + static_cast<std::size_t>(r - r_safe) * row_bytes;
     };
 
-    // Tied with K = 1 is the free computation (f16(s) * 1.0f is exact; the one scale and the
+    // Tied with K = 1 is the free computation (s * 1.0f is exact; the one scale and the
     // groups sit where a free layout's first scale and groups are), so it takes the free path.
     const bool tied = layout.tied() && k_bases > 1;
     std::int32_t tied_sum = 0;
     for (int k = 0; k < k_bases; ++k) tied_sum += tied_weight(k_bases, k);
     Ctx cx{layout.blocks_per_row(), layout.scale_count(), k_bases, tied, tied_multiplier(k_bases), tied_sum, g, chunks,
-           digits, layout.block_bytes(), nullptr, nullptr};
+           digits, layout.block_bytes(), layout.row_header_bytes(), nullptr, nullptr};
+    const TileFn one = tile_fn(layout.packing, tied, layout.two_level());
+    const TileBatchFn batch = tile_batch_fn(layout.packing, tied, layout.two_level());
     for (std::int64_t r = r0; r < r1; r += 8) {
         const int n = static_cast<int>(std::min<std::int64_t>(8, r1 - r));
         const int np = (n + 1) / 2;
@@ -497,10 +288,7 @@ void ternary_gemm_avx2(const TernaryLayout& layout, const std::uint8_t* data, in
             // decoded once per batch.
             thread_local std::vector<float> outs;
             outs.resize(static_cast<std::size_t>(8 * m));
-            if (two_bit && !cx.tied) run_tile_batch<Packing::TwoBit, false>(np, cx, lo, hi, in, m, outs.data());
-            else if (two_bit) run_tile_batch<Packing::TwoBit, true>(np, cx, lo, hi, in, m, outs.data());
-            else if (!cx.tied) run_tile_batch<Packing::Dense, false>(np, cx, lo, hi, in, m, outs.data());
-            else run_tile_batch<Packing::Dense, true>(np, cx, lo, hi, in, m, outs.data());
+            batch(np, cx, lo, hi, in, m, outs.data());
             for (int j = 0; j < m; ++j) {
                 float* yj = y + j * ldy + (r - r0);
                 for (int i = 0; i < n; ++i) yj[i] = outs[static_cast<std::size_t>(8 * j + (i / np) * 4 + i % np)];
@@ -511,10 +299,7 @@ void ternary_gemm_avx2(const TernaryLayout& layout, const std::uint8_t* data, in
             cx.q = in[j]->slices.data();
             cx.sums = in[j]->block_sums.data();
             alignas(32) float out[8];
-            if (two_bit && !cx.tied) run_tile<Packing::TwoBit, false>(np, cx, lo, hi, in[j]->scale, out);
-            else if (two_bit) run_tile<Packing::TwoBit, true>(np, cx, lo, hi, in[j]->scale, out);
-            else if (!cx.tied) run_tile<Packing::Dense, false>(np, cx, lo, hi, in[j]->scale, out);
-            else run_tile<Packing::Dense, true>(np, cx, lo, hi, in[j]->scale, out);
+            one(np, cx, lo, hi, in[j]->scale, out);
             float* yj = y + j * ldy + (r - r0);
             for (int i = 0; i < n; ++i) yj[i] = out[(i / np) * 4 + i % np];
         }

@@ -25,14 +25,27 @@
 //   code byte s of a row: bits [0,2) position 4s, [2,4) 4s+1, [4,6) 4s+2, [6,8) 4s+3 of the
 //   block (codes 0, 1, 2 = -1, 0, +1; positions >= B hold code 1).
 //
-// GEMV: per row and block, acc += f16(s_k) * float(dot_k) for each base k (free scales),
-// or acc += (f16(s) * tied_multiplier(K)) * float(sum_k 3^(K-1-k) dot_k) (tied), in the
-// reference's order; then y = acc * x_scale.
+// Two-level scales (layout.two_level(): a binary16 super-scale d per row and slot, an 8-bit
+// sub-scale u per block and slot) keep the same tiles with 8-bit scales:
+//
+//   tblock := subs[M][32]          uint8 u, row-major in the tile (padding rows 0)
+//             codes[N][S][32]      as above
+//
+// and the super-scales live beside the tiles, already converted to float (an exact
+// conversion), in LutWeights::row_super: [tile][M][32] (padding rows 0), read once per tile
+// rather than per block. The block's scale is row_super * float(u), exactly the reference's
+// block_scale.
+//
+// GEMV: per row and block, acc += s_k * float(dot_k) for each base k (free scales),
+// or acc += (s * tied_multiplier(K)) * float(sum_k 3^(K-1-k) dot_k) (tied), in the
+// reference's order, with s = f16(s) or, two-level, the separately rounded product
+// d * float(u); then y = acc * x_scale.
 //
 // RAM: for 2bit, S = G, so the repacked tensor has exactly the .btt size (plus row padding
-// to 32); it can replace the mapped weights if their pages are dropped after repacking. For dense,
-// the 5-trits-per-byte code becomes 4 per byte: S/G = 5/4 of the trit bytes (the LUT
-// needs 2-trit nibbles; 3^5 = 243 entry tables do not fit a 16-entry shuffle).
+// to 32; two-level: the super-scales take 4 bytes instead of 2 per row and slot); it can
+// replace the mapped weights if their pages are dropped after repacking. For dense, the
+// 5-trits-per-byte code becomes 4 per byte: S/G = 5/4 of the trit bytes (the LUT needs
+// 2-trit nibbles; 3^5 = 243 entry tables do not fit a 16-entry shuffle).
 //
 // Exactness. A table entry v = t0*q0 + t1*q1 lies in [-254, 254], too wide for int8. It is
 // stored as two int8 tables, l = v & 15 (0..15) and h = v >> 4 (-16..15, arithmetic
@@ -87,14 +100,20 @@ struct UninitAllocator : std::allocator<T> {
 
 // A ternary tensor re-laid for the LUT kernel (see above). Owns its bytes.
 struct LutWeights {
-    TernaryLayout layout;               // the source layout (rows, cols, N, B, packing)
+    TernaryLayout layout;               // the source layout (rows, cols, N, B, packing, scale bits)
     std::int64_t tiles = 0;             // ceil(rows / 32)
     int code_bytes = 0;                 // S = ceil(B / 4) per row, block and base
-    std::size_t tblock_bytes = 0;       // 32 * (2 * M + N * S), M = layout.scale_count()
+    std::size_t tblock_bytes = 0;       // 32 * (c * M + N * S), M = layout.scale_count(), c = 2 or 1 (two-level)
     std::vector<std::uint8_t, UninitAllocator<std::uint8_t>> data;  // tiles * blocks_per_row * tblock_bytes
+    std::vector<float> row_super;       // two-level only: [tile][M][32] f16(d), 0 for padding rows
 
-    // Offset of codes[0][0][0] in a tile block (after the M x 32 scales).
-    std::size_t codes_offset() const { return 2 * kLutTileRows * static_cast<std::size_t>(layout.scale_count()); }
+    // Offset of codes[0][0][0] in a tile block (after the M x 32 scales of c bytes).
+    std::size_t codes_offset() const { return kLutTileRows * layout.block_scale_bytes(); }
+    // Two-level: the tile's super-scales, slot m of lane i at [32 m + i].
+    const float* supers(std::int64_t tile) const {
+        return row_super.data() +
+               static_cast<std::size_t>(tile) * kLutTileRows * static_cast<std::size_t>(layout.scale_count());
+    }
 
     const std::uint8_t* tblock(std::int64_t tile, std::int64_t block) const {
         return data.data() + (static_cast<std::size_t>(tile) * static_cast<std::size_t>(layout.blocks_per_row()) +

@@ -16,6 +16,9 @@
 //
 // Tied scales: per block the bases' int32 sums are combined as level = 3 * level + dot
 // (exact), then acc += (f16(s) * tied_multiplier(K)) * float(level): the reference's order.
+// Two-level scales: the eight rows' scale is super * float(u) (u8 sub-scales widened and
+// converted, super-scales as floats from LutWeights::row_super), multiplied on its own
+// first, exactly as the reference forms the block scale.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -81,20 +84,34 @@ inline void block_dots(const std::uint8_t* codes, std::size_t base_stride, const
     }
 }
 
+// The exact scales of slot m of rows 8i..8i+7 in tile block tb: f16 (L = false) or, for
+// two-level scales, sup[32 m + 8i ..] * float(u) (one multiply, exact: the reference's
+// block_scale). `sup` = the tile's super-scales (LutWeights::supers).
+template <bool L>
+inline __m256 tile_scales(const std::uint8_t* tb, const float* sup, int m, int i) {
+    const std::size_t at = static_cast<std::size_t>(kLutTileRows * m + 8 * i);
+    if constexpr (L) {
+        const __m128i u = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(tb + at));
+        return _mm256_mul_ps(_mm256_loadu_ps(sup + at), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(u)));
+    } else {
+        (void)sup;
+        return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tb + 2 * at)));
+    }
+}
+
 // acc[i] += scale(k) * float(dot) for bases k0..k0+KG-1 in order (rows 8i..8i+7).
 // `codes` = tb + w.codes_offset().
-template <int KG, int SC>
-inline void block_group(const LutWeights& w, const std::uint8_t* tb, const std::uint8_t* codes0, const std::uint8_t* tab,
-                        int k0, __m256 (&acc)[4]) {
+template <int KG, int SC, bool L>
+inline void block_group(const LutWeights& w, const std::uint8_t* tb, const float* sup, const std::uint8_t* codes0,
+                        const std::uint8_t* tab, int k0, __m256 (&acc)[4]) {
     const std::size_t s_bytes = static_cast<std::size_t>(w.code_bytes);
     const std::size_t base_stride = s_bytes * kLutTileRows;
     const std::uint8_t* codes = codes0 + k0 * base_stride;
     __m256i dot[KG][4];
     block_dots<KG, SC>(codes, base_stride, tab, w.code_bytes, dot);
     for (int k = 0; k < KG; ++k) {
-        const std::uint8_t* sc = tb + 2 * kLutTileRows * static_cast<std::size_t>(k0 + k);
         for (int i = 0; i < 4; ++i) {
-            const __m256 s = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + 16 * i)));
+            const __m256 s = tile_scales<L>(tb, sup, k0 + k, i);
             acc[i] = _mm256_add_ps(acc[i], _mm256_mul_ps(s, _mm256_cvtepi32_ps(dot[k][i])));
         }
     }
@@ -115,10 +132,12 @@ inline void block_group_tied(const LutWeights& w, const std::uint8_t* codes0, co
     }
 }
 
-// T: tied scales (a compile-time choice, so the free-scale loop has no tied branches).
-template <int SC, bool T>
+// T: tied scales, L: two-level scales (compile-time choices, so the free-scale 16-bit loop
+// has no tied or two-level branches).
+template <int SC, bool T, bool L>
 void run_tile(const LutWeights& w, int k_bases, const std::uint8_t* tables, std::int64_t tile, float* out) {
     const std::int64_t nb = w.layout.blocks_per_row();
+    const float* sup = L ? w.supers(tile) : nullptr;  // the same for every block of the tile
     const std::size_t rec_bytes = static_cast<std::size_t>(w.code_bytes) * 64;
     const std::size_t codes_off = w.codes_offset();
     const __m256 tied_mult = _mm256_set1_ps(T ? tied_multiplier(k_bases) : 1.0f);
@@ -148,8 +167,7 @@ void run_tile(const LutWeights& w, int k_bases, const std::uint8_t* tables, std:
                 }
             }
             for (int i = 0; k_bases > 0 && i < 4; ++i) {
-                const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tb + 16 * i));
-                const __m256 sc = _mm256_mul_ps(_mm256_cvtph_ps(h), tied_mult);
+                const __m256 sc = _mm256_mul_ps(tile_scales<L>(tb, sup, 0, i), tied_mult);
                 acc[i] = _mm256_add_ps(acc[i], _mm256_mul_ps(sc, _mm256_cvtepi32_ps(level[i])));
             }
         } else {
@@ -157,15 +175,28 @@ void run_tile(const LutWeights& w, int k_bases, const std::uint8_t* tables, std:
             // the reference's b-then-k order.
             for (int k0 = 0; k0 < k_bases; k0 += 4) {
                 switch (std::min(4, k_bases - k0)) {
-                    case 1: block_group<1, SC>(w, tb, codes, tab, k0, acc); break;
-                    case 2: block_group<2, SC>(w, tb, codes, tab, k0, acc); break;
-                    case 3: block_group<3, SC>(w, tb, codes, tab, k0, acc); break;
-                    default: block_group<4, SC>(w, tb, codes, tab, k0, acc); break;
+                    case 1: block_group<1, SC, L>(w, tb, sup, codes, tab, k0, acc); break;
+                    case 2: block_group<2, SC, L>(w, tb, sup, codes, tab, k0, acc); break;
+                    case 3: block_group<3, SC, L>(w, tb, sup, codes, tab, k0, acc); break;
+                    default: block_group<4, SC, L>(w, tb, sup, codes, tab, k0, acc); break;
                 }
             }
         }
     }
     for (int i = 0; i < 4; ++i) _mm256_storeu_ps(out + 8 * i, acc[i]);
+}
+
+using TileFn = void (*)(const LutWeights&, int, const std::uint8_t*, std::int64_t, float*);
+
+// The code-byte count is a compile-time constant for the common blocks (S = 16: B = 64,
+// S = 32: B = 128).
+template <bool T, bool L>
+TileFn tile_fn(int code_bytes) {
+    switch (code_bytes) {
+        case 16: return &run_tile<16, T, L>;
+        case 32: return &run_tile<32, T, L>;
+        default: return &run_tile<0, T, L>;
+    }
 }
 
 }  // namespace
@@ -204,6 +235,12 @@ void lut_gemm_avx2(const LutWeights& w, int k_bases, const std::uint8_t* const* 
                    std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy) {
     r1 = std::min(r1, w.layout.rows);
     if (r1 <= r0) return;
+    // Tied with K = 1 is the free computation (s * 1.0f is exact, and the one scale is
+    // where a free tile block's first scales are).
+    const bool tied = w.layout.tied() && k_bases > 1;
+    const bool two_level = w.layout.two_level();
+    const TileFn run = tied ? (two_level ? tile_fn<true, true>(w.code_bytes) : tile_fn<true, false>(w.code_bytes))
+                            : (two_level ? tile_fn<false, true>(w.code_bytes) : tile_fn<false, false>(w.code_bytes));
     // Tile outer, input inner: a tile's codes (32 rows, a few tens of KB) stay in cache
     // for all m inputs of a prompt micro-batch.
     for (std::int64_t tile = r0 / kLutTileRows; tile * kLutTileRows < r1; ++tile) {
@@ -211,21 +248,7 @@ void lut_gemm_avx2(const LutWeights& w, int k_bases, const std::uint8_t* const* 
         const std::int64_t hi = std::min(r1, (tile + 1) * kLutTileRows);
         for (int j = 0; j < m; ++j) {
             alignas(32) float out[kLutTileRows];
-            // Tied with K = 1 is the free computation (f16(s) * 1.0f is exact, and the one
-            // scale is where a free tile block's first scales are).
-            if (w.layout.tied() && k_bases > 1) {
-                switch (w.code_bytes) {
-                    case 16: run_tile<16, true>(w, k_bases, tables[j], tile, out); break;
-                    case 32: run_tile<32, true>(w, k_bases, tables[j], tile, out); break;
-                    default: run_tile<0, true>(w, k_bases, tables[j], tile, out); break;
-                }
-            } else {
-                switch (w.code_bytes) {
-                    case 16: run_tile<16, false>(w, k_bases, tables[j], tile, out); break;  // B = 64
-                    case 32: run_tile<32, false>(w, k_bases, tables[j], tile, out); break;  // B = 128
-                    default: run_tile<0, false>(w, k_bases, tables[j], tile, out); break;
-                }
-            }
+            run(w, k_bases, tables[j], tile, out);
             const __m256 xs = _mm256_set1_ps(x_scales[j]);
             for (int i = 0; i < 4; ++i) _mm256_store_ps(out + 8 * i, _mm256_mul_ps(_mm256_load_ps(out + 8 * i), xs));
             float* yj = y + j * ldy;

@@ -78,7 +78,24 @@ void repack_tiles(LutWeights& w, const std::uint8_t* data, std::int64_t t0, std:
                                static_cast<std::uint8_t>(2 * (p / static_cast<int>(gb)))});
         }
     }
+    const bool two_level = layout.two_level();
     for (std::int64_t tile = t0; tile < t1; ++tile) {
+        if (two_level) {
+            // The tile's super-scales as floats (exact); padding rows keep 0.
+            float* sup = w.row_super.data() +
+                         static_cast<std::size_t>(tile) * kLutTileRows * static_cast<std::size_t>(n_scales);
+            for (int lane = 0; lane < kLutTileRows; ++lane) {
+                const std::int64_t r = tile * kLutTileRows + lane;
+                for (int k = 0; k < n_scales; ++k) {
+                    float d = 0.0f;
+                    if (r < layout.rows) {
+                        const std::uint8_t* h = data + static_cast<std::size_t>(r) * layout.row_bytes() + 2 * k;
+                        d = f16_to_f32(static_cast<std::uint16_t>(h[0] | h[1] << 8));
+                    }
+                    sup[k * kLutTileRows + lane] = d;
+                }
+            }
+        }
         for (std::int64_t b = 0; b < nb; ++b) {
             std::uint8_t* dst = w.data.data() + (static_cast<std::size_t>(tile) * static_cast<std::size_t>(nb) +
                                                  static_cast<std::size_t>(b)) * w.tblock_bytes;
@@ -89,14 +106,17 @@ void repack_tiles(LutWeights& w, const std::uint8_t* data, std::int64_t t0, std:
             for (int lane = 0; lane < kLutTileRows; ++lane) {
                 const std::int64_t r = tile * kLutTileRows + lane;
                 if (r >= layout.rows) break;
-                const std::uint8_t* blk = data + static_cast<std::size_t>(r) * layout.row_bytes() +
-                                          static_cast<std::size_t>(b) * layout.block_bytes();
+                const std::uint8_t* blk = data + static_cast<std::size_t>(r) * layout.row_bytes() + layout.block_offset(b);
                 for (int k = 0; k < n_scales; ++k) {
-                    dst[2 * (k * kLutTileRows + lane)] = blk[2 * k];
-                    dst[2 * (k * kLutTileRows + lane) + 1] = blk[2 * k + 1];
+                    if (two_level) {
+                        dst[k * kLutTileRows + lane] = blk[k];
+                    } else {
+                        dst[2 * (k * kLutTileRows + lane)] = blk[2 * k];
+                        dst[2 * (k * kLutTileRows + lane) + 1] = blk[2 * k + 1];
+                    }
                 }
                 for (int k = 0; k < n; ++k) {
-                    const std::uint8_t* group = blk + 2 * n_scales + k * gb;
+                    const std::uint8_t* group = blk + layout.block_scale_bytes() + k * gb;
                     std::uint8_t* c = codes + static_cast<std::size_t>(k) * s_bytes * kLutTileRows + lane;
                     if (direct) {
                         // 2bit with B % 4 == 0: move each 2-bit code straight to its new place
@@ -132,9 +152,12 @@ LutWeights lut_repack(const TernaryLayout& layout, const std::uint8_t* data, Thr
     w.layout = layout;
     w.tiles = (layout.rows + kLutTileRows - 1) / kLutTileRows;
     w.code_bytes = (layout.block_size + 3) / 4;
-    w.tblock_bytes = kLutTileRows * (2 * static_cast<std::size_t>(layout.scale_count()) +
+    w.tblock_bytes = kLutTileRows * (layout.block_scale_bytes() +
                                      static_cast<std::size_t>(layout.bases) * static_cast<std::size_t>(w.code_bytes));
     w.data.resize(static_cast<std::size_t>(w.tiles) * static_cast<std::size_t>(layout.blocks_per_row()) * w.tblock_bytes);
+    if (layout.two_level()) {
+        w.row_super.resize(static_cast<std::size_t>(w.tiles) * kLutTileRows * static_cast<std::size_t>(layout.scale_count()));
+    }
     if (pool != nullptr) {
         // Tiles write disjoint parts of w.data: the result does not depend on the thread count.
         pool->parallel_for(w.tiles, 8, [&](std::int64_t t0, std::int64_t t1) { repack_tiles(w, data, t0, t1); });
@@ -175,6 +198,7 @@ void lut_gemv_ref(const LutWeights& w, int k_bases, const std::uint8_t* tables, 
     const std::int64_t nb = w.layout.blocks_per_row();
     const std::size_t s_bytes = static_cast<std::size_t>(w.code_bytes);
     const bool tied = w.layout.tied();
+    const bool two_level = w.layout.two_level();
     const float tied_mult = tied_multiplier(k_bases);
     auto entry = [](const std::uint8_t* rec, int half, int idx) {
         return 16 * static_cast<std::int8_t>(rec[32 + 16 * half + idx]) + rec[16 * half + idx];
@@ -182,6 +206,13 @@ void lut_gemv_ref(const LutWeights& w, int k_bases, const std::uint8_t* tables, 
     for (std::int64_t r = r0; r < r1; ++r) {
         const std::int64_t tile = r / kLutTileRows;
         const std::size_t lane = static_cast<std::size_t>(r % kLutTileRows);
+        // The exact scale of slot m in tile block tb: f16(s), or d * float(u) (the reference's
+        // block_scale, one rounding-free multiply).
+        auto scale = [&](const std::uint8_t* tb, std::size_t m) {
+            const std::size_t i = m * kLutTileRows + lane;
+            if (two_level) return w.supers(tile)[i] * static_cast<float>(tb[i]);
+            return f16_to_f32(static_cast<std::uint16_t>(tb[2 * i] | tb[2 * i + 1] << 8));
+        };
         float acc = 0.0f;
         for (std::int64_t b = 0; b < nb; ++b) {
             const std::uint8_t* tb = w.tblock(tile, b);
@@ -198,15 +229,9 @@ void lut_gemv_ref(const LutWeights& w, int k_bases, const std::uint8_t* tables, 
                     level = 3 * level + dot;
                     continue;
                 }
-                const std::size_t so = 2 * (k * kLutTileRows + lane);
-                const std::uint16_t h = static_cast<std::uint16_t>(tb[so] | tb[so + 1] << 8);
-                acc += f16_to_f32(h) * static_cast<float>(dot);
+                acc += scale(tb, k) * static_cast<float>(dot);
             }
-            if (tied && k_bases > 0) {
-                const std::size_t so = 2 * lane;
-                const std::uint16_t h = static_cast<std::uint16_t>(tb[so] | tb[so + 1] << 8);
-                acc += (f16_to_f32(h) * tied_mult) * static_cast<float>(level);
-            }
+            if (tied && k_bases > 0) acc += (scale(tb, 0) * tied_mult) * static_cast<float>(level);
         }
         y[r - r0] = acc * x_scale;
     }

@@ -150,10 +150,14 @@ public:
 
     std::uint64_t weight_bytes() const override {
         // Only the first k bases' groups are read, with their k scales (free) or the block's
-        // one scale (tied).
+        // one scale (tied): 2 bytes each, or 1 with two-level scales, which add the used
+        // slots' binary16 super-scales once per row.
         const std::uint64_t scales = layout_.tied() ? 1 : static_cast<std::uint64_t>(k_);
-        const std::uint64_t per_block = 2 * scales + static_cast<std::uint64_t>(k_) * layout_.group_bytes();
-        return static_cast<std::uint64_t>(rows_) * static_cast<std::uint64_t>(layout_.blocks_per_row()) * per_block;
+        const std::uint64_t per_scale = layout_.two_level() ? 1 : 2;
+        const std::uint64_t per_row_header = layout_.two_level() ? 2 * scales : 0;
+        const std::uint64_t per_block = per_scale * scales + static_cast<std::uint64_t>(k_) * layout_.group_bytes();
+        return static_cast<std::uint64_t>(rows_) *
+               (per_row_header + static_cast<std::uint64_t>(layout_.blocks_per_row()) * per_block);
     }
 
 private:
@@ -179,12 +183,16 @@ public:
         return (Linear::grain(pool) + t - 1) / t * t;
     }
     std::uint64_t weight_bytes() const override {
-        // The first k bases' codes of every tile block, with their scales (one when tied).
+        // The first k bases' codes of every tile block, with their scales (one when tied):
+        // 2 bytes each, or 1 with two-level scales, whose used super-scales (4-byte floats
+        // per row and slot, LutWeights::row_super) are read once per tile.
         const std::uint64_t scales = w_.layout.tied() ? 1 : static_cast<std::uint64_t>(k_);
-        const std::uint64_t per_tblock =
-            kernels::kLutTileRows * (2 * scales + static_cast<std::uint64_t>(k_) * static_cast<std::uint64_t>(w_.code_bytes));
-        return static_cast<std::uint64_t>(w_.tiles) * static_cast<std::uint64_t>(w_.layout.blocks_per_row()) *
-               per_tblock;
+        const std::uint64_t per_scale = w_.layout.two_level() ? 1 : 2;
+        const std::uint64_t codes = static_cast<std::uint64_t>(k_) * static_cast<std::uint64_t>(w_.code_bytes);
+        const std::uint64_t per_tblock = kernels::kLutTileRows * (per_scale * scales + codes);
+        const std::uint64_t tiles = static_cast<std::uint64_t>(w_.tiles);
+        const std::uint64_t supers = w_.layout.two_level() ? tiles * kernels::kLutTileRows * scales * sizeof(float) : 0;
+        return tiles * static_cast<std::uint64_t>(w_.layout.blocks_per_row()) * per_tblock + supers;
     }
 
 private:
