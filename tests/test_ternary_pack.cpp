@@ -341,6 +341,7 @@ TEST_CASE("two-level scales: dequantize_row on hand-built bytes", "[ternary][deq
     dequantize_row(tl, td.data(), 0, 2, o.data());
     const float step = 3.0f * tied_multiplier(2);
     CHECK(o == std::vector<float>{step * 3, step * -2, step * 1, step * 2});
+}
 
 TEST_CASE("two-level layout: sizes, offsets and dequantize_row on hand-built bytes", "[ternary][dequantize][two-level]") {
     // 2 rows, 6 columns, B = 4 (two blocks per row, the second padded), N = 2, 2bit,
