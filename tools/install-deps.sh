@@ -1,7 +1,20 @@
 #!/usr/bin/env bash
 # Installs the Debian packages bitttt builds with, if any is missing (Debian 12).
 # Runs apt-get as root, or through sudo when not root.
+#
+# Usage: tools/install-deps.sh [--fuzz]
+#   --fuzz  also what tools/fuzz.sh needs: clang, its runtime libraries (libFuzzer and the
+#           sanitizers, in libclang-rt-dev) and llvm-symbolizer (llvm) for readable stacks
 set -euo pipefail
+
+fuzz=0
+for arg in "$@"; do
+  case "$arg" in
+    --fuzz) fuzz=1 ;;
+    -h|--help) sed -n '2,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "install-deps: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   cmake g++ make pkg-config
@@ -12,6 +25,13 @@ packages=(
   catch2              # tests (Catch2 v2)
   libxxhash-dev       # XXH64 checksums in .btt files
 )
+if [ "$fuzz" = 1 ]; then
+  packages+=(
+    clang               # libFuzzer targets are built with clang
+    libclang-rt-dev     # libFuzzer, ASan and UBSan runtimes for clang
+    llvm                # llvm-symbolizer: file:line in sanitizer and libFuzzer stacks
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do
