@@ -425,6 +425,9 @@ TEST_CASE("malformed: tensor entries", "[safetensors][malformed]") {
          {"data [0, 0) is 0 bytes but shape [] of BF16 needs 2 bytes"}},
         {R"({"dtype":"U8","shape":[4294967296,4294967296],"data_offsets":[0,16]})", 16,
          {"shape [4294967296, 4294967296] has more elements than fit in 64 bits"}},
+        // A zero dim does not excuse the others overflowing (found by fuzz_safetensors).
+        {R"({"dtype":"F32","shape":[0,9223372036854775807,9223372036854775807],"data_offsets":[0,0]})", 16,
+         {"has more elements than fit in 64 bits"}},
         {R"({"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,16]})", 16,
          {"shape [4611686018427387904] of F64 needs more than 2^64 bytes"}},
         {R"({"dtype":"I32","shape":[4611686018427387904],"data_offsets":[0,16]})", 16,

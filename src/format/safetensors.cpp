@@ -49,13 +49,20 @@ std::string kind_of(const json& v) { return json_kind(v); }
 // Product of non-negative dims; nullopt if it does not fit in int64. A zero dim makes
 // the product 0 whatever the other dims are.
 std::optional<std::int64_t> checked_numel(const std::vector<std::int64_t>& shape) {
-    if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
+    // The non-zero dims must multiply within int64 even when another dim is 0: readers
+    // view a tensor as [rows, product of the rest] (a fuzzer found [0, 2^63-1, 2^63-1]).
     std::int64_t n = 1;
+    bool zero = false;
     for (const std::int64_t d : shape) {
-        if (d < 0 || n > std::numeric_limits<std::int64_t>::max() / d) return std::nullopt;
+        if (d < 0) return std::nullopt;
+        if (d == 0) {
+            zero = true;
+            continue;
+        }
+        if (n > std::numeric_limits<std::int64_t>::max() / d) return std::nullopt;
         n *= d;
     }
-    return n;
+    return zero ? 0 : n;
 }
 
 std::uint64_t load_le64(const std::uint8_t* p) {
