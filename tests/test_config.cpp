@@ -1,7 +1,12 @@
 // config.json parsing for the Llama family.
 #include <catch2/catch.hpp>
 
+#include <functional>
+#include <string>
+#include <vector>
+
 #include "bitttt/error.h"
+#include "bitttt/limits.h"
 #include "bitttt/model_config.h"
 #include "fixtures.h"
 #include "test_util.h"
@@ -105,4 +110,67 @@ TEST_CASE("config: tensor roles", "[config]") {
     CHECK(tensor_role("model.embed_tokens.weight") == TensorRole::Embedding);
     CHECK(tensor_role("lm_head.weight") == TensorRole::LmHead);
     CHECK(tensor_role("model.layers.0.self_attn.rotary_emb.inv_freq") == TensorRole::Other);
+}
+
+TEST_CASE("config: every count at its limit passes, one past it is refused naming the field and the limit", "[config][hostile]") {
+    struct Case {
+        const char* label;
+        std::function<void(json&)> at;    // at the limit: accepted
+        std::function<void(json&)> past;  // one past: refused
+        std::vector<std::string> what;    // in the refusal
+    };
+    const auto set = [](const char* key, json v) { return [key, v](json& j) { j[key] = v; }; };
+    const std::vector<Case> cases = {
+        {"num_hidden_layers", set("num_hidden_layers", limits::kMaxLayers), set("num_hidden_layers", limits::kMaxLayers + 1),
+         {"'num_hidden_layers'", std::to_string(limits::kMaxLayers)}},
+        {"hidden_size", set("hidden_size", limits::kMaxHidden), set("hidden_size", limits::kMaxHidden + 1),
+         {"'hidden_size'", std::to_string(limits::kMaxHidden)}},
+        {"intermediate_size", set("intermediate_size", limits::kMaxIntermediate),
+         set("intermediate_size", limits::kMaxIntermediate + 1), {"'intermediate_size'", std::to_string(limits::kMaxIntermediate)}},
+        {"num_attention_heads",
+         [](json& j) { j["hidden_size"] = limits::kMaxHidden; j["num_attention_heads"] = limits::kMaxHeads; },
+         [](json& j) { j["hidden_size"] = limits::kMaxHidden; j["num_attention_heads"] = limits::kMaxHeads + 1; },
+         {"'num_attention_heads'", std::to_string(limits::kMaxHeads)}},
+        {"num_key_value_heads", set("num_key_value_heads", 32), set("num_key_value_heads", 33),
+         {"'num_key_value_heads'", "32"}},
+        {"vocab_size", set("vocab_size", limits::kMaxVocab), set("vocab_size", limits::kMaxVocab + 1),
+         {"'vocab_size'", std::to_string(limits::kMaxVocab)}},
+        {"head_dim", set("head_dim", limits::kMaxHeadDim), set("head_dim", limits::kMaxHeadDim + 2),
+         {"'head_dim'", std::to_string(limits::kMaxHeadDim)}},
+        {"heads x head_dim",
+         [](json& j) { j["num_key_value_heads"] = 1; j["num_attention_heads"] = 32; j["head_dim"] = 4096; },
+         [](json& j) { j["num_key_value_heads"] = 1; j["num_attention_heads"] = 33; j["head_dim"] = 3972; },
+         {"num_attention_heads x head_dim", std::to_string(limits::kMaxHidden)}},
+        {"max_position_embeddings", set("max_position_embeddings", limits::kMaxContext),
+         set("max_position_embeddings", limits::kMaxContext + 1),
+         {"'max_position_embeddings'", std::to_string(limits::kMaxContext)}},
+        {"original_max_position_embeddings",
+         [](json& j) { j["rope_scaling"]["original_max_position_embeddings"] = limits::kMaxContext; },
+         [](json& j) { j["rope_scaling"]["original_max_position_embeddings"] = limits::kMaxContext + 1; },
+         {"original_max_position_embeddings", std::to_string(limits::kMaxContext)}},
+        {"bos_token_id", set("bos_token_id", 128255), set("bos_token_id", 128256), {"'bos_token_id'", "128255"}},
+        {"eos_token_id", set("eos_token_id", 128255), set("eos_token_id", 128256), {"'eos_token_id'", "128255"}},
+        {"eos_token_id list length",
+         [](json& j) { j["eos_token_id"] = std::vector<int>(64, 2); },
+         [](json& j) { j["eos_token_id"] = std::vector<int>(65, 2); }, {"'eos_token_id'", "64"}},
+        {"an eos_token_id in a list", [](json& j) { j["eos_token_id"] = {1, 128255}; },
+         [](json& j) { j["eos_token_id"] = {1, 128256}; }, {"'eos_token_id[1]'", "128255"}},
+    };
+    for (const auto& c : cases) {
+        INFO(c.label);
+        json at = llama3_8b();
+        c.at(at);
+        CHECK_NOTHROW(LlamaConfig::from_json(at, "/m/config.json"));
+        json past = llama3_8b();
+        c.past(past);
+        try {
+            LlamaConfig::from_json(past, "/m/config.json");
+            FAIL("one past the limit was accepted");
+        } catch (const FormatError& e) {
+            const std::string msg = e.what();
+            INFO(msg);
+            CHECK(msg.find("/m/config.json") != std::string::npos);
+            for (const auto& w : c.what) CHECK(msg.find(w) != std::string::npos);
+        }
+    }
 }

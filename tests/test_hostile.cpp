@@ -17,6 +17,7 @@
 
 #include "bitttt/btt.h"
 #include "bitttt/error.h"
+#include "bitttt/json_fields.h"
 #include "bitttt/limits.h"
 #include "fixtures.h"
 #include "format/le.h"
@@ -154,7 +155,8 @@ TEST_CASE("hostile .btt: tensor sizes, counts and their products", "[hostile][bt
              t["size"] = 0;
              t["shape"] = {0, 0};
              t["encoding"] = "f32";
-             for (std::uint64_t i = 0; i <= limits::kMaxTensors; ++i) {
+             // One past the limit, counting the model's own tensors.
+             for (std::uint64_t i = h["tensors"].size(); i <= limits::kMaxTensors; ++i) {
                  t["name"] = "z" + std::to_string(i);
                  h["tensors"].push_back(t);
              }
@@ -182,19 +184,95 @@ TEST_CASE("hostile .btt: tensor sizes, counts and their products", "[hostile][bt
     }
 }
 
-TEST_CASE("hostile .btt: sixty thousand zero-size tensors are read in linear time", "[hostile][btt]") {
+TEST_CASE("hostile .btt: the largest tensor count allowed is read, in linear time", "[hostile][btt]") {
     Fixture fx;
     RawBtt r = read_raw(fx.btt);
     json t = {{"shape", {0}}, {"encoding", "f32"}, {"offset", 0}, {"size", 0}, {"xxh64", "ef46db3751d8e999"}};
-    for (int i = 0; i < 60000; ++i) {
+    for (std::uint64_t i = r.header["tensors"].size(); i < limits::kMaxTensors; ++i) {
         t["name"] = "extra." + std::to_string(i);
         r.header["tensors"].push_back(t);
     }
+    REQUIRE(r.header["tensors"].size() == limits::kMaxTensors);
     const std::string path = fx.dir.file("many.btt");
     write_raw(path, r);
     const Result res = run_cli("inspect --json '" + path + "'", fx.dir);
     INFO(res.err);
     CHECK(res.code == 0);
+}
+
+TEST_CASE("hostile .btt: header bytes, dimensions and elements at their limits pass that check, one past is refused",
+          "[hostile][btt]") {
+    Fixture fx;
+    const RawBtt good = read_raw(fx.btt);
+    const std::string bad = fx.dir.file("bad.btt");
+    const auto message = [&] {
+        try {
+            BttFile f(bad);
+        } catch (const Error& e) {
+            return std::string(e.what());
+        }
+        return std::string();
+    };
+    // The header size in the preamble: at the limit the file is merely too short for it.
+    for (const std::uint64_t bytes : {limits::kMaxBttHeaderBytes, limits::kMaxBttHeaderBytes + 1}) {
+        INFO("header bytes " << bytes);
+        write_raw(bad, good);
+        std::string b = slurp(bad);
+        le::put_u64(reinterpret_cast<std::uint8_t*>(b.data()) + 8, bytes);
+        spit(bad, b);
+        const std::string msg = message();
+        INFO(msg);
+        CHECK(msg.find("bad.btt") != std::string::npos);
+        const bool refused_for_limit = msg.find("larger than the limit (" + std::to_string(limits::kMaxBttHeaderBytes)) !=
+                                       std::string::npos;
+        CHECK(refused_for_limit == (bytes > limits::kMaxBttHeaderBytes));
+        if (bytes == limits::kMaxBttHeaderBytes) CHECK(msg.find("past end of file") != std::string::npos);
+    }
+    // One dimension, and the element count: at the limit the shape is read (and then does
+    // not match the bytes); one past, the shape itself is refused.
+    const std::string q = "model.layers.0.self_attn.q_proj.weight";
+    const auto max_dim = static_cast<std::uint64_t>(limits::kMaxDimension);
+    struct Case {
+        json at, past;
+        std::string what;
+    };
+    for (const Case& c : std::vector<Case>{{json{1, max_dim}, json{1, max_dim + 1}, "shape[1]"},
+                                          {json{1u << 20, 1u << 20}, json{1u << 20, (1u << 20) + 1}, "elements (the limit)"},
+                                          {json{1u << 10, 1u << 10, 1u << 20}, json{1u << 10, (1u << 10) + 1, 1u << 20},
+                                           "elements (the limit)"}}) {
+        for (const bool past : {false, true}) {
+            INFO((past ? c.past : c.at).dump());
+            RawBtt r = good;
+            entry(r.header, q)["shape"] = past ? c.past : c.at;
+            if (c.at.size() == 3) entry(r.header, q)["encoding"] = "f32";
+            write_raw(bad, r);
+            const std::string msg = message();
+            INFO(msg);
+            CHECK(msg.find("bad.btt") != std::string::npos);
+            CHECK(msg.find(q) != std::string::npos);
+            CHECK((msg.find(c.what) != std::string::npos) == past);
+            CHECK((msg.find("limit") != std::string::npos) == past);
+        }
+    }
+}
+
+TEST_CASE("hostile JSON: nesting at the depth limit is read, one level deeper is refused", "[hostile][json]") {
+    for (const int depth : {1, limits::kMaxJsonDepth - 1, limits::kMaxJsonDepth, limits::kMaxJsonDepth + 1, 100000}) {
+        INFO("depth " << depth);
+        // Alternating objects and arrays, with strings holding brackets that do not count.
+        std::string open, close;
+        for (int i = 0; i < depth; ++i) {
+            open += i % 2 == 0 ? "{\"k[\":" : "[\"]}\",";
+            close = (i % 2 == 0 ? "}" : "]") + close;
+        }
+        const std::string text = open + "0" + close;
+        if (depth <= limits::kMaxJsonDepth) {
+            CHECK(parse_json_text(text.data(), text.data() + text.size(), "/x/h.json", "the header").is_object());
+        } else {
+            CHECK_THROWS_WITH(parse_json_text(text.data(), text.data() + text.size(), "/x/h.json", "the header"),
+                              Catch::Contains("/x/h.json") && Catch::Contains("deeper than " + std::to_string(limits::kMaxJsonDepth)));
+        }
+    }
 }
 
 TEST_CASE("hostile .btt: header JSON that is deep, huge-valued or ill-typed", "[hostile][btt]") {
@@ -324,8 +402,9 @@ TEST_CASE("hostile tokenizers: ids outside the vocabulary, deep nesting", "[host
                            {"vocabulary"});
         expect_clean_error(run_cli("run '" + bad + "' -p ab -n 2", fx.dir), "bad.btt", {"vocabulary"});
     }
-    // Sequences nested just past the limit, and far past it (the JSON depth limit).
-    for (int depth : {limits::kMaxTokenizerNesting + 1, 10000}) {
+    // Sequences nested at the limit (read), just past it, and far past it (the JSON depth
+    // limit).
+    for (int depth : {limits::kMaxTokenizerNesting, limits::kMaxTokenizerNesting + 1, 10000}) {
         INFO("depth " << depth);
         json norm = {{"type", "Prepend"}, {"prepend", "x"}};
         for (int i = 0; i < std::min(depth, 200); ++i) norm = {{"type", "Sequence"}, {"normalizers", {norm}}};
@@ -343,6 +422,12 @@ TEST_CASE("hostile tokenizers: ids outside the vocabulary, deep nesting", "[host
         std::string ts = tok.dump();
         ts.replace(ts.find("\"@@\""), 4, s);
         spit(fx.folder + "/tokenizer.json", ts);
+        if (depth == limits::kMaxTokenizerNesting) {
+            const Result r = run_cli("tokenize --tokenizer '" + fx.folder + "/tokenizer.json' ab", fx.dir);
+            INFO(r.err);
+            CHECK(r.code == 0);
+            continue;
+        }
         const std::string out = fx.dir.file("out.btt");
         expect_clean_error(run_cli("convert '" + fx.folder + "' --bases 1 -o '" + out + "' -q", fx.dir),
                            "tokenizer.json", {"deeper than"});

@@ -15,6 +15,7 @@
 #                      (slow to mutate; by default a cut-down copy with the same structure)
 #   FUZZ_ARGS          extra libFuzzer flags for every target
 #   FUZZ_JOBS          build jobs (default: nproc)
+#   FUZZ_PARALLEL      targets fuzzed at once, one core each (default 1)
 #   FUZZ_TRIAGE_MAX    findings per target reproduced for the summary (default 40)
 #   BITTTT_SHARED      the shared data folder (default: ../shared beside the repository;
 #                      seeds from it are skipped when it is absent)
@@ -152,18 +153,14 @@ read -r -a extra <<< "${FUZZ_ARGS:-}"
 export ASAN_OPTIONS="detect_leaks=1:symbolize=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:symbolize=0"
 mkdir -p "$work/logs"
-rows=()
-found=0
-for t in "${targets[@]}"; do
-  corpus="$work/corpus/$t"
-  crashes="$work/crashes/$t"
+fuzz_one() {  # T: fuzz one target; writes its summary row to WORKDIR/tmp/row-T
+  local t="$1" corpus="$work/corpus/$1" crashes="$work/crashes/$1" logfile="$work/logs/$1.log"
+  local before after new start took status=0 execs files bytes
   mkdir -p "$corpus" "$crashes"
   touch "$work/tmp/start-$t"
   before="$(find "$crashes" -maxdepth 1 -type f | wc -l)"
-  logfile="$work/logs/$t.log"
   log "$t: fuzzing for $seconds s (log: $logfile)"
   start=$(date +%s)
-  status=0
   "$fuzzdir/$t" "$corpus" "$seeds/$t" -dict="$(dict_of "$t")" -max_total_time="$seconds" -rss_limit_mb=2048 \
     -timeout=10 -artifact_prefix="$crashes/" -print_final_stats=1 "${fork_args[@]}" "${extra[@]}" \
     </dev/null >"$logfile" 2>&1 || status=$?
@@ -177,8 +174,29 @@ for t in "${targets[@]}"; do
   new=$((after - before))
   # A non-zero exit without an artifact (e.g. the harness died) counts too.
   if [ "$new" -eq 0 ] && [ "$status" -ne 0 ]; then new=1; fi
-  [ "$new" -gt 0 ] && found=1
-  rows+=("$(printf '%-24s %8s %12s %8s %12s %8s' "$t" "$took" "${execs:-?}" "$files" "$bytes" "$new")")
+  printf '%-24s %8s %12s %8s %12s %8s\n' "$t" "$took" "${execs:-?}" "$files" "$bytes" "$new" >"$work/tmp/row-$t"
+  log "$t: done ($took s, ${execs:-?} executions, $new new findings)"
+}
+# FUZZ_PARALLEL targets at a time (each one process in fork mode: one core each).
+parallel="${FUZZ_PARALLEL:-1}"
+pids=()
+for t in "${targets[@]}"; do
+  rm -f "$work/tmp/row-$t"
+  while [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do wait -n || true; done
+  fuzz_one "$t" &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || true; done
+rows=()
+found=0
+for t in "${targets[@]}"; do
+  if [ -f "$work/tmp/row-$t" ]; then
+    row="$(cat "$work/tmp/row-$t")"
+  else
+    row="$(printf '%-24s %8s %12s %8s %12s %8s' "$t" '?' '?' '?' '?' 1)"
+  fi
+  rows+=("$row")
+  [ "$(awk '{print $NF}' <<< "$row")" = 0 ] || found=1
 done
 
 # ---- triage --------------------------------------------------------------------------------
