@@ -16,6 +16,8 @@
 #   FUZZ_ARGS          extra libFuzzer flags for every target
 #   FUZZ_JOBS          build jobs (default: nproc)
 #   FUZZ_PARALLEL      targets fuzzed at once, one core each (default 1)
+#   FUZZ_BUILD_TESTS   ON: keep the test suite in the build (as tools/test-sanitize.sh
+#                      --fuzz-build makes it), so one instrumented build serves both
 #   FUZZ_TRIAGE_MAX    findings per target reproduced for the summary (default 40)
 #   BITTTT_SHARED      the shared data folder (default: ../shared beside the repository;
 #                      seeds from it are skipped when it is absent)
@@ -60,7 +62,10 @@ mkdir -p "$work"
 t0=$(date +%s)
 # -O1 with line tables: the usual fuzzing trade of speed for stacks; no NDEBUG, so
 # assertions (nlohmann's included) stay on and count as findings.
-CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DBITTTT_FUZZ=ON -DBITTTT_BUILD_TESTS=OFF \
+# tools/test-sanitize.sh --fuzz-build configures the same way, so the test suite and the
+# targets can share one build.
+build_tests="${FUZZ_BUILD_TESTS:-OFF}"
+CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DBITTTT_FUZZ=ON -DBITTTT_BUILD_TESTS="$build_tests" \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -gline-tables-only" >/dev/null
 cmake --build "$build" -j "$jobs" --target fuzz
 log "build took $(( $(date +%s) - t0 )) s"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The hardening checks CI runs after tools/test.sh: the whole test suite under
+# AddressSanitizer + UndefinedBehaviorSanitizer, then every libFuzzer target for a bounded
+# time, both from one clang build (instrumented once for the sanitizers and for coverage).
+#
+# Usage: tools/test-hardening.sh [WORKDIR]
+#   WORKDIR  the build (WORKDIR/build-fuzz), corpora and findings (default: build-hardening
+#            in the repository, gitignored)
+#
+# Environment:
+#   FUZZ_SECONDS   fuzzing time per target (default 60)
+#   FUZZ_PARALLEL  targets fuzzed at once (default: the number of cores, at most 2)
+# Exit status: non-zero if a test fails, a sanitizer reports, or a fuzz target finds a crash.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+case "${1:-}" in
+  -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
+esac
+work="$(realpath -m "${1:-$root/build-hardening}")"
+cores="$(nproc)"
+parallel="${FUZZ_PARALLEL:-$((cores < 2 ? cores : 2))}"
+start=$(date +%s)
+bash "$root/tools/test-sanitize.sh" --fuzz-build "$work/build-fuzz"
+tested=$(date +%s)
+FUZZ_BUILD_TESTS=ON FUZZ_PARALLEL="$parallel" bash "$root/tools/fuzz.sh" "${FUZZ_SECONDS:-60}" "$work"
+echo "test-hardening: sanitizer suite $((tested - start)) s, fuzzing $(( $(date +%s) - tested )) s" >&2
