@@ -93,7 +93,9 @@ void check_against_engine(const std::string& model_dir, const std::vector<std::i
     for (std::int64_t l = 0; l < cfg.num_hidden_layers; ++l) runner.run_layer(l, nullptr);
     const std::vector<float> ours = logits_from_hidden(ckpt, cfg, runner.hidden());
 
-    auto model = Model::load(model_dir, LoadOptions{0, 2, 2 * ctx, 0});
+    LoadOptions lo{0, 2, 2 * ctx, 0};
+    lo.kv_cache = KvCacheType::F32;  // the layer pass keeps keys and values in F32
+    auto model = Model::load(model_dir, lo);
     const std::size_t vocab = static_cast<std::size_t>(cfg.vocab_size), C = static_cast<std::size_t>(ctx);
     const std::size_t chunks = tokens.size() / C;
     REQUIRE(chunks >= 2);

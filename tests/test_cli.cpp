@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "fixtures.h"
 #include "kernels/dispatch.h"
@@ -182,6 +183,30 @@ namespace {
 std::string stories() { return bitttt::test::shared_dir() + "/models/stories260K-hf"; }
 
 }  // namespace
+
+TEST_CASE("cli: run reports the KV cache and takes --kv-cache", "[cli][run][shared]") {
+    BITTTT_REQUIRE_SHARED("models/stories260K-hf/model.safetensors");
+    TempDir dir;
+    const json cfg = json::parse(std::ifstream(stories() + "/config.json"));
+    const std::uint64_t kvd = cfg["num_key_value_heads"].get<std::uint64_t>() *
+                              (cfg["hidden_size"].get<std::uint64_t>() / cfg["num_attention_heads"].get<std::uint64_t>());
+    const std::uint64_t layers = cfg["num_hidden_layers"].get<std::uint64_t>();
+    for (const auto& [flag, name, elem] : {std::tuple{"", "f16", 2u}, std::tuple{" --kv-cache f32", "f32", 4u},
+                                           std::tuple{" --kv-cache F16", "f16", 2u}}) {
+        INFO(flag);
+        const Result r = run_cli("run '" + stories() + "' -p 'Once upon a time' -n 2 --ctx 96 --json" + std::string(flag), dir);
+        REQUIRE(r.code == 0);
+        const json j = json::parse(r.out);
+        CHECK(j["stats"]["ctx"] == 96);
+        CHECK(j["stats"]["kv_cache"] == name);
+        CHECK(j["stats"]["kv_cache_bytes"] == 2 * layers * 96 * kvd * elem);
+    }
+    const Result text = run_cli("run '" + stories() + "' -p 'Once upon a time' -n 2 --ctx 96", dir);
+    CHECK(text.err.find("f16 KV cache") != std::string::npos);
+    const Result bad = run_cli("run '" + stories() + "' -p 'Once upon a time' -n 2 --kv-cache q8", dir);
+    CHECK(bad.code == 2);
+    CHECK(bad.err.find("--kv-cache") != std::string::npos);
+}
 
 TEST_CASE("cli: run --json gives text, ids and stats; bitttt-run gives the same", "[cli][run][shared]") {
     BITTTT_REQUIRE_SHARED("models/stories260K-hf/model.safetensors");

@@ -276,6 +276,12 @@ std::vector<double> naive_forward(const Checkpoint& ck, const TinyModel& m, cons
     return matvec(W("lm_head.weight"), xn, static_cast<int>(m.vocab));
 }
 
+LoadOptions opts(int bases, int threads, int ctx, KvCacheType kv) {
+    LoadOptions o{bases, threads, ctx};
+    o.kv_cache = kv;
+    return o;
+}
+
 }  // namespace
 
 TEST_CASE("engine: F32 forward pass matches a naive double-precision reference", "[engine][forward]") {
@@ -283,14 +289,33 @@ TEST_CASE("engine: F32 forward pass matches a naive double-precision reference",
     TinyModel tm;  // GQA 4/2 heads, untied lm_head, intermediate 44
     tm.write(dir.path() / "m");
     Checkpoint ck = Checkpoint::open((dir.path() / "m").string());
-    auto model = Model::load((dir.path() / "m").string(), LoadOptions{0, 2, 16});
     const std::vector<std::int32_t> toks = {1, 17, 5, 63, 2, 40, 40};
-    const float* logits = nullptr;
-    for (std::size_t t = 0; t < toks.size(); ++t) logits = model->forward(toks[t], static_cast<int>(t));
     std::vector<double> want = naive_forward(ck, tm, toks);
     double mag = 0;
     for (double v : want) mag = std::max(mag, std::fabs(v));
-    for (std::size_t i = 0; i < want.size(); ++i) CHECK(logits[i] == Approx(want[i]).margin(1e-4 * mag));
+    // With an F32 KV cache the only differences are float rounding; a binary16 cache adds
+    // a relative error of at most 2^-11 to every key and value, which moves the logits by a
+    // small multiple of that (here within 4 x 2^-11 of the largest).
+    for (const auto& [kv, tol] : {std::pair{KvCacheType::F32, 1e-4}, std::pair{KvCacheType::F16, 4.0 / 2048}}) {
+        INFO("kv cache " << kv_cache_type_name(kv));
+        auto model = Model::load((dir.path() / "m").string(), opts(0, 2, 16, kv));
+        CHECK(model->kv_cache_type() == kv);
+        const float* logits = nullptr;
+        for (std::size_t t = 0; t < toks.size(); ++t) logits = model->forward(toks[t], static_cast<int>(t));
+        for (std::size_t i = 0; i < want.size(); ++i) CHECK(logits[i] == Approx(want[i]).margin(tol * mag));
+    }
+}
+
+TEST_CASE("engine: the KV cache's size, and binary16 by default", "[engine][kv]") {
+    TempDir dir;
+    TinyModel tm;  // 2 layers, 2 kv heads of 8
+    tm.write(dir.path() / "m");
+    const std::string path = (dir.path() / "m").string();
+    const std::uint64_t elems = 2ull * 2 * 24 * 2 * 8;  // keys and values x layers x ctx x kv heads x head_dim
+    auto by_default = Model::load(path, LoadOptions{0, 1, 24});
+    CHECK(by_default->kv_cache_type() == KvCacheType::F16);
+    CHECK(by_default->kv_cache_bytes() == 2 * elems);
+    CHECK(Model::load(path, opts(0, 1, 24, KvCacheType::F32))->kv_cache_bytes() == 4 * elems);
 }
 
 TEST_CASE("engine: first K bases of an N-base file equal a K-base conversion", "[engine][bases]") {
@@ -326,24 +351,28 @@ TEST_CASE("engine: results do not depend on the thread count", "[engine][threads
     std::vector<std::vector<float>> runs;
     std::vector<std::vector<std::int32_t>> sampled;
     for (int threads : {1, 2, 3, 4}) {
-        auto m = Model::load(o.output, LoadOptions{0, threads, 32});
-        std::vector<float> all;
-        for (int pos = 0; pos < 6; ++pos) {
-            const float* l = m->forward((pos * 7) % 64, pos);
-            all.insert(all.end(), l, l + 64);
+        for (KvCacheType kv : {KvCacheType::F16, KvCacheType::F32}) {
+            auto m = Model::load(o.output, opts(0, threads, 32, kv));
+            std::vector<float> all;
+            for (int pos = 0; pos < 6; ++pos) {
+                const float* l = m->forward((pos * 7) % 64, pos);
+                all.insert(all.end(), l, l + 64);
+            }
+            runs.push_back(all);
+            auto m2 = Model::load(o.output, opts(0, threads, 32, kv));
+            GenerateOptions g;
+            g.max_new_tokens = 12;
+            g.temperature = 1.0f;
+            g.seed = 1234;
+            sampled.push_back(generate(*m2, {1, 5, 9}, g).ids);
         }
-        runs.push_back(all);
-        auto m2 = Model::load(o.output, LoadOptions{0, threads, 32});
-        GenerateOptions g;
-        g.max_new_tokens = 12;
-        g.temperature = 1.0f;
-        g.seed = 1234;
-        sampled.push_back(generate(*m2, {1, 5, 9}, g).ids);
     }
-    for (std::size_t i = 1; i < runs.size(); ++i) {
-        CHECK(runs[i] == runs[0]);
-        CHECK(sampled[i] == sampled[0]);
+    // Runs alternate F16, F32: each the same on every thread count.
+    for (std::size_t i = 2; i < runs.size(); ++i) {
+        CHECK(runs[i] == runs[i % 2]);
+        CHECK(sampled[i] == sampled[i % 2]);
     }
+    CHECK(runs[0] != runs[1]);  // the two caches do differ
 }
 
 TEST_CASE("engine: batched prompt processing equals token-by-token", "[engine][batch]") {
@@ -355,25 +384,27 @@ TEST_CASE("engine: batched prompt processing equals token-by-token", "[engine][b
     const std::size_t vocab = 64;
     for (const std::string& path : {o.output, (dir.path() / "m").string()}) {
         for (int threads : {1, 2}) {
-            CAPTURE(path, threads);
-            auto seq = Model::load(path, LoadOptions{0, threads, 96});
-            std::vector<float> want;
-            for (int pos = 0; pos < 75; ++pos) {
-                const float* l = seq->forward(toks[static_cast<std::size_t>(pos)], pos);
-                want.insert(want.end(), l, l + vocab);
+            for (KvCacheType kv : {KvCacheType::F16, KvCacheType::F32}) {
+                CAPTURE(path, threads, kv_cache_type_name(kv));
+                auto seq = Model::load(path, opts(0, threads, 96, kv));
+                std::vector<float> want;
+                for (int pos = 0; pos < 75; ++pos) {
+                    const float* l = seq->forward(toks[static_cast<std::size_t>(pos)], pos);
+                    want.insert(want.end(), l, l + vocab);
+                }
+                auto bat = Model::load(path, opts(0, threads, 96, kv));
+                std::vector<float> got(75 * vocab);
+                // Positions 0..39, then 40..74 continuing the same cache.
+                bat->forward_batch(toks.data(), 40, 0, got.data());
+                const float* last = bat->forward_batch(toks.data() + 40, 35, 40, got.data() + 40 * vocab);
+                CHECK(got == want);
+                CHECK(std::vector<float>(last, last + vocab) == std::vector<float>(want.end() - 64, want.end()));
+                // Without all_logits only the last token's logits come back; rewinding works.
+                const float* l2 = bat->forward_batch(toks.data(), 33, 0, nullptr);
+                CHECK(std::vector<float>(l2, l2 + vocab) ==
+                      std::vector<float>(want.begin() + 32 * 64, want.begin() + 33 * 64));
+                CHECK_THROWS_WITH(bat->forward_batch(toks.data(), 75, 30, nullptr), Catch::Contains("raise --ctx"));
             }
-            auto bat = Model::load(path, LoadOptions{0, threads, 96});
-            std::vector<float> got(75 * vocab);
-            // Positions 0..39, then 40..74 continuing the same cache.
-            bat->forward_batch(toks.data(), 40, 0, got.data());
-            const float* last = bat->forward_batch(toks.data() + 40, 35, 40, got.data() + 40 * vocab);
-            CHECK(got == want);
-            CHECK(std::vector<float>(last, last + vocab) == std::vector<float>(want.end() - 64, want.end()));
-            // Without all_logits only the last token's logits come back; rewinding works.
-            const float* l2 = bat->forward_batch(toks.data(), 33, 0, nullptr);
-            CHECK(std::vector<float>(l2, l2 + vocab) ==
-                  std::vector<float>(want.begin() + 32 * 64, want.begin() + 33 * 64));
-            CHECK_THROWS_WITH(bat->forward_batch(toks.data(), 75, 30, nullptr), Catch::Contains("raise --ctx"));
         }
     }
 }

@@ -3,6 +3,7 @@
 // llama.cpp's figure for the same text and settings.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -52,18 +53,28 @@ TEST_CASE("golden: stories260K F32 perplexity matches llama.cpp", "[golden][shar
     BITTTT_REQUIRE_SHARED("text/tinystories/tinystories_eval.txt");
     // ../shared/text/README.md: llama.cpp's perplexity tool, stories260K F32, ctx 256,
     // first 100 chunks of this text: PPL 3.8867 +/- 0.063.
-    auto model = Model::load(shared("models/stories260K-hf"), LoadOptions{0, 2, 256});
-    Tokenizer tok = Tokenizer::from_json(model->tokenizer_json(), "stories260K tokenizer");
-    const auto tokens = tok.encode(slurp(shared("text/tinystories/tinystories_eval.txt")), true);
-    PerplexityOptions o;
-    o.ctx = 256;
-    o.chunks = 100;
-    o.bos_id = *tok.bos_id();
-    PerplexityResult r = perplexity(*model, tokens, o);
-    CHECK(r.chunks == 100);
-    CHECK(r.tokens == 100 * 127);
-    CHECK(r.perplexity == Approx(3.8867).margin(0.005));
-    CHECK(r.stderr_ == Approx(0.063).margin(0.002));
+    // (llama.cpp's KV cache is binary16 by default, as bitttt's; both caches are checked.)
+    double ppl[2] = {0, 0};
+    for (const KvCacheType kv : {KvCacheType::F16, KvCacheType::F32}) {
+        INFO("kv cache " << kv_cache_type_name(kv));
+        LoadOptions lo{0, 2, 256};
+        lo.kv_cache = kv;
+        auto model = Model::load(shared("models/stories260K-hf"), lo);
+        Tokenizer tok = Tokenizer::from_json(model->tokenizer_json(), "stories260K tokenizer");
+        const auto tokens = tok.encode(slurp(shared("text/tinystories/tinystories_eval.txt")), true);
+        PerplexityOptions o;
+        o.ctx = 256;
+        o.chunks = 100;
+        o.bos_id = *tok.bos_id();
+        PerplexityResult r = perplexity(*model, tokens, o);
+        CHECK(r.chunks == 100);
+        CHECK(r.tokens == 100 * 127);
+        CHECK(r.perplexity == Approx(3.8867).margin(0.005));
+        CHECK(r.stderr_ == Approx(0.063).margin(0.002));
+        ppl[kv == KvCacheType::F32] = r.perplexity;
+    }
+    // The binary16 cache costs well under 0.5% of perplexity.
+    CHECK(std::fabs(ppl[0] - ppl[1]) < 0.005 * ppl[1]);
 }
 
 TEST_CASE("golden: a 4-base stories260K file is close to the F32 model and improves with bases",

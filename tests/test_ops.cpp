@@ -326,6 +326,79 @@ TEST_CASE("ops: AVX2 attention over 1..300 positions with GQA strides", "[ops]")
     }
 }
 
+TEST_CASE("ops: attention over a binary16 cache is attention over the widened cache, bit for bit", "[ops]") {
+    std::vector<const OpsTable*> tables = {&ops_table(Isa::Generic)};
+    if (avx2_available()) tables.push_back(&vec_ops());
+    std::mt19937 rng(15);
+    struct Shape {
+        std::int64_t hd, n_kv;
+    };
+    for (const OpsTable* ops : tables) {
+        for (Shape s : {Shape{64, 4}, Shape{128, 2}, Shape{8, 3}, Shape{36, 2}, Shape{100, 1}, Shape{3, 5}, Shape{2, 1}}) {
+            const std::int64_t kvd = s.hd * s.n_kv, max_n = 300;
+            std::vector<float> kf = randn(max_n * kvd, rng, 3.0f), vf = randn(max_n * kvd, rng, 3.0f);
+            std::vector<std::uint16_t> k16(kf.size()), v16(vf.size());
+            ops->f32_to_f16_row(kf.data(), static_cast<std::int64_t>(kf.size()), k16.data());
+            ops->f32_to_f16_row(vf.data(), static_cast<std::int64_t>(vf.size()), v16.data());
+            for (std::size_t i = 0; i < kf.size(); ++i) kf[i] = f16_to_f32(k16[i]);  // the widened cache
+            for (std::size_t i = 0; i < vf.size(); ++i) vf[i] = f16_to_f32(v16[i]);
+            const float scale = 1.0f / std::sqrt(static_cast<float>(s.hd));
+            std::vector<float> sc1(max_n), sc2(max_n), o1(static_cast<std::size_t>(s.hd)), o2(o1.size());
+            for (std::int64_t n = 1; n <= max_n; n += (n < 40 ? 1 : 13)) {
+                const std::int64_t kvh = n % s.n_kv;  // the last kv head lands next to the row's end
+                const std::vector<float> q = randn(s.hd, rng, 2.0f);
+                ops->attention(q.data(), kf.data() + kvh * s.hd, vf.data() + kvh * s.hd, n, kvd, s.hd, scale, sc1.data(),
+                               o1.data());
+                ops->attention_f16(q.data(), k16.data() + kvh * s.hd, v16.data() + kvh * s.hd, n, kvd, s.hd, scale,
+                                   sc2.data(), o2.data());
+                INFO("hd " << s.hd << " n_kv " << s.n_kv << " n " << n);
+                REQUIRE(std::memcmp(sc1.data(), sc2.data(), static_cast<std::size_t>(n) * sizeof(float)) == 0);
+                REQUIRE(std::memcmp(o1.data(), o2.data(), o1.size() * sizeof(float)) == 0);
+            }
+        }
+    }
+}
+
+TEST_CASE("ops: F32 -> binary16 rows round to nearest even, the same on every ISA", "[ops]") {
+    // Specials, the binary16 range's edges, exact halfway cases (ties to even both ways),
+    // subnormals, and random values across the whole exponent range.
+    std::vector<float> x = {0.0f, -0.0f, 1.0f, -1.0f, 65504.0f, 65519.99f, 65520.0f, -65520.0f, 1e9f,
+                            std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                            6.1035156e-05f, 5.9604645e-08f, 2.9802322e-08f, 2.9802326e-08f, 1e-9f, -1e-9f,
+                            1.0f + 1.0f / 2048, 1.0f + 3.0f / 2048, 1.0f + 1.0f / 4096, 3.0e-06f, -7.5e-07f};
+    std::mt19937 rng(16);
+    std::uniform_real_distribution<float> mant(1.0f, 2.0f);
+    std::uniform_int_distribution<int> ex(-30, 18), sign(0, 1);
+    for (int i = 0; i < 20000; ++i) x.push_back((sign(rng) ? -1.0f : 1.0f) * std::ldexp(mant(rng), ex(rng)));
+    // Every reference value is f32_to_f16 (dtype.h), which the converter uses too.
+    std::vector<std::uint16_t> want(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) want[i] = f32_to_f16(x[i]);
+    std::vector<const OpsTable*> tables = {&ops_table(Isa::Generic)};
+    if (avx2_available()) tables.push_back(&vec_ops());
+    for (const OpsTable* ops : tables) {
+        // Whole, and every length and offset around the 8-wide blocks and tail.
+        std::vector<std::uint16_t> got(x.size(), 0xBEEF);
+        ops->f32_to_f16_row(x.data(), static_cast<std::int64_t>(x.size()), got.data());
+        CHECK(got == want);
+        for (std::int64_t off = 0; off < 9; ++off) {
+            for (std::int64_t n = 0; n <= 33; ++n) {
+                std::vector<std::uint16_t> part(static_cast<std::size_t>(n) + 1, 0xBEEF);
+                ops->f32_to_f16_row(x.data() + off, n, part.data());
+                INFO("offset " << off << " n " << n);
+                for (std::int64_t i = 0; i < n; ++i) REQUIRE(part[i] == want[off + i]);
+                REQUIRE(part[n] == 0xBEEF);  // nothing written past the row
+            }
+        }
+    }
+    // NaN stays NaN (the payload may differ between ISAs).
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    for (const OpsTable* ops : tables) {
+        std::uint16_t h = 0;
+        ops->f32_to_f16_row(&nan, 1, &h);
+        CHECK(std::isnan(f16_to_f32(h)));
+    }
+}
+
 TEST_CASE("ops: AVX2 RoPE rotation is bit-identical to the scalar one", "[ops]") {
     if (skip_without_avx2()) return;
     std::mt19937 rng(15);

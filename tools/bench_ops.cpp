@@ -167,6 +167,15 @@ int main(int argc, char** argv) {
                     o.attention(q.data(), kc.data() + 3 * hd, vc.data() + 3 * hd, n, kvd, hd, scale, scores.data(),
                                 out.data());
                 });
+            // The same over a binary16 cache (the default KV cache).
+            std::vector<std::uint16_t> kh(kc.size()), vh(vc.size());
+            ops_table(Isa::Generic).f32_to_f16_row(kc.data(), static_cast<std::int64_t>(kc.size()), kh.data());
+            ops_table(Isa::Generic).f32_to_f16_row(vc.data(), static_cast<std::int64_t>(vc.size()), vh.data());
+            row("attention_f16", "hd " + std::to_string(hd) + ", " + std::to_string(n) + " positions",
+                [&](const OpsTable& o) {
+                    o.attention_f16(q.data(), kh.data() + 3 * hd, vh.data() + 3 * hd, n, kvd, hd, scale,
+                                    scores.data(), out.data());
+                });
         }
     }
     {

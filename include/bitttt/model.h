@@ -15,11 +15,19 @@
 
 namespace bitttt {
 
+// How the KV cache stores keys and values.
+enum class KvCacheType {
+    F16,  // IEEE binary16, rounded to nearest even: half the memory of F32 (the default)
+    F32,
+};
+const char* kv_cache_type_name(KvCacheType t);  // "f16", "f32"
+
 struct LoadOptions {
     int bases = 0;    // use the first min(K, N) bases of every ternary tensor (0 = all of each)
     int threads = 0;  // 0 = physical cores
     int ctx = 0;      // context length (KV cache size); 0 = min(max_position_embeddings, 4096)
     int batch = 0;    // prompt micro-batch: tokens per pass over the weights (0 = 32; 1 = one at a time)
+    KvCacheType kv_cache = KvCacheType::F16;
     // Verify every tensor's checksum before use (a FormatError naming the first corrupt one).
     bool verify = false;
     // Called once the config, the tokenizer JSON (null if none) and the context length are
@@ -49,6 +57,10 @@ public:
     virtual const nlohmann::json& tokenizer_json() const = 0;
     // Context length (KV cache positions).
     virtual int ctx() const = 0;
+    // The KV cache: its element type, and its size in bytes (keys and values of every
+    // layer and position; reserved at load, resident as positions are first written).
+    virtual KvCacheType kv_cache_type() const = 0;
+    virtual std::uint64_t kv_cache_bytes() const = 0;
     // Bases in use (0 for the F32 reference).
     virtual int bases() const = 0;
     virtual int threads() const = 0;

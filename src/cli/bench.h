@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "bitttt/model.h"
 #include "util/membw.h"
 #include "util/thread_pool.h"
 
@@ -17,6 +18,7 @@ struct BenchArgs {
     int reps = 5;
     int threads = 0;
     int bases = 0;
+    KvCacheType kv_cache = KvCacheType::F16;
     int batch = 0;
     int bandwidth_mib = 256;
     int bandwidth_reps = 10;

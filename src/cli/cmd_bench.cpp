@@ -77,6 +77,7 @@ int run_model_bench(const BenchArgs& a, bool quiet) {
     if (a.model.empty()) throw UsageError("bench needs a MODEL (a .btt file or HF folder), or --kernels");
     if (a.n_prompt <= 0 && a.n_gen <= 0) throw UsageError("nothing to measure: -p and -n are both 0");
     LoadOptions lo{a.bases, a.threads, std::max(a.n_prompt, a.n_gen) + 1, a.batch};
+    lo.kv_cache = a.kv_cache;
     std::unique_ptr<Model> model;
     try {
         model = Model::load(a.model, lo);
@@ -162,6 +163,7 @@ int run_model_bench(const BenchArgs& a, bool quiet) {
         {"threads", model->threads()},
         {"bases", model->bases()},
         {"batch", model->batch()},
+        {"kv_cache", kv_cache_type_name(model->kv_cache_type())},
         {"n_prompt", a.n_prompt},
         {"n_gen", a.n_gen},
         {"repetitions", a.reps},
@@ -271,6 +273,7 @@ Runner add_bench_command(CLI::App& root, const GlobalOptions& global) {
     cmd->add_option("--batch", a->batch,
                     "Prompt tokens per pass over the weights (default 32; 1 = one token at a time)")
         ->check(CLI::Range(1, 4096));
+    add_kv_cache_option(*cmd, a->kv_cache);
     cmd->add_option("--bandwidth-mib", a->bandwidth_mib,
                     "Size of each of the three triad arrays in MiB; 0 skips the bandwidth test (default 256)")
         ->check(CLI::Range(0, 1 << 20));

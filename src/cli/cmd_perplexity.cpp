@@ -24,6 +24,7 @@ struct PerplexityArgs {
     int bases = 0;
     int threads = 0;
     bool json = false;
+    KvCacheType kv_cache = KvCacheType::F16;
 };
 
 }  // namespace
@@ -43,6 +44,7 @@ Runner add_perplexity_command(CLI::App& root, const GlobalOptions& global) {
     cmd->add_option("--kld-base", a->reference,
                     "Reference model (e.g. the HF folder) to compare against: KL divergence and top-1 agreement");
     cmd->add_option("-t,--threads", a->threads, "Threads (default: physical cores)")->check(CLI::Range(1, 1024));
+    add_kv_cache_option(*cmd, a->kv_cache);
     cmd->add_flag("--json", a->json, "Print one JSON object on stdout");
 
     return [a, &global]() {
@@ -50,12 +52,18 @@ Runner add_perplexity_command(CLI::App& root, const GlobalOptions& global) {
         const std::string text = read_file(a->file);
         std::optional<Tokenizer> tok;
         LoadOptions lo{a->bases, a->threads, a->ctx};
+        lo.kv_cache = a->kv_cache;
         lo.before_weights = [&](const LlamaConfig& cfg, const nlohmann::json& tokenizer, int) {
             tok.emplace(tokenizer_for(cfg, tokenizer, a->model));
         };
         auto model = Model::load(a->model, lo);
         std::unique_ptr<Model> ref;
-        if (!a->reference.empty()) ref = Model::load(a->reference, LoadOptions{0, a->threads, a->ctx});
+        if (!a->reference.empty()) {
+            // The same cache as the model's, so that the comparison measures the weights alone.
+            LoadOptions rlo{0, a->threads, a->ctx};
+            rlo.kv_cache = a->kv_cache;
+            ref = Model::load(a->reference, rlo);
+        }
         if (ref && ref->config().vocab_size != model->config().vocab_size) {
             throw UsageError("--kld-base " + a->reference + " has a vocabulary of " +
                              std::to_string(ref->config().vocab_size) + " entries, the model " +
@@ -79,7 +87,8 @@ Runner add_perplexity_command(CLI::App& root, const GlobalOptions& global) {
         if (a->json) {
             nlohmann::json j = {{"model", a->model},   {"file", a->file},         {"perplexity", r.perplexity},
                                 {"stderr", r.stderr_}, {"tokens", r.tokens},      {"chunks", r.chunks},
-                                {"ctx", r.ctx},        {"bases", model->bases()}, {"text_tokens", tokens.size()}};
+                                {"ctx", r.ctx},        {"bases", model->bases()}, {"text_tokens", tokens.size()},
+                                {"kv_cache", kv_cache_type_name(model->kv_cache_type())}};
             if (r.kld) {
                 j["reference"] = a->reference;
                 j["kld"] = *r.kld;

@@ -81,6 +81,7 @@ void add_run_options(CLI::App& cmd, RunArgs& a) {
         ->check(CLI::Range(1, 8));
     cmd.add_option("--ctx", a.ctx, "Context length in tokens (default: min(model maximum, 4096))")
         ->check(CLI::Range(1, 1 << 24));
+    add_kv_cache_option(cmd, a.kv_cache);
     cmd.add_flag("--json", a.json, "Print one JSON object (text, ids, stats) instead of streaming text");
     cmd.add_flag("--special", a.special, "Match special tokens such as <|eot_id|> written in the prompt");
     cmd.add_flag("--verify", a.verify,
@@ -110,6 +111,7 @@ int run_generate(const RunArgs& a, bool quiet) {
     std::optional<Tokenizer> tok;
     std::vector<std::vector<std::int32_t>> prompt_ids;
     LoadOptions lo{a.bases, a.threads, a.ctx};
+    lo.kv_cache = a.kv_cache;
     lo.verify = a.verify;
     lo.before_weights = [&](const LlamaConfig& cfg, const nlohmann::json& tokenizer, int ctx) {
         tok.emplace(tokenizer_for(cfg, tokenizer, a.model));
@@ -134,8 +136,9 @@ int run_generate(const RunArgs& a, bool quiet) {
     g.seed = a.seed >= 0 ? static_cast<std::uint64_t>(a.seed) : (static_cast<std::uint64_t>(std::random_device{}()) << 32 |
                                                                    std::random_device{}());
     for (std::int64_t id : model->config().eos_token_ids) g.stop_ids.push_back(static_cast<std::int32_t>(id));
-    if (!quiet) spdlog::info("{}, {} threads, {}, context {}", model->description(), model->threads(),
-                             kernels_used, model->ctx());
+    if (!quiet) spdlog::info("{}, {} threads, {}, context {} ({} KV cache, {:.1f} MiB)", model->description(),
+                             model->threads(), kernels_used, model->ctx(), kv_cache_type_name(model->kv_cache_type()),
+                             static_cast<double>(model->kv_cache_bytes()) / (1024.0 * 1024.0));
 
     const bool as_json = a.json || a.batch;
 
@@ -179,7 +182,10 @@ int run_generate(const RunArgs& a, bool quiet) {
                   {"peak_rss_bytes", peak_rss_bytes()},
                   {"seed", g.seed},
                   {"threads", model->threads()},
-                  {"bases", model->bases()}}},
+                  {"bases", model->bases()},
+                  {"ctx", model->ctx()},
+                  {"kv_cache", kv_cache_type_name(model->kv_cache_type())},
+                  {"kv_cache_bytes", model->kv_cache_bytes()}}},
             };
             std::printf("%s\n", a.batch ? json_text(j).c_str() : json_text(j, 2).c_str());
         } else {

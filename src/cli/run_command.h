@@ -29,6 +29,7 @@ struct RunArgs {
     bool json = false;
     bool special = false;
     bool verify = false;
+    KvCacheType kv_cache = KvCacheType::F16;
 };
 
 // Registers the run flags on `cmd` (a subcommand, or bitttt-run's root).

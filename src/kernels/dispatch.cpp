@@ -150,11 +150,13 @@ namespace {
 
 constexpr OpsTable kScalarOps{&scalar::rmsnorm, &scalar::softmax,  &scalar::swiglu,    &scalar::dot,
                               &scalar::axpy,    &scalar::gemv_f32, &scalar::gemv_f16,  &scalar::f16_row,
-                              &scalar::attention, &scalar::rope};
+                              &scalar::attention, &scalar::attention_f16, &scalar::f32_to_f16_row,
+                              &scalar::rope};
 #ifdef BITTTT_HAVE_AVX2_KERNEL
 constexpr OpsTable kAvx2Ops{&avx2::rmsnorm, &avx2::softmax,  &avx2::swiglu,   &avx2::dot,
                             &avx2::axpy,    &avx2::gemv_f32, &avx2::gemv_f16, &avx2::f16_row,
-                            &avx2::attention, &avx2::rope};
+                            &avx2::attention, &avx2::attention_f16, &avx2::f32_to_f16_row,
+                            &avx2::rope};
 #endif
 
 // The table of active_isa(), decided on the first op call (never per call).
@@ -195,6 +197,11 @@ void attention(const float* q, const float* k, const float* v, std::int64_t n, s
                float scale, float* scores, float* out) {
     active_ops().attention(q, k, v, n, stride, hd, scale, scores, out);
 }
+void attention_f16(const float* q, const std::uint16_t* k, const std::uint16_t* v, std::int64_t n,
+                   std::int64_t stride, std::int64_t hd, float scale, float* scores, float* out) {
+    active_ops().attention_f16(q, k, v, n, stride, hd, scale, scores, out);
+}
+void f32_to_f16_row(const float* x, std::int64_t n, std::uint16_t* out) { active_ops().f32_to_f16_row(x, n, out); }
 void rope(float* vec, std::int64_t n_heads, std::int64_t hd, const float* cos, const float* sin) {
     active_ops().rope(vec, n_heads, hd, cos, sin);
 }

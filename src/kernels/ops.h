@@ -30,6 +30,10 @@ namespace bitttt::kernels {
 //            start at k + t * stride and v + t * stride ([hd] floats each);
 //            scores[t] = softmax_t(q . k_t * scale), out[0..hd) = sum_t scores[t] * v_t.
 //            `scores` is scratch of n floats (left holding the probabilities).
+// attention_f16: the same over a binary16 cache (k, v and stride in binary16 elements);
+//            bit-identical to `attention` of the same ISA over the cache widened to float.
+// f32_to_f16_row: out[i] = binary16(x[i]), i < n, rounded to nearest even (dtype.h's
+//            f32_to_f16; bit-identical across ISAs except for NaN payloads).
 // rope:      rotates pairs (i, i + hd/2) of each of n_heads heads of vec ([n_heads * hd])
 //            by the angle whose cosine / sine are cos[i] / sin[i] (HF "rotate_half"):
 //            v[i] = x0 c - x1 s, v[i + half] = x1 c + x0 s. Bit-identical across ISAs
@@ -46,6 +50,9 @@ struct OpsTable {
     void (*f16_row)(const std::uint8_t* src, std::int64_t n, float* out);
     void (*attention)(const float* q, const float* k, const float* v, std::int64_t n, std::int64_t stride,
                       std::int64_t hd, float scale, float* scores, float* out);
+    void (*attention_f16)(const float* q, const std::uint16_t* k, const std::uint16_t* v, std::int64_t n,
+                          std::int64_t stride, std::int64_t hd, float scale, float* scores, float* out);
+    void (*f32_to_f16_row)(const float* x, std::int64_t n, std::uint16_t* out);
     void (*rope)(float* vec, std::int64_t n_heads, std::int64_t hd, const float* cos, const float* sin);
 };
 
@@ -63,6 +70,9 @@ void gemv_f16(const std::uint8_t* w, std::int64_t cols, const float* x, std::int
 void f16_row(const std::uint8_t* src, std::int64_t n, float* out);
 void attention(const float* q, const float* k, const float* v, std::int64_t n, std::int64_t stride, std::int64_t hd,
                float scale, float* scores, float* out);
+void attention_f16(const float* q, const std::uint16_t* k, const std::uint16_t* v, std::int64_t n,
+                   std::int64_t stride, std::int64_t hd, float scale, float* scores, float* out);
+void f32_to_f16_row(const float* x, std::int64_t n, std::uint16_t* out);
 void rope(float* vec, std::int64_t n_heads, std::int64_t hd, const float* cos, const float* sin);
 
 namespace scalar {
@@ -76,6 +86,9 @@ void gemv_f16(const std::uint8_t* w, std::int64_t cols, const float* x, std::int
 void f16_row(const std::uint8_t* src, std::int64_t n, float* out);
 void attention(const float* q, const float* k, const float* v, std::int64_t n, std::int64_t stride, std::int64_t hd,
                float scale, float* scores, float* out);
+void attention_f16(const float* q, const std::uint16_t* k, const std::uint16_t* v, std::int64_t n,
+                   std::int64_t stride, std::int64_t hd, float scale, float* scores, float* out);
+void f32_to_f16_row(const float* x, std::int64_t n, std::uint16_t* out);
 void rope(float* vec, std::int64_t n_heads, std::int64_t hd, const float* cos, const float* sin);
 }  // namespace scalar
 
@@ -92,6 +105,9 @@ void gemv_f16(const std::uint8_t* w, std::int64_t cols, const float* x, std::int
 void f16_row(const std::uint8_t* src, std::int64_t n, float* out);
 void attention(const float* q, const float* k, const float* v, std::int64_t n, std::int64_t stride, std::int64_t hd,
                float scale, float* scores, float* out);
+void attention_f16(const float* q, const std::uint16_t* k, const std::uint16_t* v, std::int64_t n,
+                   std::int64_t stride, std::int64_t hd, float scale, float* scores, float* out);
+void f32_to_f16_row(const float* x, std::int64_t n, std::uint16_t* out);
 void rope(float* vec, std::int64_t n_heads, std::int64_t hd, const float* cos, const float* sin);
 // out[i] = exp(x[i]) with the vector exp the softmax and SwiGLU use (exposed for tests;
 // accuracy in ops_avx2.cpp).

@@ -169,17 +169,38 @@ inline void rows_dot_f16(const std::uint8_t* const* rows, std::int64_t cols, con
         });
 }
 
-// acc[0..V) += p * v[0..8V)
-template <int V>
-inline void attend_block(const float* scores, const float* v, std::int64_t n, std::int64_t stride, float* out) {
+// Eight cache values as floats: F32 as they are, binary16 widened (exact).
+inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8(const std::uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+// The first rem (< 8) values, zeros after; never reads past p + rem.
+inline __m256 load8_tail(const float* p, std::int64_t rem) { return _mm256_maskload_ps(p, tail_mask(rem)); }
+inline __m256 load8_tail(const std::uint16_t* p, std::int64_t rem) {
+    return load_f16_tail(reinterpret_cast<const std::uint8_t*>(p), rem);
+}
+
+// out[0..8V) = sum_t p_t v_t[0..8V)
+template <int V, typename T>
+inline void attend_block(const float* scores, const T* v, std::int64_t n, std::int64_t stride, float* out) {
     __m256 acc[V];
     for (int j = 0; j < V; ++j) acc[j] = _mm256_setzero_ps();
     for (std::int64_t t = 0; t < n; ++t) {
         const __m256 p = _mm256_broadcast_ss(scores + t);
-        const float* vt = v + t * stride;
-        for (int j = 0; j < V; ++j) acc[j] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vt + 8 * j), acc[j]);
+        const T* vt = v + t * stride;
+        for (int j = 0; j < V; ++j) acc[j] = _mm256_fmadd_ps(p, load8(vt + 8 * j), acc[j]);
     }
     for (int j = 0; j < V; ++j) _mm256_storeu_ps(out + 8 * j, acc[j]);
+}
+
+// Dot products of x with R cache rows (F32 or binary16).
+template <int R>
+inline void cache_rows_dot(const float* const* rows, std::int64_t cols, const float* x, float* y) {
+    rows_dot_f32<R>(rows, cols, x, y);
+}
+template <int R>
+inline void cache_rows_dot(const std::uint16_t* const* rows, std::int64_t cols, const float* x, float* y) {
+    rows_dot<R>(
+        cols, x, y, [&](int i, std::int64_t c) { return load8(rows[i] + c); },
+        [&](int i, std::int64_t c, std::int64_t rem) { return load8_tail(rows[i] + c, rem); }, NoPrefetch{});
 }
 
 }  // namespace
@@ -322,17 +343,21 @@ void f16_row(const std::uint8_t* src, std::int64_t n, float* out) {
     if (i < n) _mm256_maskstore_ps(out + i, tail_mask(n - i), load_f16_tail(src + 2 * i, n - i));
 }
 
-void attention(const float* q, const float* k, const float* v, std::int64_t n, std::int64_t stride, std::int64_t hd,
-               float scale, float* scores, float* out) {
+namespace {
+
+// attention() over a cache of T (float or binary16): the same arithmetic for both.
+template <typename T>
+void attention_over(const float* q, const T* k, const T* v, std::int64_t n, std::int64_t stride, std::int64_t hd,
+                    float scale, float* scores, float* out) {
     // Scores four positions at a time (sharing the loads of q), each as dot() computes it.
     std::int64_t t = 0;
     for (; t + 4 <= n; t += 4) {
-        const float* rows[4] = {k + t * stride, k + (t + 1) * stride, k + (t + 2) * stride, k + (t + 3) * stride};
-        rows_dot_f32<4>(rows, hd, q, scores + t);
+        const T* rows[4] = {k + t * stride, k + (t + 1) * stride, k + (t + 2) * stride, k + (t + 3) * stride};
+        cache_rows_dot<4>(rows, hd, q, scores + t);
     }
     for (; t < n; ++t) {
-        const float* rows[1] = {k + t * stride};
-        rows_dot_f32<1>(rows, hd, q, scores + t);
+        const T* rows[1] = {k + t * stride};
+        cache_rows_dot<1>(rows, hd, q, scores + t);
     }
     const __m256 s8 = _mm256_set1_ps(scale);
     for (t = 0; t + 8 <= n; t += 8) _mm256_storeu_ps(scores + t, _mm256_mul_ps(_mm256_loadu_ps(scores + t), s8));
@@ -345,12 +370,38 @@ void attention(const float* q, const float* k, const float* v, std::int64_t n, s
     for (; c + 32 <= hd; c += 32) attend_block<4>(scores, v + c, n, stride, out + c);
     for (; c + 8 <= hd; c += 8) attend_block<1>(scores, v + c, n, stride, out + c);
     if (c < hd) {
-        const __m256i m = tail_mask(hd - c);
+        const std::int64_t rem = hd - c;
         __m256 acc = _mm256_setzero_ps();
         for (t = 0; t < n; ++t) {
-            acc = _mm256_fmadd_ps(_mm256_broadcast_ss(scores + t), _mm256_maskload_ps(v + t * stride + c, m), acc);
+            acc = _mm256_fmadd_ps(_mm256_broadcast_ss(scores + t), load8_tail(v + t * stride + c, rem), acc);
         }
-        _mm256_maskstore_ps(out + c, m, acc);
+        _mm256_maskstore_ps(out + c, tail_mask(rem), acc);
+    }
+}
+
+}  // namespace
+
+void attention(const float* q, const float* k, const float* v, std::int64_t n, std::int64_t stride, std::int64_t hd,
+               float scale, float* scores, float* out) {
+    attention_over(q, k, v, n, stride, hd, scale, scores, out);
+}
+
+void attention_f16(const float* q, const std::uint16_t* k, const std::uint16_t* v, std::int64_t n,
+                   std::int64_t stride, std::int64_t hd, float scale, float* scores, float* out) {
+    attention_over(q, k, v, n, stride, hd, scale, scores, out);
+}
+
+void f32_to_f16_row(const float* x, std::int64_t n, std::uint16_t* out) {
+    constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    std::int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), kRound));
+    }
+    if (i < n) {
+        alignas(16) std::uint16_t buf[8];
+        _mm_store_si128(reinterpret_cast<__m128i*>(buf),
+                        _mm256_cvtps_ph(_mm256_maskload_ps(x + i, tail_mask(n - i)), kRound));
+        std::memcpy(out + i, buf, static_cast<std::size_t>(n - i) * sizeof(std::uint16_t));
     }
 }
 

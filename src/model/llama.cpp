@@ -135,6 +135,12 @@ public:
     const LlamaConfig& config() const override { return cfg_; }
     const json& tokenizer_json() const override { return tokenizer_; }
     int ctx() const override { return ctx_; }
+    KvCacheType kv_cache_type() const override { return kv_type_; }
+    std::uint64_t kv_cache_bytes() const override {
+        const std::uint64_t kvd = static_cast<std::uint64_t>(cfg_.num_key_value_heads * cfg_.head_dim);
+        const std::uint64_t elem = kv_type_ == KvCacheType::F16 ? 2 : 4;
+        return 2 * static_cast<std::uint64_t>(cfg_.num_hidden_layers) * static_cast<std::uint64_t>(ctx_) * kvd * elem;
+    }
     int bases() const override { return bases_; }
     int threads() const override { return pool_->size(); }
     std::string description() const override { return description_; }
@@ -211,10 +217,14 @@ private:
     std::vector<float> hb_;      // [m, intermediate]
     std::vector<float> hb2_;     // [m, intermediate]
     std::vector<float> logits_;  // [vocab] of the last token
-    // [layers, ctx, n_kv_heads * head_dim]. Left uninitialised: a position is written before
-    // it is read, and untouched pages cost neither time at load nor resident memory.
+    // [layers, ctx, n_kv_heads * head_dim], of F32 or of binary16 (kv_type_; the other pair
+    // stays empty). Left uninitialised: a position is written before it is read, and
+    // untouched pages cost neither time at load nor resident memory.
+    KvCacheType kv_type_ = KvCacheType::F16;
     std::unique_ptr<float[]> key_cache_;
     std::unique_ptr<float[]> value_cache_;
+    std::unique_ptr<std::uint16_t[]> key_cache16_;
+    std::unique_ptr<std::uint16_t[]> value_cache16_;
     LinearInput in_;             // the input of the linear layers, prepared once per use
 
     // Per-op wall time, when profiling.
@@ -385,6 +395,7 @@ void LlamaModel::resolve_ctx(const LoadOptions& opt) {
 void LlamaModel::finish_setup(const LoadOptions& opt) {
     if (opt.batch < 0) throw UsageError("--batch must be positive");
     batch_ = opt.batch > 0 ? opt.batch : 32;
+    kv_type_ = opt.kv_cache;
     rope_ = std::make_unique<Rope>(cfg_);
     if (!pool_) pool_ = std::make_unique<ThreadPool>(opt.threads > 0 ? opt.threads : physical_cores());
 
@@ -405,8 +416,13 @@ void LlamaModel::finish_setup(const LoadOptions& opt) {
     hb2_.assign(mb * ff, 0.0f);
     logits_.assign(static_cast<std::size_t>(cfg_.vocab_size), 0.0f);
     const std::size_t cache = static_cast<std::size_t>(cfg_.num_hidden_layers) * static_cast<std::size_t>(ctx_) * kvd;
-    key_cache_.reset(new float[cache]);
-    value_cache_.reset(new float[cache]);
+    if (kv_type_ == KvCacheType::F16) {
+        key_cache16_.reset(new std::uint16_t[cache]);
+        value_cache16_.reset(new std::uint16_t[cache]);
+    } else {
+        key_cache_.reset(new float[cache]);
+        value_cache_.reset(new float[cache]);
+    }
 }
 
 // ---- the forward pass ----------------------------------------------------------------------
@@ -444,8 +460,9 @@ void LlamaModel::step(const std::int32_t* tokens, int m, int pos, float* all_log
     timer.lap(kOpEmbed);
     for (std::size_t l = 0; l < layers_.size(); ++l) {
         const Layer& L = layers_[l];
-        float* kc = key_cache_.get() + (l * static_cast<std::size_t>(ctx_)) * static_cast<std::size_t>(kvd);
-        float* vc = value_cache_.get() + (l * static_cast<std::size_t>(ctx_)) * static_cast<std::size_t>(kvd);
+        // This layer's cache rows: [ctx, kvd] from offset layer_at.
+        const std::size_t layer_at = (l * static_cast<std::size_t>(ctx_)) * static_cast<std::size_t>(kvd);
+        const bool f16 = kv_type_ == KvCacheType::F16;
 
         // Attention. q/k/v share one prepared input.
         for (int i = 0; i < m; ++i) kernels::rmsnorm(x_.data() + i * h, L.attn_norm, h, eps, xb_.data() + i * h);
@@ -457,8 +474,14 @@ void LlamaModel::step(const std::int32_t* tokens, int m, int pos, float* all_log
             rope_->apply(q_.data() + i * qd, n_heads, pos + i);
             rope_->apply(k_.data() + i * kvd, n_kv, pos + i);
         }
-        std::copy(k_.begin(), k_.begin() + m * kvd, kc + static_cast<std::size_t>(pos) * kvd);
-        std::copy(v_.begin(), v_.begin() + m * kvd, vc + static_cast<std::size_t>(pos) * kvd);
+        const std::size_t at = layer_at + static_cast<std::size_t>(pos) * static_cast<std::size_t>(kvd);
+        if (f16) {
+            kernels::f32_to_f16_row(k_.data(), m * kvd, key_cache16_.get() + at);
+            kernels::f32_to_f16_row(v_.data(), m * kvd, value_cache16_.get() + at);
+        } else {
+            std::copy(k_.begin(), k_.begin() + m * kvd, key_cache_.get() + at);
+            std::copy(v_.begin(), v_.begin() + m * kvd, value_cache_.get() + at);
+        }
         timer.lap(kOpRope);
         // (token, head) pairs in parallel once the cache is long enough to be worth a hand-off.
         const std::int64_t items = m * n_heads;
@@ -471,8 +494,15 @@ void LlamaModel::step(const std::int32_t* tokens, int m, int pos, float* all_log
                 const int p = pos + static_cast<int>(i);  // this token attends to [0, p]
                 const float* qh = q_.data() + i * qd + head * hd;
                 const std::int64_t kvh = head / group;  // grouped-query attention
-                kernels::attention(qh, kc + kvh * hd, vc + kvh * hd, p + 1, kvd, hd, att_scale, scores.data(),
-                                   att_out_.data() + i * qd + head * hd);
+                const std::size_t kv_at = layer_at + static_cast<std::size_t>(kvh * hd);
+                float* out = att_out_.data() + i * qd + head * hd;
+                if (f16) {
+                    kernels::attention_f16(qh, key_cache16_.get() + kv_at, value_cache16_.get() + kv_at, p + 1, kvd, hd,
+                                           att_scale, scores.data(), out);
+                } else {
+                    kernels::attention(qh, key_cache_.get() + kv_at, value_cache_.get() + kv_at, p + 1, kvd, hd,
+                                       att_scale, scores.data(), out);
+                }
             }
         });
         timer.lap(kOpAttention);
@@ -511,6 +541,8 @@ void LlamaModel::step(const std::int32_t* tokens, int m, int pos, float* all_log
 }
 
 }  // namespace
+
+const char* kv_cache_type_name(KvCacheType t) { return t == KvCacheType::F16 ? "f16" : "f32"; }
 
 std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& options) {
     auto m = std::make_unique<LlamaModel>();
