@@ -7,6 +7,7 @@
 #include <cmath>
 #include <complex>
 #include <fstream>
+#include <limits>
 #include <random>
 
 #include "bitttt/btt.h"
@@ -75,6 +76,16 @@ TEST_CASE("engine: int8 activation quantisation", "[engine][kernels]") {
     for (int i = 0; i < 5; ++i) CHECK(std::fabs(q[i] * s - x[i]) <= s / 2 + 1e-7f);
     std::vector<float> zero(3, 0.0f);
     CHECK(kernels::quantize_int8(zero.data(), 3, q.data(), 3) == 0.0f);
+    // Non-finite activations (a model whose values overflowed; a fuzzer finding: NaN reached
+    // an undefined float -> int8 conversion): zeros under a NaN scale, so the row's products
+    // stay non-finite for the output check to report.
+    const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+    for (const std::vector<float>& bad : {std::vector<float>{nan, 1.0f, -0.5f}, std::vector<float>{1.0f, -inf, 0.5f},
+                                          std::vector<float>{0.0f, 0.0f, inf}}) {
+        std::fill(q.begin(), q.end(), std::int8_t{99});
+        CHECK(std::isnan(kernels::quantize_int8(bad.data(), 3, q.data(), 4)));
+        for (int i = 0; i < 4; ++i) CHECK(q[i] == 0);
+    }
 }
 
 TEST_CASE("engine: scalar ternary GEMV equals the dequantised float product", "[engine][kernels]") {

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -502,6 +503,28 @@ TEST_CASE("hostile run: corrupt data, bad flags and prompts are caught before th
         write_raw(bad, r);
         expect_clean_error(run_cli("run '" + bad + "' -p ab -n 2", fx.dir), "bad.btt",
                            {"model.layers.1.self_attn.k_proj.weight", "not finite"});
+    }
+    // Huge but finite int8 row scales in the embedding (a fuzzer finding): the activations
+    // overflow to infinity and NaN; run and perplexity say so instead of printing garbage.
+    {
+        RawBtt r = good;
+        const json& e = entry(r.header, "model.embed_tokens.weight");
+        const std::size_t rows = e["shape"][0].get<std::size_t>(), cols = e["shape"][1].get<std::size_t>();
+        const std::size_t scales_at = e["offset"].get<std::size_t>() + (rows * cols + 63) / 64 * 64;
+        const float huge = 3e38f;
+        for (std::size_t i = 0; i < rows; ++i) std::memcpy(r.data.data() + scales_at + 4 * i, &huge, 4);
+        char hex[17];
+        std::snprintf(hex, sizeof hex, "%016llx",
+                      static_cast<unsigned long long>(
+                          checksum64(r.data.data() + e["offset"].get<std::size_t>(), e["size"].get<std::size_t>())));
+        entry(r.header, "model.embed_tokens.weight")["xxh64"] = hex;  // consistent: only --verify'd data
+        write_raw(bad, r);
+        std::string t;
+        for (int i = 0; i < 20; ++i) t += "abc def. ";
+        spit(fx.dir.file("t.txt"), t);
+        expect_clean_error(run_cli("run '" + bad + "' -p ab -n 2 --verify -q", fx.dir), "bad.btt", {"not finite"});
+        expect_clean_error(run_cli("perplexity '" + bad + "' -f '" + fx.dir.file("t.txt") + "' -c 16", fx.dir), "bad.btt",
+                           {"not finite"});
     }
     // A flipped weight byte: run --verify names the tensor.
     {

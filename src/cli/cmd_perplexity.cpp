@@ -76,13 +76,20 @@ Runner add_perplexity_command(CLI::App& root, const GlobalOptions& global) {
         o.chunks = a->chunks;
         if (tok->adds_bos() && tok->bos_id()) o.bos_id = *tok->bos_id();
         std::unique_ptr<Progress> progress;
-        PerplexityResult r = perplexity(*model, tokens, o, ref.get(), [&](int /*done*/, int total) {
-            if (!progress) {
-                progress = std::make_unique<Progress>(!global.quiet && is_terminal(2), static_cast<std::uint64_t>(total),
-                                                      "chunks");
-            }
-            progress->advance(1);
-        });
+        PerplexityResult r;
+        try {
+            r = perplexity(*model, tokens, o, ref.get(), [&](int /*done*/, int total) {
+                if (!progress) {
+                    progress = std::make_unique<Progress>(!global.quiet && is_terminal(2),
+                                                          static_cast<std::uint64_t>(total), "chunks");
+                }
+                progress->advance(1);
+            });
+        } catch (const FormatError& e) {
+            // Non-finite output: name the file (the reference's, when it is the reference's).
+            const bool from_ref = std::string(e.what()).rfind("the reference", 0) == 0;
+            throw FormatError((from_ref ? a->reference : a->model) + ": " + e.what());
+        }
         if (progress) progress->finish();
         if (a->json) {
             nlohmann::json j = {{"model", a->model},   {"file", a->file},         {"perplexity", r.perplexity},

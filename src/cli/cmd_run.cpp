@@ -163,7 +163,12 @@ int run_generate(const RunArgs& a, bool quiet) {
                 std::fflush(stdout);
             }
         };
-        GenerateResult r = generate(*model, ids, g, on_token);
+        GenerateResult r;
+        try {
+            r = generate(*model, ids, g, on_token);
+        } catch (const FormatError& e) {
+            throw FormatError(a.model + ": " + e.what());  // the model's output is not finite
+        }
         std::string tail = dec.flush();
         generated += tail;
         const double pp = per_s(r.prompt_tokens, r.prompt_seconds), tg = per_s(static_cast<double>(r.ids.size()), r.gen_seconds);

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "bitttt/dtype.h"
 #include "kernels/ternary_gemv.h"
@@ -8,8 +9,20 @@ namespace bitttt::kernels {
 
 float quantize_int8(const float* x, std::int64_t n, std::int8_t* q, std::int64_t n_padded) {
     float amax = 0.0f;
-    for (std::int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
-    if (!(amax > 0.0f) || !std::isfinite(amax)) {
+    bool finite = true;
+    for (std::int64_t i = 0; i < n; ++i) {
+        const float a = std::fabs(x[i]);
+        finite &= a <= std::numeric_limits<float>::max();  // false for NaN and infinity
+        amax = std::max(amax, a);
+    }
+    if (!finite) {
+        // A model whose values overflowed: the row becomes NaN (a NaN scale over zeros), so
+        // that everything computed from it is NaN too and the caller's check of the output
+        // reports it, rather than a silently finite wrong answer.
+        std::fill(q, q + n_padded, std::int8_t{0});
+        return std::numeric_limits<float>::quiet_NaN();
+    }
+    if (!(amax > 0.0f)) {
         std::fill(q, q + n_padded, std::int8_t{0});
         return 0.0f;
     }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <string>
 
 #include "bitttt/error.h"
 #include "model/sampler.h"
@@ -13,6 +14,18 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Logits with a NaN or an infinity mean the model's arithmetic overflowed (weights far out
+// of range, e.g. a corrupt file that still passed the load checks): an error, not text.
+void check_finite(const float* logits, std::int64_t n, int pos, const char* whose = "the model's") {
+    for (std::int64_t i = 0; i < n; ++i) {
+        if (!std::isfinite(logits[i])) {
+            throw FormatError(std::string(whose) + " output at position " + std::to_string(pos) +
+                              " is not finite (its weights overflow float arithmetic: a corrupt file? "
+                              "`bitttt inspect --verify` checks every tensor)");
+        }
+    }
 }
 
 // log-softmax of logits[0..n) into out (double, for stable sums over many tokens).
@@ -48,6 +61,7 @@ GenerateResult generate(Model& model, const std::vector<std::int32_t>& prompt, c
     t0 = std::chrono::steady_clock::now();
     res.stop_reason = "length";
     for (int i = 0; i < opt.max_new_tokens; ++i) {
+        check_finite(logits, vocab, pos - 1);
         const std::int32_t next = sampler.sample(logits, vocab);
         res.ids.push_back(next);
         if (on_token) on_token(next);
@@ -110,6 +124,8 @@ PerplexityResult perplexity(Model& model, const std::vector<std::int32_t>& token
             const float* logits = all.data() + row;
             const float* rlogits = reference ? ref_all.data() + row : nullptr;
             const std::int32_t target = tokens[start + static_cast<std::size_t>(j) + 1];
+            check_finite(logits, vocab, j);
+            if (rlogits) check_finite(rlogits, vocab, j, "the reference model's");
             log_softmax(logits, vocab, lq);
             const double v = -lq[static_cast<std::size_t>(target)];
             nll += v;
