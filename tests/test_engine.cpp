@@ -86,6 +86,21 @@ TEST_CASE("engine: int8 activation quantisation", "[engine][kernels]") {
         CHECK(std::isnan(kernels::quantize_int8(bad.data(), 3, q.data(), 4)));
         for (int i = 0; i < 4; ++i) CHECK(q[i] == 0);
     }
+    // A row of subnormals (a fuzzer finding: 127 / amax overflowed and 0 * inf gave a NaN
+    // that reached the float -> int8 conversion): quantised like any other row.
+    const float tiny = std::numeric_limits<float>::denorm_min();
+    for (const std::vector<float>& small : {std::vector<float>{tiny, 0.0f, -tiny}, std::vector<float>{2 * tiny, tiny, 0.0f},
+                                            std::vector<float>{1e-39f, -5e-40f, 0.0f}}) {
+        const float sc = kernels::quantize_int8(small.data(), 3, q.data(), 4);
+        // The scale amax / 127 may itself underflow to 0 (then the row reads as zeros).
+        CHECK(sc >= 0.0f);
+        CHECK(q[3] == 0);
+        for (int i = 0; i < 3; ++i) {
+            CHECK(std::abs(q[i]) <= 127);
+            if (sc > 0.0f) CHECK(std::fabs(q[i] * static_cast<double>(sc) - small[i]) <= sc);
+        }
+    }
+    CHECK(q[0] == 127);
 }
 
 TEST_CASE("engine: scalar ternary GEMV equals the dequantised float product", "[engine][kernels]") {

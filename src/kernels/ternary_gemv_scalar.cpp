@@ -27,9 +27,18 @@ float quantize_int8(const float* x, std::int64_t n, std::int8_t* q, std::int64_t
         return 0.0f;
     }
     const float inv = 127.0f / amax;
-    for (std::int64_t i = 0; i < n; ++i) {
-        const float v = std::nearbyint(x[i] * inv);
-        q[i] = static_cast<std::int8_t>(std::clamp(v, -127.0f, 127.0f));
+    if (inv <= std::numeric_limits<float>::max()) {
+        for (std::int64_t i = 0; i < n; ++i) {
+            const float v = std::nearbyint(x[i] * inv);
+            q[i] = static_cast<std::int8_t>(std::clamp(v, -127.0f, 127.0f));
+        }
+    } else {
+        // amax below 127 / FLT_MAX (a subnormal row; a fuzzer finding): 127 / amax is
+        // infinite and 0 * inf NaN, so divide first (|x / amax| <= 1).
+        for (std::int64_t i = 0; i < n; ++i) {
+            const float v = std::nearbyint(x[i] / amax * 127.0f);
+            q[i] = static_cast<std::int8_t>(std::clamp(v, -127.0f, 127.0f));
+        }
     }
     std::fill(q + n, q + n_padded, std::int8_t{0});
     return amax / 127.0f;
