@@ -15,6 +15,7 @@
 #include "kernels/ternary_gemv.h"
 #include "kernels/ternary_lut.h"
 #include "kernel_fixtures.h"
+#include "test_util.h"
 #include "util/thread_pool.h"
 
 using namespace bitttt;
@@ -139,7 +140,7 @@ void run_all(bool avx2, ScaleMode mode, int scale_bits = 16) {
             for (std::int64_t rows : all_rows) {
                 // The scalar reference over the biggest shapes is slow: N = 1..2 there.
                 const int n_max = cols * rows > 200000 ? 2 : 4;
-                if (!avx2 && cols * rows > 20000) continue;
+                if ((!avx2 || bitttt::test::kSanitized) && cols * rows > 20000) continue;
                 cases += run_shape(layout(pb, rows, cols, mode, scale_bits), Fill::Random, Act::Random, avx2, rng, n_max);
             }
         }

@@ -12,6 +12,14 @@
 
 namespace bitttt::test {
 
+// True in the sanitizer builds (tools/test-sanitize.sh), where the widest kernel sweeps
+// skip their largest shapes to keep the suite's time in bounds.
+#ifdef BITTTT_SANITIZED
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
 // ../shared (or $BITTTT_SHARED), "" when it is absent.
 inline std::string shared_dir() {
     if (const char* env = std::getenv("BITTTT_SHARED")) return env;
