@@ -1,10 +1,7 @@
 #!/usr/bin/env bash
 # Builds bitttt with AddressSanitizer + UndefinedBehaviorSanitizer and runs the test suite
 # under them: any sanitizer report (memory error, leak, undefined behaviour) fails its test.
-# Like tools/test.sh, the engine tests then run again on the scalar kernels (and on the
-# other AVX2 design when the CPU has AVX2); the golden tests (the same end to end, on the
-# shared model, and the slowest under the sanitizers) run once. The widest kernel sweeps
-# skip their largest shapes here (BITTTT_SANITIZED).
+# The widest kernel sweeps skip their largest shapes here (BITTTT_SANITIZED).
 #
 # Usage: tools/test-sanitize.sh [--fuzz-build] [BUILD_DIR] [-- extra ctest args...]
 #   BUILD_DIR     build folder (default: build-asan in the repository, gitignored)
@@ -53,13 +50,9 @@ export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=1:strict_stri
 export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:${UBSAN_OPTIONS:-}"
 cd "$build"
 status=0
+# (The kernel tests already run every kernel, scalar and both AVX2 designs, on awkward
+# shapes here; the end-to-end reruns per kernel are tools/test.sh's.)
 ctest --output-on-failure -j "$jobs" "$@" || status=$?
-if [ "$status" -eq 0 ]; then
-  if ./bitttt --version | grep -q "avx2 available"; then
-    BITTTT_TERNARY_KERNEL=maddubs ./bitttt_tests "[engine],[batch]" || status=$?
-  fi
-  BITTTT_ISA=generic ./bitttt_tests "[engine],[batch]" || status=$?
-fi
 done_at=$(date +%s)
 echo "test-sanitize: build $((built - start)) s, tests $((done_at - built)) s" >&2
 exit "$status"
