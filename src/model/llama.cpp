@@ -137,9 +137,7 @@ public:
     int ctx() const override { return ctx_; }
     KvCacheType kv_cache_type() const override { return kv_type_; }
     std::uint64_t kv_cache_bytes() const override {
-        const std::uint64_t kvd = static_cast<std::uint64_t>(cfg_.num_key_value_heads * cfg_.head_dim);
-        const std::uint64_t elem = kv_type_ == KvCacheType::F16 ? 2 : 4;
-        return 2 * static_cast<std::uint64_t>(cfg_.num_hidden_layers) * static_cast<std::uint64_t>(ctx_) * kvd * elem;
+        return 2 * kv_cache_elements() * (kv_type_ == KvCacheType::F16 ? 2 : 4);  // keys and values
     }
     int bases() const override { return bases_; }
     int threads() const override { return pool_->size(); }
@@ -183,6 +181,11 @@ private:
     // Wires every layer's weights by HF name, whatever they are stored as.
     void build_layers(const NormFn& norm, const LinearFn& linear);
     void resolve_ctx(const LoadOptions& opt);  // validates opt.ctx and sets ctx_
+    // Elements of the key (or the value) cache: layers x ctx x kv heads x head_dim.
+    std::size_t kv_cache_elements() const {
+        return static_cast<std::size_t>(cfg_.num_hidden_layers) * static_cast<std::size_t>(ctx_) *
+               static_cast<std::size_t>(cfg_.num_key_value_heads * cfg_.head_dim);
+    }
     void finish_setup(const LoadOptions& opt);
     // One micro-batch of m <= batch_ tokens at positions pos..pos+m-1.
     void step(const std::int32_t* tokens, int m, int pos, float* all_logits);
@@ -415,7 +418,7 @@ void LlamaModel::finish_setup(const LoadOptions& opt) {
     hb_.assign(mb * ff, 0.0f);
     hb2_.assign(mb * ff, 0.0f);
     logits_.assign(static_cast<std::size_t>(cfg_.vocab_size), 0.0f);
-    const std::size_t cache = static_cast<std::size_t>(cfg_.num_hidden_layers) * static_cast<std::size_t>(ctx_) * kvd;
+    const std::size_t cache = kv_cache_elements();
     if (kv_type_ == KvCacheType::F16) {
         key_cache16_.reset(new std::uint16_t[cache]);
         value_cache16_.reset(new std::uint16_t[cache]);
