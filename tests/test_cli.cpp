@@ -557,3 +557,71 @@ TEST_CASE("cli: every kernel path gives the same perplexity on the real model", 
     CHECK(maddubs == lut);
     CHECK(lut == Approx(generic).epsilon(0.01));
 }
+
+TEST_CASE("cli: repack rewrites the arrangement and packing bit for bit; old files run with a warning",
+          "[cli][run][shared][tiles]") {
+    BITTTT_REQUIRE_SHARED("models/stories260K-hf/model.safetensors");
+    TempDir dir;
+    const std::string rows = dir.file("rows.btt"), tiles = dir.file("tiles.btt"), dense = dir.file("dense.btt"),
+                      back = dir.file("back.btt");
+    REQUIRE(run_cli("convert '" + stories() + "' --bases 3 --arrangement rows -o '" + rows + "' -q", dir).code == 0);
+    auto generate = [&](const std::string& f, const char* design = nullptr) {
+        if (design) setenv("BITTTT_TERNARY_KERNEL", design, 1);
+        Result r = run_cli("run '" + f + "' --prompt 'Once upon a time' -n 24 --seed 3 --json", dir);
+        unsetenv("BITTTT_TERNARY_KERNEL");
+        REQUIRE(r.code == 0);
+        return std::pair{json::parse(r.out), r.err};
+    };
+    auto tensors = [&](const std::string& f) {
+        Result r = run_cli("inspect '" + f + "' --json", dir);
+        REQUIRE(r.code == 0);
+        return json::parse(r.out);
+    };
+    const auto [old_run, old_err] = generate(rows);
+    // The default context of a small model is its maximum (here the KV cache is tiny).
+    CHECK(old_run["stats"]["ctx"] == 512);
+    const bool lut = bitttt::kernels::active_design() == bitttt::kernels::TernaryDesign::Lut;
+    if (lut) {
+        CHECK(old_err.find("rearranged at load") != std::string::npos);
+        CHECK(old_err.find("bitttt repack") != std::string::npos);
+    }
+
+    Result rp = run_cli("repack '" + rows + "' -o '" + tiles + "' --json", dir);
+    REQUIRE(rp.code == 0);
+    const json rj = json::parse(rp.out);
+    CHECK(rj["format_version"] == 3);
+    CHECK(rj["rewritten"].get<int>() == 35);  // 5 layers x 7 linear layers; the int8 table is copied
+    const auto [new_run, new_err] = generate(tiles);
+    CHECK(new_run["ids"] == old_run["ids"]);
+    if (lut) CHECK(new_err.find("rearranged") == std::string::npos);
+    // The maddubs design reads rows: it rearranges a tiled file, with the same result.
+    if (bitttt::kernels::avx2_available()) {
+        const auto [m_run, m_err] = generate(tiles, "maddubs");
+        CHECK(m_run["ids"] == old_run["ids"]);
+        CHECK(m_err.find("maddubs") != std::string::npos);
+    }
+
+    // Dense tiles: same trits, fewer bytes; back to rows gives the original tensors' bytes.
+    REQUIRE(run_cli("repack '" + tiles + "' -o '" + dense + "' --packing dense -q", dir).code == 0);
+    CHECK(generate(dense).first["ids"] == old_run["ids"]);
+    CHECK(std::filesystem::file_size(dense) < std::filesystem::file_size(tiles));
+    REQUIRE(run_cli("repack '" + dense + "' -o '" + back + "' --arrangement rows --packing 2bit -q", dir).code == 0);
+    const json a = tensors(rows), b = tensors(back), t = tensors(tiles);
+    CHECK(b["format_version"] == 1);
+    CHECK(t["format_version"] == 3);
+    REQUIRE(a["tensors"].size() == b["tensors"].size());
+    for (std::size_t i = 0; i < a["tensors"].size(); ++i) {
+        INFO(a["tensors"][i]["name"]);
+        CHECK(a["tensors"][i]["xxh64"] == b["tensors"][i]["xxh64"]);
+        CHECK(a["tensors"][i]["relative_error_by_base"] == t["tensors"][i]["relative_error_by_base"]);
+        if (a["tensors"][i]["encoding"] == "ternary") CHECK(t["tensors"][i]["arrangement"] == "tiles");
+    }
+
+    // Refusals (usage errors, exit 2): an existing output without --force, the input as output.
+    Result exists = run_cli("repack '" + rows + "' -o '" + tiles + "'", dir);
+    CHECK(exists.code == 2);
+    CHECK(exists.err.find("--force") != std::string::npos);
+    Result same = run_cli("repack '" + rows + "' -o '" + rows + "' --force", dir);
+    CHECK(same.code == 2);
+    CHECK(same.err.find("input") != std::string::npos);
+}

@@ -164,7 +164,7 @@ TEST_CASE("convert: tiny model, every option combination reconstructs as reporte
                 o.lm_head = Encoding::Ternary;
                 ConvertReport rep = convert(o);
                 BttFile f(o.output);
-                CHECK(f.version() == (fit.scale_bits == 8 ? 2u : 1u));
+                CHECK(f.version() == 3u);  // the linear layers in tiles (the default)
                 CHECK(f.find("lm_head.weight")->encoding == Encoding::Ternary);
                 CHECK(f.find("model.embed_tokens.weight")->encoding == kDefaultEmbeddingEncoding);
                 for (const auto& t : f.tensors()) {
@@ -318,9 +318,10 @@ TEST_CASE("convert: default output names", "[convert]") {
     CHECK(default_output_path("/x/y/gauss.safetensors", 1) == "gauss-n1.btt");
 }
 
-TEST_CASE("convert: defaults + dense keep a 4096x4096 Gaussian at N = 3 within 33% of F16", "[convert][size]") {
-    // The size bar of the tied-scale default: at most 33% of the F16 bytes with a relative
-    // error no worse than the greedy free-scale fit's 0.114.
+TEST_CASE("convert: defaults + dense keep a 4096x4096 Gaussian at N = 3 within 35% of F16", "[convert][size]") {
+    // The size bar of the tied-scale default: at most 35% of the F16 bytes (dense tiles at
+    // B = 64: (2 + 3 x 14) / (64 x 2) = 34.4%) with a relative error no worse than the
+    // greedy free-scale fit's 0.114.
     TempDir dir;
     bitttt::SafetensorsWriter w;
     const std::vector<float> v = bitttt::test::gaussian(4096 * 4096, 5);  // N(0, 0.02)
@@ -334,7 +335,7 @@ TEST_CASE("convert: defaults + dense keep a 4096x4096 Gaussian at N = 3 within 3
     const ConvertReport rep = convert(o);
     REQUIRE(rep.tensors.size() == 1);
     const double f16_bytes = 4096.0 * 4096.0 * 2.0;
-    CHECK(static_cast<double>(rep.tensors[0].size) <= 0.33 * f16_bytes);
+    CHECK(static_cast<double>(rep.tensors[0].size) <= 0.35 * f16_bytes);
     CHECK(rep.relative_error_by_base.back() <= 0.114);
     WARN("Gaussian 4096x4096, N = 3, defaults + dense: " << 100.0 * static_cast<double>(rep.tensors[0].size) / f16_bytes
                                                           << "% of F16, relative error " << rep.relative_error_by_base.back());

@@ -131,7 +131,8 @@ std::vector<std::uint8_t> reencode(const BttFile& src, const BttTensor& t, const
 }
 
 // The tiny model converted with 4 bases (ternary embeddings and lm_head too), then every
-// ternary tensor re-encoded with its own N (1..4), scales and packing. Returns the path.
+// ternary tensor re-encoded with its own N (1..4), scales, packing and arrangement.
+// Returns the path.
 std::string write_mixed(const TempDir& dir) {
     TinyModel().write(dir.path() / "m");
     ConvertOptions o;
@@ -140,6 +141,7 @@ std::string write_mixed(const TempDir& dir) {
     o.bases = kMaxN;
     o.block_size = 16;
     o.scales = ScaleMode::Free;  // reencode reads the source's per-base scales
+    o.arrangement = Arrangement::Rows;  // and the rows arrangement (tiles are made below)
     o.refine_rounds = 0;
     o.threads = 1;
     o.embeddings = Encoding::Ternary;
@@ -163,7 +165,15 @@ std::string write_mixed(const TempDir& dir) {
         nt.layout.scale_bits = i % 5 == 2 ? 8 : 16;
         nt.relative_error_by_base.resize(static_cast<std::size_t>(nt.layout.bases));
         nt.rmse_by_base.resize(static_cast<std::size_t>(nt.layout.bases));
-        const auto bytes = reencode(src, t, nt.layout);
+        auto bytes = reencode(src, t, nt.layout);
+        // Every other linear layer in the tiles arrangement (the embedding table stays rows).
+        if (i % 2 == 0 && tensor_role(t.name) != TensorRole::Embedding) {
+            const TernaryLayout rows = nt.layout;
+            nt.layout.arrangement = Arrangement::Tiles;
+            std::vector<std::uint8_t> tiled(nt.layout.total_bytes());
+            rearrange_ternary(rows, bytes.data(), nt.layout, tiled.data(), 0, nt.layout.tiles());
+            bytes = std::move(tiled);
+        }
         w.add(nt, bytes.data(), bytes.size());
         ++i;
     }
@@ -248,8 +258,11 @@ TEST_CASE("engine: a file mixing N, tied/free scales and packings runs; --bases 
         dense += t.layout.packing == Packing::Dense;
         two_level += t.layout.two_level();
     }
+    int tiled = 0;
+    for (const auto& t : f.tensors()) tiled += t.encoding == Encoding::Ternary && t.layout.tiled();
     REQUIRE(two_level > 0);
-    REQUIRE(f.version() == 2);
+    REQUIRE(tiled > 0);
+    REQUIRE(f.version() == 3);
     REQUIRE(tied > 0);
     REQUIRE(free_ > 0);
     REQUIRE(dense > 0);

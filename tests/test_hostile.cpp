@@ -57,15 +57,17 @@ json tiny_tokenizer() {
             {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array()}}}};
 }
 
-// A runnable tiny model folder (config.json, model.safetensors, tokenizer.json) and its .btt.
+// A runnable tiny model folder (config.json, model.safetensors, tokenizer.json) and its .btt
+// (the default tiles arrangement, a version-3 file, unless `arrangement` says rows).
 struct Fixture {
     TempDir dir;
     std::string folder = dir.file("m");
     std::string btt = dir.file("m.btt");
-    Fixture() {
+    explicit Fixture(const std::string& arrangement = "tiles") {
         bitttt::test::TinyModel().write(folder);
         spit(folder + "/tokenizer.json", tiny_tokenizer().dump());
-        const Result r = run_cli("convert '" + folder + "' --bases 2 -o '" + btt + "' -q", dir);
+        const Result r =
+            run_cli("convert '" + folder + "' --bases 2 --arrangement " + arrangement + " -o '" + btt + "' -q", dir);
         REQUIRE(r.code == 0);
     }
 };
@@ -74,17 +76,19 @@ struct Fixture {
 struct RawBtt {
     json header;
     std::string data;  // from data_offset to the end
+    std::uint32_t version = 1;
 };
 
 RawBtt read_raw(const std::string& path) {
     const std::string b = slurp(path);
     const auto* p = reinterpret_cast<const std::uint8_t*>(b.data());
     const std::uint64_t hb = le::u64(p + 8), off = le::u64(p + 16);
-    return {json::parse(b.substr(kBttPreambleBytes, hb)), b.substr(off)};
+    return {json::parse(b.substr(kBttPreambleBytes, hb)), b.substr(off), le::u32(p + 4)};
 }
 
 // Writes a .btt with a consistent preamble (checksum included) around `header_text`.
-void write_raw(const std::string& path, const std::string& header_text, const std::string& data, std::uint32_t version = 1) {
+void write_raw(const std::string& path, const std::string& header_text, const std::string& data,
+               std::uint32_t version = kBttVersion) {
     const std::uint64_t off = (kBttPreambleBytes + header_text.size() + 63) / 64 * 64;
     std::string b(off, ' ');
     std::memcpy(b.data(), "BTTT", 4);
@@ -97,7 +101,7 @@ void write_raw(const std::string& path, const std::string& header_text, const st
     spit(path, b + data);
 }
 
-void write_raw(const std::string& path, const RawBtt& r) { write_raw(path, r.header.dump(), r.data); }
+void write_raw(const std::string& path, const RawBtt& r) { write_raw(path, r.header.dump(), r.data, r.version); }
 
 // The tensor entry named `name` in a header.
 json& entry(json& header, const std::string& name) {
@@ -148,7 +152,12 @@ TEST_CASE("hostile .btt: tensor sizes, counts and their products", "[hostile][bt
         {"bases one past the limit", [&](json& h) { entry(h, q)["bases"] = 9; }, {"'bases'"}},
         {"block size 0", [&](json& h) { entry(h, q)["block_size"] = 0; }, {"'block_size'"}},
         {"block size past the limit", [&](json& h) { entry(h, q)["block_size"] = 4097; }, {"'block_size'"}},
-        {"scale_bits in a version-1 file", [&](json& h) { entry(h, q)["scale_bits"] = 8; }, {"version-1"}},
+        {"scale_bits in a version-1 file (rows)",
+         [&](json& h) {
+             entry(h, q)["scale_bits"] = 8;
+             entry(h, q).erase("arrangement");
+         },
+         {"version-1"}},
         {"duplicate tensor", [&](json& h) { h["tensors"].push_back(entry(h, q)); }, {"appears twice"}},
         {"tensor count past the limit",
          [&](json& h) {
@@ -168,6 +177,7 @@ TEST_CASE("hostile .btt: tensor sizes, counts and their products", "[hostile][bt
         INFO(c.label);
         RawBtt r = good;
         c.edit(r.header);
+        if (std::string(c.label).find("version-1") != std::string::npos) r.version = 1;
         write_raw(bad, r);
         // (The header of 65,537 entries is read once.)
         const bool heavy = std::string(c.label) == "tensor count past the limit";
@@ -585,7 +595,7 @@ TEST_CASE("hostile .btt: every header field missing or of the wrong type", "[hos
     const std::string bad = fx.dir.file("bad.btt");
     // Fields a reader may do without (a default applies); every other one is required.
     const std::set<std::string> optional_tensor = {"norm", "relative_error_by_base", "rmse_by_base", "scales",
-                                                   "scale_bits", "method", "bits_per_weight"};
+                                                   "scale_bits", "arrangement", "method", "bits_per_weight"};
     const std::vector<json> wrong = {json::object(), json::array({1}), "text", -3, 1.5, true};
     int checked = 0;
     for (const std::string name : {"model.layers.0.self_attn.q_proj.weight", "model.norm.weight", "lm_head.weight"}) {
@@ -650,5 +660,58 @@ TEST_CASE("hostile .btt: every header field missing or of the wrong type", "[hos
             }
             expect_clean_error(run_cli("inspect '" + bad + "'", fx.dir), "bad.btt", {key});
         }
+    }
+}
+
+TEST_CASE("hostile .btt: the tiles arrangement", "[hostile][btt][tiles]") {
+    Fixture fx;
+    const RawBtt good = read_raw(fx.btt);
+    REQUIRE(good.version == 3);
+    const std::string bad = fx.dir.file("bad.btt");
+    const std::string k = "model.layers.1.self_attn.k_proj.weight";
+    REQUIRE(entry(const_cast<json&>(good.header), k)["arrangement"] == "tiles");
+    // Tiles in a file that claims an older version; an unknown arrangement; a size that is
+    // the rows arrangement's, not the tiles'.
+    {
+        RawBtt r = good;
+        r.version = 2;
+        write_raw(bad, r);
+        expect_clean_error(run_cli("inspect '" + bad + "'", fx.dir), "bad.btt", {"tiles", "version-2"});
+    }
+    {
+        RawBtt r = good;
+        entry(r.header, k)["arrangement"] = "columns";
+        write_raw(bad, r);
+        expect_clean_error(run_cli("inspect '" + bad + "'", fx.dir), "bad.btt", {"'arrangement'", "columns"});
+    }
+    {
+        // k_proj is [16, 32] at N = 2: 1088 bytes in tiles (one tile padded to 32 rows), 544 in rows.
+        RawBtt r = good;
+        entry(r.header, k)["arrangement"] = "rows";
+        write_raw(bad, r);
+        expect_clean_error(run_cli("inspect '" + bad + "'", fx.dir), "bad.btt", {k, "holds 1088", "need 544"});
+    }
+    // A NaN scale in the scale section of a tiled tensor: refused at load, naming the row
+    // (row 5 of tile 0: lane 5 of the first tile block's scales).
+    {
+        RawBtt r = good;
+        const std::size_t at = entry(r.header, k)["offset"].get<std::size_t>() + 2 * 5;
+        r.data[at] = 0x00;
+        r.data[at + 1] = 0x7E;
+        write_raw(bad, r);
+        expect_clean_error(run_cli("run '" + bad + "' -p ab -n 2", fx.dir), "bad.btt", {k, "row 5", "not finite"});
+    }
+    // Corrupt codes (every byte 0xFF: 2bit code 3, dense index 15 and all signs) still run
+    // to the end, whatever the text.
+    {
+        RawBtt r = good;
+        const json& e = entry(r.header, k);
+        const std::size_t off = e["offset"].get<std::size_t>(), size = e["size"].get<std::size_t>();
+        const std::size_t codes = 2 * 32 * ((e["shape"][1].get<std::size_t>() + 63) / 64) *
+                                  ((e["shape"][0].get<std::size_t>() + 31) / 32);  // after the tied f16 scales
+        for (std::size_t i = off + codes; i < off + size; ++i) r.data[i] = static_cast<char>(0xFF);
+        write_raw(bad, r);
+        const Result res = run_cli("run '" + bad + "' -p ab -n 4", fx.dir);
+        CHECK(res.code == 0);
     }
 }

@@ -1,11 +1,15 @@
 // The lookup-table ternary GEMV (design (b), src/kernels/ternary_lut.h) against the scalar
-// reference ternary_gemv_ref: bit-identical outputs for both packings, block sizes 32..256
-// (plus block sizes that are no multiple of 4 or need int16 widening), every N 1..4 and
-// K <= N, shapes that are no multiple of the 32-row tile, row sub-ranges, extreme
-// activations and trits, and every byte value of a packed group; binary16 and two-level
-// scales. The table build's AVX2 version must produce the reference's bytes.
+// reference ternary_gemv_ref: bit-identical outputs for both packings (2bit tiles through
+// lut_prepare_ref / lut_gemv_ref, dense tiles through lut_prepare_dense_ref /
+// lut_gemv_dense_ref, and their AVX2 versions), block sizes 32..256 (plus block sizes that
+// are no multiple of 4 or need int16 widening), every N 1..4 and K <= N, shapes that are
+// no multiple of the 32-row tile, row sub-ranges, extreme activations and trits, and every
+// byte value of a packed group; binary16 and two-level scales. The table builds' AVX2
+// versions must produce the references' bytes. Also: the tiles' sizes, lut_view in place,
+// lut_repack on a thread pool, the dispatching entry points and the batched GEMM.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -51,26 +55,89 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
+bool same_bytes(const LutWeights& a, const LutWeights& b) {
+    const std::size_t n = a.layout.total_bytes();
+    return n == b.layout.total_bytes() && std::memcmp(a.data, b.data, n) == 0;
+}
+
+using LutPrepareFn = void (*)(const TernaryLayout&, const std::int8_t*, std::uint8_t*);
 using LutGemvFn = void (*)(const LutWeights&, int, const std::uint8_t*, float, std::int64_t, std::int64_t, float*);
+using LutGemmFn = void (*)(const LutWeights&, int, const std::uint8_t* const*, const float*, int, std::int64_t,
+                           std::int64_t, float*, std::int64_t);
+
+struct LutKernel {
+    LutPrepareFn prepare;
+    LutGemvFn gemv;
+    const char* name;
+};
+
+// The scalar references of a packing.
+LutKernel ref_kernel(Packing p) {
+    if (p == Packing::Dense) return {lut_prepare_dense_ref, lut_gemv_dense_ref, "dense reference"};
+    return {lut_prepare_ref, lut_gemv_ref, "2bit reference"};
+}
+
+// The AVX2 kernels of a packing. Dense ones only when they are built
+// (BITTTT_HAVE_LUT_DENSE_AVX2); until then the dispatching entry points, which run what
+// the engine runs.
+LutKernel avx2_kernel(Packing p) {
+#ifdef BITTTT_HAVE_AVX2_KERNEL
+    if (p == Packing::TwoBit) return {lut_prepare_avx2, lut_gemv_avx2, "2bit avx2"};
+#ifdef BITTTT_HAVE_LUT_DENSE_AVX2
+    return {lut_prepare_dense_avx2, lut_gemv_dense_avx2, "dense avx2"};
+#endif
+#endif
+    (void)p;
+    return {lut_prepare, lut_gemv, "dispatch (lut_prepare / lut_gemv)"};
+}
+
+// The batched AVX2 kernel of a packing, or the dispatching lut_gemm.
+LutGemmFn avx2_gemm(Packing p) {
+#ifdef BITTTT_HAVE_AVX2_KERNEL
+    if (p == Packing::TwoBit) return lut_gemm_avx2;
+#ifdef BITTTT_HAVE_LUT_DENSE_AVX2
+    return lut_gemm_dense_avx2;
+#endif
+#endif
+    (void)p;
+    return lut_gemm;
+}
+
+// The rows layout's tiles twin as lut_repack must have made it.
+void check_repacked(const TernaryLayout& l, const LutWeights& w) {
+    const TernaryLayout t = with_arrangement(l, Arrangement::Tiles);
+    CHECK(w.layout.tiled());
+    CHECK(w.layout.packing == l.packing);
+    CHECK(w.layout.rows == l.rows);
+    CHECK(w.layout.cols == l.cols);
+    CHECK(w.layout.bases == l.bases);
+    CHECK(w.layout.block_size == l.block_size);
+    CHECK(w.layout.scales == l.scales);
+    CHECK(w.layout.scale_bits == l.scale_bits);
+    CHECK(w.owned.size() == t.total_bytes());
+    CHECK(w.data == w.owned.data());
+    CHECK(w.tiles() == (l.rows + 31) / 32);
+    CHECK(w.code_bytes() == static_cast<int>(t.tile_code_bytes()));
+}
 
 // Compares `fn` over the whole range, then over the range split at random row boundaries
 // (no multiples of the tile), with ternary_gemv_ref.
 void check_case(const TernaryLayout& l, int k, const std::vector<std::uint8_t>& data, const LutWeights& w,
-                const std::vector<std::int8_t>& q, const std::vector<std::uint8_t>& tables, LutGemvFn fn,
+                const std::vector<std::int8_t>& q, const std::vector<std::uint8_t>& tables, const LutKernel& kern,
                 std::mt19937& rng) {
     const float x_scale = 0.0123f;
     std::vector<float> ref(static_cast<std::size_t>(l.rows)), got(ref.size(), -1.0f);
     ternary_gemv_ref(l, data.data(), k, q.data(), x_scale, 0, l.rows, ref.data());
-    fn(w, k, tables.data(), x_scale, 0, l.rows, got.data());
-    INFO("packing " << packing_name(l.packing) << " B " << l.block_size << " rows " << l.rows << " cols " << l.cols
-                    << " N " << l.bases << " K " << k << " scales " << scale_mode_name(l.scales) << " "
-                    << scale_bits_name(l.scale_bits));
+    kern.gemv(w, k, tables.data(), x_scale, 0, l.rows, got.data());
+    INFO(kern.name << ": packing " << packing_name(l.packing) << " B " << l.block_size << " rows " << l.rows
+                   << " cols " << l.cols << " N " << l.bases << " K " << k << " scales " << scale_mode_name(l.scales)
+                   << " " << scale_bits_name(l.scale_bits));
     REQUIRE(same_bits(ref, got));
     std::fill(got.begin(), got.end(), -1.0f);
     std::uniform_int_distribution<int> step(1, 45);
     for (std::int64_t r0 = 0; r0 < l.rows;) {
         const std::int64_t r1 = std::min<std::int64_t>(l.rows, r0 + step(rng));
-        fn(w, k, tables.data(), x_scale, r0, r1, got.data() + r0);
+        kern.gemv(w, k, tables.data(), x_scale, r0, r1, got.data() + r0);
         r0 = r1;
     }
     REQUIRE(same_bits(ref, got));
@@ -79,11 +146,14 @@ void check_case(const TernaryLayout& l, int k, const std::vector<std::uint8_t>& 
 struct Pb {
     Packing p;
     int bs;
+    bool wide = true;  // false: the sweep's shapes up to 1100 columns only (time)
 };
 
 // Runs every (N, K) on one shape and fill; `avx2` picks the kernel under test.
 int run_shape(const TernaryLayout& base, Fill fill, Act act, bool avx2, std::mt19937& rng, int n_max = 4) {
     int cases = 0;
+    const LutKernel ref = ref_kernel(base.packing);
+    const LutKernel kern = avx2 ? avx2_kernel(base.packing) : ref;
     for (int n = 1; n <= n_max; ++n) {
         TernaryLayout l = base;
         l.bases = n;
@@ -91,23 +161,18 @@ int run_shape(const TernaryLayout& base, Fill fill, Act act, bool avx2, std::mt1
         const auto data = make_tensor(l, rng, fill);
         const auto q = make_q(l, rng, act);
         const LutWeights w = lut_repack(l, data.data());
-        CHECK(w.data.size() == static_cast<std::size_t>(w.tiles * l.blocks_per_row()) * w.tblock_bytes);
-        CHECK(w.row_super.size() == (l.two_level() ? static_cast<std::size_t>(w.tiles * 32 * l.scale_count()) : 0u));
-        std::vector<std::uint8_t> tables(lut_table_bytes(l));
-        lut_prepare_ref(l, q.data(), tables.data());
-        LutGemvFn fn = lut_gemv_ref;
-#ifdef BITTTT_HAVE_AVX2_KERNEL
+        check_repacked(l, w);
+        std::vector<std::uint8_t> tables(lut_table_bytes(l), 0x55);
+        ref.prepare(l, q.data(), tables.data());
         if (avx2) {
             std::vector<std::uint8_t> t2(tables.size(), 0xAA);
-            lut_prepare_avx2(l, q.data(), t2.data());
+            kern.prepare(l, q.data(), t2.data());
+            INFO(kern.name << " table build: packing " << packing_name(l.packing) << " B " << l.block_size << " cols "
+                           << l.cols);
             REQUIRE(t2 == tables);
-            fn = lut_gemv_avx2;
         }
-#else
-        (void)avx2;
-#endif
         for (int k = 1; k <= n; ++k) {
-            check_case(l, k, data, w, q, tables, fn, rng);
+            check_case(l, k, data, w, q, tables, kern, rng);
             ++cases;
         }
     }
@@ -130,13 +195,17 @@ void run_all(bool avx2, ScaleMode mode, int scale_bits = 16) {
     const std::int64_t all_cols[] = {1, 3, 7, 33, 64, 255, 257, 4096};
     const std::int64_t all_rows[] = {1, 3, 7, 9, 33, 257};
     // Block sizes 32..256 in both packings, plus blocks that are no multiple of 4 (dense
-    // only) or of 16, and 1024 (int16 sums widened more than once per block).
+    // only), of 3 or of 16, a dense block whose triple count is odd (B = 32: T = 11) or
+    // whole (B = 48, 96: T even, no partial triple), and 1022 / 1024 (int16 sums widened
+    // more than once per block).
     const Pb pbs[] = {{Packing::TwoBit, 32},  {Packing::TwoBit, 64},  {Packing::TwoBit, 128}, {Packing::TwoBit, 256},
                       {Packing::Dense, 32},   {Packing::Dense, 64},   {Packing::Dense, 128},  {Packing::Dense, 256},
-                      {Packing::TwoBit, 36},  {Packing::Dense, 22},   {Packing::Dense, 1022}, {Packing::TwoBit, 1024}};
+                      {Packing::Dense, 48, false}, {Packing::Dense, 96, false}, {Packing::TwoBit, 36}, {Packing::Dense, 22},
+                      {Packing::Dense, 1022}, {Packing::TwoBit, 1024}};
     int cases = 0;
     for (const Pb& pb : pbs) {
         for (std::int64_t cols : all_cols) {
+            if (!pb.wide && cols > 1100) continue;
             for (std::int64_t rows : all_rows) {
                 // The scalar reference over the biggest shapes is slow: N = 1..2 there.
                 const int n_max = cols * rows > 200000 ? 2 : 4;
@@ -200,38 +269,85 @@ TEST_CASE("AVX2 LUT GEMV, two-level scales: bit-identical to the references", "[
     run_all(true, ScaleMode::Tied, 8);
 }
 
-TEST_CASE("LUT repack stores the .btt size for 2bit and 5/4 of the trit bytes for dense", "[kernels][lut]") {
+TEST_CASE("LUT repack: 2bit tiles have the rows size, dense tiles 5 bits per 3 trits", "[kernels][lut]") {
     std::mt19937 rng(3);
-    TernaryLayout l = layout({Packing::TwoBit, 64}, 64, 256);
-    l.bases = 3;
-    auto data = make_tensor(l, rng, Fill::Random);
-    CHECK(lut_repack(l, data.data()).data.size() == l.total_bytes());
-    l.packing = Packing::Dense;
-    data = make_tensor(l, rng, Fill::Random);
-    // 13 trit bytes per 64 weights become 16: (2 + 16) / (2 + 13) of the size.
-    CHECK(lut_repack(l, data.data()).data.size() == l.total_bytes() / 15 * 18);
-    // Tied: one scale per block, so 2 + 3 * 13 bytes per block become 2 + 3 * 16.
-    l.scales = ScaleMode::Tied;
-    data = make_tensor(l, rng, Fill::Random);
-    CHECK(lut_repack(l, data.data()).data.size() == l.total_bytes() / 41 * 50);
-    l.packing = Packing::TwoBit;
-    data = make_tensor(l, rng, Fill::Random);
-    CHECK(lut_repack(l, data.data()).data.size() == l.total_bytes());
-    // Two-level: the tile blocks hold the .btt blocks' bytes (u8 sub-scales and codes, for
-    // 2bit), the row headers' super-scales become 32-bit floats beside them.
-    for (ScaleMode mode : {ScaleMode::Free, ScaleMode::Tied}) {
-        l.scales = mode;
-        l.scale_bits = 8;
-        data = make_tensor(l, rng, Fill::Random);
-        const LutWeights w = lut_repack(l, data.data());
-        const std::size_t headers = static_cast<std::size_t>(l.rows) * l.row_header_bytes();
-        CHECK(w.codes_offset() == 32 * static_cast<std::size_t>(l.scale_count()));
-        CHECK(w.data.size() == l.total_bytes() - headers);
-        CHECK(w.row_super.size() * sizeof(float) == 2 * headers);
-        for (std::int64_t r = 0; r < l.rows; ++r) {
-            for (int m = 0; m < l.scale_count(); ++m) {
-                const std::uint8_t* h = data.data() + r * l.row_bytes() + 2 * m;
-                CHECK(w.supers(r / 32)[32 * m + r % 32] == f16_to_f32(static_cast<std::uint16_t>(h[0] | h[1] << 8)));
+    for (int bits : {16, 8}) {
+        for (ScaleMode mode : {ScaleMode::Free, ScaleMode::Tied}) {
+            CAPTURE(bits, scale_mode_name(mode));
+            // 2bit, rows a multiple of 32: the tiles hold exactly the rows' bytes (C = G = B / 4;
+            // the two-level super-scales are 2 bytes per row and slot in either arrangement).
+            TernaryLayout l = layout({Packing::TwoBit, 64}, 64, 256, mode, bits);
+            l.bases = 3;
+            auto data = make_tensor(l, rng, Fill::Random);
+            LutWeights w = lut_repack(l, data.data());
+            CHECK(w.owned.size() == l.total_bytes());
+            CHECK(w.layout.total_bytes() == l.total_bytes());
+            // Rows no multiple of 32: the last tile is padded to 32 rows.
+            l.rows = 33;
+            data = make_tensor(l, rng, Fill::Random);
+            w = lut_repack(l, data.data());
+            CHECK(w.owned.size() == 64 * l.row_bytes());
+            // Dense: per row, block and base C bytes of codes, by hand from the spec:
+            // B = 64: T = 22 triples, 11 index + 3 sign bytes = 14 (rows: 13 bytes);
+            // B = 96: T = 32 triples, 16 + 4 = 20 (rows: 20 bytes).
+            const std::size_t scale_bytes = (bits == 8 ? 1u : 2u) * (mode == ScaleMode::Tied ? 1u : 3u);
+            const std::size_t header = bits == 8 ? 2 * (mode == ScaleMode::Tied ? 1u : 3u) : 0u;
+            for (const auto& [bs, c] : {std::pair<int, std::size_t>{64, 14}, std::pair<int, std::size_t>{96, 20}}) {
+                CAPTURE(bs);
+                for (std::int64_t rows : {64, 33}) {
+                    l = layout({Packing::Dense, bs}, rows, 256, mode, bits);
+                    l.bases = 3;
+                    data = make_tensor(l, rng, Fill::Random);
+                    w = lut_repack(l, data.data());
+                    const std::size_t nb = (256 + static_cast<std::size_t>(bs) - 1) / static_cast<std::size_t>(bs);
+                    const std::size_t padded_rows = 64;  // 33 rows fill two tiles too
+                    const std::size_t want = padded_rows * (header + nb * (scale_bytes + 3 * c));
+                    CHECK(w.layout.tile_code_bytes() == c);
+                    CHECK(w.owned.size() == want);
+                    CHECK(w.owned.size() == with_arrangement(l, Arrangement::Tiles).total_bytes());
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("LUT repack: scales and two-level super-scales land in their sections", "[kernels][lut][two-level]") {
+    std::mt19937 rng(13);
+    for (Packing p : {Packing::TwoBit, Packing::Dense}) {
+        for (ScaleMode mode : {ScaleMode::Free, ScaleMode::Tied}) {
+            for (int bits : {16, 8}) {
+                CAPTURE(packing_name(p), scale_mode_name(mode), bits);
+                TernaryLayout l = layout({p, 64}, 45, 200, mode, bits);
+                l.bases = 3;
+                const auto data = make_tensor(l, rng, Fill::Random);
+                const LutWeights w = lut_repack(l, data.data());
+                const std::size_t sb = bits == 8 ? 1 : 2;
+                for (std::int64_t r = 0; r < 64; ++r) {
+                    const std::int64_t tile = r / 32;
+                    const std::size_t lane = static_cast<std::size_t>(r % 32);
+                    const std::uint8_t* row = data.data() + r * l.row_bytes();
+                    for (int m = 0; m < l.scale_count(); ++m) {
+                        if (l.two_level()) {
+                            const std::uint8_t* s = w.supers(m, tile) + 2 * lane;
+                            if (r < l.rows) {
+                                CHECK(s[0] == row[2 * m]);
+                                CHECK(s[1] == row[2 * m + 1]);
+                            } else {
+                                CHECK((s[0] | s[1]) == 0);
+                            }
+                        }
+                        for (std::int64_t b = 0; b < l.blocks_per_row(); ++b) {
+                            const std::uint8_t* s = w.scales(m, tile, b) + sb * lane;
+                            if (r < l.rows) {
+                                const std::uint8_t* blk = row + l.block_offset(b);
+                                CHECK(std::memcmp(s, blk + sb * static_cast<std::size_t>(m), sb) == 0);
+                                CHECK(lut_scale_ref(w, m, tile, b, lane) == l.block_scale(row, blk, m));
+                            } else {
+                                CHECK(lut_scale_ref(w, m, tile, b, lane) == 0.0f);
+                            }
+                        }
+                    }
+                }
             }
         }
     }
@@ -239,10 +355,10 @@ TEST_CASE("LUT repack stores the .btt size for 2bit and 5/4 of the trit bytes fo
 
 TEST_CASE("LUT tables depend only on the activations when the block size is a multiple of 4", "[kernels][lut]") {
     // One table build can serve every matrix that multiplies the same vector (q/k/v,
-    // gate/up), whatever their block size or packing, as long as the padded length is equal.
+    // gate/up), whatever their 2bit block size, as long as the padded length is equal.
     std::mt19937 rng(11);
     const TernaryLayout a = layout({Packing::TwoBit, 64}, 1, 4096);
-    const TernaryLayout b = layout({Packing::Dense, 128}, 1, 4096);
+    const TernaryLayout b = layout({Packing::TwoBit, 128}, 1, 4096);
     const TernaryLayout c = layout({Packing::TwoBit, 256}, 1, 4096);
     const auto q = make_q(a, rng, Act::Random);
     std::vector<std::uint8_t> ta(lut_table_bytes(a)), tb(lut_table_bytes(b)), tc(lut_table_bytes(c));
@@ -255,16 +371,111 @@ TEST_CASE("LUT tables depend only on the activations when the block size is a mu
 
 TEST_CASE("LUT repack gives the same bytes on a thread pool", "[kernels][lut]") {
     std::mt19937 rng(5);
-    TernaryLayout l = layout({Packing::Dense, 64}, 1000, 300);
-    l.bases = 2;
-    const auto data = make_tensor(l, rng, Fill::Raw);
     ThreadPool pool(2);
-    CHECK(lut_repack(l, data.data(), &pool).data == lut_repack(l, data.data()).data);
-    l.scale_bits = 8;
-    const auto two = make_tensor(l, rng, Fill::Raw);
-    const LutWeights a = lut_repack(l, two.data(), &pool), b = lut_repack(l, two.data());
-    CHECK(a.data == b.data);
-    CHECK(a.row_super == b.row_super);
+    for (Packing p : {Packing::Dense, Packing::TwoBit}) {
+        for (int bits : {16, 8}) {
+            CAPTURE(packing_name(p), bits);
+            TernaryLayout l = layout({p, 64}, 1000, 300, ScaleMode::Free, bits);
+            l.bases = 2;
+            const auto data = make_tensor(l, rng, Fill::Raw);
+            const LutWeights a = lut_repack(l, data.data(), &pool), b = lut_repack(l, data.data());
+            CHECK(same_bytes(a, b));
+        }
+    }
+}
+
+TEST_CASE("LUT view of a tiles tensor: the repacked bytes, used in place", "[kernels][lut]") {
+    // A tensor stored in tiles (as convert writes it) is viewed without a copy; it holds
+    // the bytes lut_repack makes from the rows tensor, and the kernels give the same results.
+    std::mt19937 rng(17);
+    for (Packing p : {Packing::TwoBit, Packing::Dense}) {
+        for (ScaleMode mode : {ScaleMode::Free, ScaleMode::Tied}) {
+            for (int bits : {16, 8}) {
+                CAPTURE(packing_name(p), scale_mode_name(mode), bits);
+                TernaryLayout l = layout({p, 64}, 45, 257, mode, bits);
+                l.bases = 3;
+                const auto data = make_tensor(l, rng, Fill::Random);
+                const TernaryLayout tl = with_arrangement(l, Arrangement::Tiles);
+                std::vector<std::uint8_t> tiles(tl.total_bytes(), 0xCD);
+                rearrange_ternary(l, data.data(), tl, tiles.data(), 0, tl.tiles());
+                const LutWeights view = lut_view(tl, tiles.data());
+                CHECK(view.data == tiles.data());
+                CHECK(view.owned.empty());
+                const LutWeights rep = lut_repack(l, data.data());
+                CHECK(same_bytes(view, rep));
+                // lut_repack of a tiled tensor copies it as it is.
+                const LutWeights copy = lut_repack(tl, tiles.data());
+                CHECK(copy.data != tiles.data());
+                CHECK(same_bytes(copy, view));
+                // A moved LutWeights keeps pointing at its bytes.
+                LutWeights moved = lut_repack(l, data.data());
+                const std::uint8_t* before = moved.data;
+                LutWeights moved2 = std::move(moved);
+                CHECK(moved2.data == before);
+                CHECK(moved2.data == moved2.owned.data());
+                const LutKernel ref = ref_kernel(p);
+                const auto q = make_q(l, rng, Act::Random);
+                std::vector<std::uint8_t> tables(lut_table_bytes(l));
+                ref.prepare(l, q.data(), tables.data());
+                for (int k = 1; k <= 3; ++k) {
+                    std::vector<float> want(45), a(45), b(45);
+                    ternary_gemv_ref(l, data.data(), k, q.data(), 0.5f, 0, 45, want.data());
+                    ref.gemv(view, k, tables.data(), 0.5f, 0, 45, a.data());
+                    lut_gemv(view, k, tables.data(), 0.5f, 0, 45, b.data());
+                    CHECK(same_bits(want, a));
+                    // The dispatching gemv may run AVX2 (the same bits) or the references.
+                    CHECK(same_bits(want, b));
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("LUT dispatch: lut_prepare, lut_gemv and lut_gemm pick the packing's kernels", "[kernels][lut]") {
+    std::mt19937 rng(21);
+    for (Packing p : {Packing::TwoBit, Packing::Dense}) {
+        for (int bs : {64, 36, 22}) {
+            if (p == Packing::TwoBit && bs % 4 != 0) continue;
+            for (ScaleMode mode : {ScaleMode::Free, ScaleMode::Tied}) {
+                CAPTURE(packing_name(p), bs, scale_mode_name(mode));
+                TernaryLayout l = layout({p, bs}, 70, 257, mode);
+                l.bases = 3;
+                const auto data = make_tensor(l, rng, Fill::Random);
+                const LutWeights w = lut_repack(l, data.data());
+                const LutKernel ref = ref_kernel(p);
+                const int m = 3;
+                std::vector<std::vector<std::uint8_t>> tables;
+                std::vector<const std::uint8_t*> ptrs;
+                std::vector<float> scales;
+                std::vector<std::vector<std::int8_t>> qs;
+                for (int j = 0; j < m; ++j) {
+                    qs.push_back(make_q(l, rng, Act::Random));
+                    std::vector<std::uint8_t> want(lut_table_bytes(l));
+                    ref.prepare(l, qs.back().data(), want.data());
+                    tables.emplace_back(lut_table_bytes(l), 0x77);
+                    lut_prepare(l, qs.back().data(), tables.back().data());
+                    CHECK(tables.back() == want);
+                    ptrs.push_back(tables.back().data());
+                    scales.push_back(0.02f * static_cast<float>(j + 1));
+                }
+                const std::int64_t ldy = l.rows + 1;
+                for (int k = 1; k <= 3; ++k) {
+                    CAPTURE(k);
+                    std::vector<float> got(static_cast<std::size_t>(m * ldy), -1.0f);
+                    lut_gemm(w, k, ptrs.data(), scales.data(), m, 5, l.rows, got.data(), ldy);
+                    for (int j = 0; j < m; ++j) {
+                        std::vector<float> want(static_cast<std::size_t>(l.rows - 5)), one(want.size());
+                        ternary_gemv_ref(l, data.data(), k, qs[static_cast<std::size_t>(j)].data(),
+                                         scales[static_cast<std::size_t>(j)], 5, l.rows, want.data());
+                        CHECK(std::equal(want.begin(), want.end(), got.begin() + j * ldy));
+                        lut_gemv(w, k, ptrs[static_cast<std::size_t>(j)], scales[static_cast<std::size_t>(j)], 5, l.rows,
+                                 one.data());
+                        CHECK(same_bits(want, one));
+                    }
+                }
+            }
+        }
+    }
 }
 
 TEST_CASE("AVX2 batched LUT GEMM equals the reference GEMV per input", "[kernels][lut]") {
@@ -273,41 +484,44 @@ TEST_CASE("AVX2 batched LUT GEMM equals the reference GEMV per input", "[kernels
         return;
     }
     std::mt19937 rng(4242);
-    for (int bits : {16, 8})
-    for (ScaleMode mode : {ScaleMode::Free, ScaleMode::Tied}) {
-    for (Packing p : {Packing::TwoBit, Packing::Dense}) {
-        for (int bs : {64, 128, 36}) {
-            for (std::int64_t rows : {1, 33, 70}) {
-                for (std::int64_t cols : {7, 257}) {
-                    const TernaryLayout l{rows, cols, 3, bs, p, mode, bits};
-                    const auto data = make_tensor(l, rng, Fill::Random);
-                    const LutWeights w = lut_repack(l, data.data());
-                    const int m = 5;
-                    std::vector<std::vector<std::uint8_t>> tables;
-                    std::vector<const std::uint8_t*> ptrs;
-                    std::vector<float> scales;
-                    for (int j = 0; j < m; ++j) {
-                        const auto q = make_q(l, rng, j == 0 ? Act::Plus127 : Act::Random);
-                        tables.emplace_back(lut_table_bytes(l));
-                        lut_prepare_ref(l, q.data(), tables.back().data());
-                        ptrs.push_back(tables.back().data());
-                        scales.push_back(0.01f * static_cast<float>(j + 1));
-                    }
-                    const std::int64_t r0 = rows > 3 ? 3 : 0, ldy = rows + 2;
-                    for (int k = 1; k <= 3; ++k) {
-                        CAPTURE(packing_name(p), bs, rows, cols, k, scale_mode_name(mode), bits);
-                        std::vector<float> got(static_cast<std::size_t>(m * ldy), -1.0f);
-                        lut_gemm_avx2(w, k, ptrs.data(), scales.data(), m, r0, rows, got.data(), ldy);
-                        for (int j = 0; j < m; ++j) {
-                            std::vector<float> want(static_cast<std::size_t>(rows - r0));
-                            lut_gemv_ref(w, k, ptrs[static_cast<std::size_t>(j)], scales[static_cast<std::size_t>(j)], r0,
-                                         rows, want.data());
-                            CHECK(std::equal(want.begin(), want.end(), got.begin() + j * ldy));
+    for (int bits : {16, 8}) {
+        for (ScaleMode mode : {ScaleMode::Free, ScaleMode::Tied}) {
+            for (Packing p : {Packing::TwoBit, Packing::Dense}) {
+                const LutKernel ref = ref_kernel(p);
+                const LutGemmFn gemm = avx2_gemm(p);
+                for (int bs : {64, 128, 36, 96, 32}) {
+                    for (std::int64_t rows : {1, 33, 70}) {
+                        for (std::int64_t cols : {7, 257}) {
+                            const TernaryLayout l{rows, cols, 3, bs, p, mode, bits};
+                            const auto data = make_tensor(l, rng, Fill::Random);
+                            const LutWeights w = lut_repack(l, data.data());
+                            const int m = 5;
+                            std::vector<std::vector<std::uint8_t>> tables;
+                            std::vector<const std::uint8_t*> ptrs;
+                            std::vector<float> scales;
+                            for (int j = 0; j < m; ++j) {
+                                const auto q = make_q(l, rng, j == 0 ? Act::Plus127 : Act::Random);
+                                tables.emplace_back(lut_table_bytes(l));
+                                ref.prepare(l, q.data(), tables.back().data());
+                                ptrs.push_back(tables.back().data());
+                                scales.push_back(0.01f * static_cast<float>(j + 1));
+                            }
+                            const std::int64_t r0 = rows > 3 ? 3 : 0, ldy = rows + 2;
+                            for (int k = 1; k <= 3; ++k) {
+                                CAPTURE(packing_name(p), bs, rows, cols, k, scale_mode_name(mode), bits);
+                                std::vector<float> got(static_cast<std::size_t>(m * ldy), -1.0f);
+                                gemm(w, k, ptrs.data(), scales.data(), m, r0, rows, got.data(), ldy);
+                                for (int j = 0; j < m; ++j) {
+                                    std::vector<float> want(static_cast<std::size_t>(rows - r0));
+                                    ref.gemv(w, k, ptrs[static_cast<std::size_t>(j)], scales[static_cast<std::size_t>(j)],
+                                             r0, rows, want.data());
+                                    CHECK(std::equal(want.begin(), want.end(), got.begin() + j * ldy));
+                                }
+                            }
                         }
                     }
                 }
             }
         }
     }
-}
 }

@@ -2,10 +2,10 @@
 // on free ones, with binary16 scales and with two-level scales (8-bit sub-scales under a
 // binary16 super-scale per row and slot): the scalar reference against the float product
 // of the dequantised rows (dequantize_row, the definition of the format), and every other
-// kernel (batched reference, maddubs AVX2 single and batched, LUT reference, LUT AVX2
-// single and batched) bit-identical to the reference, for N = 1..4, every K <= N, both
-// packings, block sizes 32..256 (and some that are no multiple of 16 or of 4), awkward
-// shapes and row sub-ranges. Also: at N = 1 a tied tensor is a free one, and two-level
+// kernel (batched reference, maddubs AVX2 single and batched, LUT reference of the
+// packing, the dispatching LUT entry points, LUT AVX2 single and batched) bit-identical to
+// the reference, for N = 1..4, every K <= N, both packings, block sizes 32..256 (and some
+// that are no multiple of 16 or of 4), awkward shapes and row sub-ranges. Also: at N = 1 a tied tensor is a free one, and two-level
 // scales whose products d * u are binary16 values give the binary16 tensor's results.
 #include <catch2/catch.hpp>
 
@@ -35,6 +35,24 @@ bool same_bits(const float* a, const float* b, std::int64_t n) {
     return std::memcmp(a, b, static_cast<std::size_t>(n) * sizeof(float)) == 0;
 }
 
+// The LUT reference table build and GEMV of the layout's packing (2bit or dense tiles).
+void lut_prepare_ref_for(const TernaryLayout& l, const std::int8_t* q, std::uint8_t* tables) {
+    if (l.packing == Packing::Dense) {
+        lut_prepare_dense_ref(l, q, tables);
+    } else {
+        lut_prepare_ref(l, q, tables);
+    }
+}
+
+void lut_gemv_ref_for(const LutWeights& w, int k, const std::uint8_t* tables, float x_scale, std::int64_t r0,
+                      std::int64_t r1, float* y) {
+    if (w.layout.packing == Packing::Dense) {
+        lut_gemv_dense_ref(w, k, tables, x_scale, r0, r1, y);
+    } else {
+        lut_gemv_ref(w, k, tables, x_scale, r0, r1, y);
+    }
+}
+
 // One input vector prepared for every kernel: int8 activations (TernaryInput, laid out for
 // AVX2 when it is available) and the LUT tables of the same activations.
 struct Prepared {
@@ -49,7 +67,7 @@ Prepared prepare(const TernaryLayout& l, std::mt19937& rng, Isa isa) {
     Prepared p;
     prepare_ternary_input(isa, x.data(), l.cols, l.block_size, l.packing, p.in);
     p.tables.resize(lut_table_bytes(l));
-    lut_prepare_ref(l, p.in.q.data(), p.tables.data());
+    lut_prepare_ref_for(l, p.in.q.data(), p.tables.data());
     return p;
 }
 
@@ -123,11 +141,19 @@ void check_kernels(const TernaryLayout& l, const std::uint8_t* data, const LutWe
     CHECK(same_bits(y.data(), ref_a.data() + r0, n));
     ternary_gemm_ref(l, data, k, ins, 2, r0, r1, y.data(), ldy);
     same2("ternary_gemm_ref");
-    lut_gemv_ref(w, k, a.tables.data(), a.in.scale, r0, r1, y.data());
+    lut_gemv_ref_for(w, k, a.tables.data(), a.in.scale, r0, r1, y.data());
     {
-        INFO("lut_gemv_ref");
+        INFO("LUT reference gemv");
         CHECK(same_bits(y.data(), ref_a.data() + r0, n));
     }
+    // The dispatching LUT entry points (what the engine runs: AVX2 or the references).
+    lut_gemv(w, k, a.tables.data(), a.in.scale, r0, r1, y.data());
+    {
+        INFO("lut_gemv (dispatch)");
+        CHECK(same_bits(y.data(), ref_a.data() + r0, n));
+    }
+    lut_gemm(w, k, tabs, xs, 2, r0, r1, y.data(), ldy);
+    same2("lut_gemm (dispatch)");
     if (!avx2_available()) return;
     ternary_gemv_kernel(Isa::Avx2)(l, data, k, a.in.q.data(), a.in.scale, r0, r1, y.data());
     {
@@ -137,16 +163,26 @@ void check_kernels(const TernaryLayout& l, const std::uint8_t* data, const LutWe
     ternary_gemm_kernel(Isa::Avx2)(l, data, k, ins, 2, r0, r1, y.data(), ldy);
     same2("maddubs gemm");
 #ifdef BITTTT_HAVE_AVX2_KERNEL
-    lut_gemv_avx2(w, k, a.tables.data(), a.in.scale, r0, r1, y.data());
-    {
-        INFO("lut_gemv_avx2");
-        CHECK(same_bits(y.data(), ref_a.data() + r0, n));
+    if (l.packing == Packing::TwoBit) {
+        lut_gemv_avx2(w, k, a.tables.data(), a.in.scale, r0, r1, y.data());
+        {
+            INFO("lut_gemv_avx2");
+            CHECK(same_bits(y.data(), ref_a.data() + r0, n));
+        }
+        lut_gemm_avx2(w, k, tabs, xs, 2, r0, r1, y.data(), ldy);
+        same2("lut_gemm_avx2");
     }
-    lut_gemm_avx2(w, k, tabs, xs, 2, r0, r1, y.data(), ldy);
-    same2("lut_gemm_avx2");
-#else
-    (void)tabs;
-    (void)xs;
+#ifdef BITTTT_HAVE_LUT_DENSE_AVX2
+    if (l.packing == Packing::Dense) {
+        lut_gemv_dense_avx2(w, k, a.tables.data(), a.in.scale, r0, r1, y.data());
+        {
+            INFO("lut_gemv_dense_avx2");
+            CHECK(same_bits(y.data(), ref_a.data() + r0, n));
+        }
+        lut_gemm_dense_avx2(w, k, tabs, xs, 2, r0, r1, y.data(), ldy);
+        same2("lut_gemm_dense_avx2");
+    }
+#endif
 #endif
 }
 
@@ -328,9 +364,8 @@ TEST_CASE("tied scales at N = 1: the same bytes and the same results as free sca
             const auto dt = make_tensor(ti, r2, Fill::Random);
             REQUIRE(df == dt);
             const LutWeights wf = lut_repack(fr, df.data()), wt = lut_repack(ti, dt.data());
-            CHECK(wf.data.size() == wt.data.size());
-            CHECK(std::equal(wf.data.begin(), wf.data.end(), wt.data.begin()));
-            CHECK(wf.row_super == wt.row_super);
+            CHECK(wf.layout.total_bytes() == wt.layout.total_bytes());
+            CHECK(std::memcmp(wf.data, wt.data, wf.layout.total_bytes()) == 0);
             std::mt19937 rng(5);
             const Prepared a = prepare(fr, rng, isa), b = prepare(fr, rng, isa);
             std::vector<float> ref_a(45), ref_b(45), tied_a(45);
@@ -387,7 +422,7 @@ TEST_CASE("tied scales: N = 8 at B = 4096, the largest levels, are exact in ever
             for (Prepared* pr : {&a, &b}) {
                 prepare_ternary_input(isa, x.data(), l.cols, l.block_size, l.packing, pr->in);
                 pr->tables.resize(lut_table_bytes(l));
-                lut_prepare_ref(l, pr->in.q.data(), pr->tables.data());
+                lut_prepare_ref_for(l, pr->in.q.data(), pr->tables.data());
             }
             for (int k : {1, 7, 8}) {
                 CAPTURE(bits, packing_name(p), xv, k);

@@ -1,7 +1,8 @@
 // bitttt-bench-lut: the two ternary GEMV designs on Llama shapes, interleaved in one run.
 //   (a) kernels::ternary_gemv_avx2: .btt layout, trits unpacked to bytes + maddubs;
-//   (b) kernels::lut_gemv_avx2: weights repacked at load time, pshufb lookup tables over
-//       activation pairs built once per vector (lut_prepare_avx2, timed inside (b)).
+//   (b) kernels::lut_gemv (the AVX2 LUT kernel of the packing): weights in the tiles
+//       arrangement, pshufb lookup tables over activation pairs (2bit) or triples (dense)
+//       built once per vector (lut_prepare, timed inside (b)).
 // Rows are split into chunks of a multiple of 32 rows (about 8 per thread), handed out by the
 // project's ThreadPool; both designs get the same chunks.
 //
@@ -128,11 +129,11 @@ Result run_case(Case& c, ThreadPool& pool, int runs) {
     };
     auto gemv_b = [&] {
         const auto t0 = Clock::now();
-        kernels::lut_prepare_avx2(l, c.q.data(), c.tables.data());
+        kernels::lut_prepare(l, c.q.data(), c.tables.data());
         prep_t = seconds_since(t0);
         pool.parallel_for(chunks, 1, [&](std::int64_t c0, std::int64_t c1) {
             const std::int64_t r0 = c0 * chunk, r1 = std::min(l.rows, c1 * chunk);
-            kernels::lut_gemv_avx2(c.lut, k, c.tables.data(), c.x_scale, r0, r1, c.yb.data() + r0);
+            kernels::lut_gemv(c.lut, k, c.tables.data(), c.x_scale, r0, r1, c.yb.data() + r0);
         });
     };
     // Warm-up (also checks that both designs agree bit for bit).
@@ -282,8 +283,8 @@ int main(int argc, char** argv) {
                     ta.push_back(seconds_since(t));
                     evict_caches(pool1);
                     t = Clock::now();
-                    kernels::lut_prepare_avx2(l, q.data(), tables.data());
-                    kernels::lut_gemv_avx2(lut, n, tables.data(), 0.01f, 0, l.rows, yb.data());
+                    kernels::lut_prepare(l, q.data(), tables.data());
+                    kernels::lut_gemv(lut, n, tables.data(), 0.01f, 0, l.rows, yb.data());
                     tb.push_back(seconds_since(t));
                     evict_caches(pool1);
                     t = Clock::now();

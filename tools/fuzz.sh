@@ -98,6 +98,7 @@ seed_convert() {  # OUT.btt INPUT convert-args...: a .btt for the seeds, or a wa
   "$cli" convert "$in" -q -t 1 -o "$out" "$@" >/dev/null 2>"$out.log" || log "warning: convert $in $* failed: $(tail -1 "$out.log")"
 }
 seed_convert "$m/tiny-sp-n2.btt" "$m/tiny-sp" --bases 2
+seed_convert "$m/tiny-sp-n2-rows.btt" "$m/tiny-sp" --bases 2 --arrangement rows --packing dense
 seed_convert "$m/tiny-sp-n1-dense-free.btt" "$m/tiny-sp" --bases 1 --packing dense --scales free --refine 1
 seed_convert "$m/tiny-sp-n3-8bit.btt" "$m/tiny-sp" --bases 3 --scale-bits 8 --block-size 32
 seed_convert "$m/tiny-bl-n2.btt" "$m/tiny-bl" --bases 2 --lm-head f16 --embeddings ternary

@@ -1,7 +1,7 @@
 // The .btt file: one self-contained, memory-mappable file holding a converted model.
 //
 //   offset 0   "BTTT"                     magic (4 bytes)
-//          4   u32 format version         (1, or 2 when a tensor has two-level scales)
+//          4   u32 format version         (1; 2 with two-level scales; 3 with tiles)
 //          8   u64 header_bytes           length of the JSON header
 //         16   u64 data_offset            absolute offset of the data section (multiple of 64)
 //         24   u64 header_xxh64           XXH64 (seed 0) of the JSON header bytes
@@ -28,9 +28,11 @@
 
 namespace bitttt {
 
-// Version 2 is version 1 plus two-level scales ("scale_bits": 8); a file without them is
-// written as version 1 so that every reader reads it. Readers read both.
-inline constexpr std::uint32_t kBttVersion = 2;
+// Version 2 is version 1 plus two-level scales ("scale_bits": 8); version 3 adds the tiles
+// arrangement of ternary tensors ("arrangement": "tiles"). A file is written with the
+// oldest version that has every feature it uses (btt_version_needed), so that older
+// readers read what they can and refuse the rest by its version. Readers read all three.
+inline constexpr std::uint32_t kBttVersion = 3;
 inline constexpr std::uint32_t kBttMinVersion = 1;
 inline constexpr std::size_t kBttPreambleBytes = 32;
 inline constexpr std::size_t kBttAlignment = 64;
@@ -60,6 +62,9 @@ struct BttTensor {
     nlohmann::json to_json() const;
     static BttTensor from_json(const nlohmann::json& j, const std::string& source);
 };
+
+// The format version a file with these tensors is written as (1, 2 or 3; see above).
+std::uint32_t btt_version_needed(const std::vector<BttTensor>& tensors);
 
 // XXH64 (seed 0) of a byte range.
 std::uint64_t checksum64(const void* data, std::size_t n);

@@ -24,6 +24,9 @@ struct ConvertOptions {
     int bases = 0;       // N, required (1..8)
     int block_size = 64;
     Packing packing = Packing::TwoBit;
+    // How the linear layers' ternary tensors are laid out: tiles (what the default kernel
+    // maps in place) or rows (the older layout; the embedding table is always rows).
+    Arrangement arrangement = Arrangement::Tiles;
     Method method = Method::Greedy;
     // Tied scales by default: fewer bits than free scales at the same or lower error
     // (docs/BENCHMARKS.md, "Accuracy per bit").
@@ -83,6 +86,7 @@ struct ConvertReport {
     int bases = 0;
     int block_size = 0;
     Packing packing = Packing::TwoBit;
+    Arrangement arrangement = Arrangement::Tiles;
     Method method = Method::Greedy;
     ScaleMode scales = ScaleMode::Free;
     int scale_bits = 16;

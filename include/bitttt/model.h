@@ -22,10 +22,19 @@ enum class KvCacheType {
 };
 const char* kv_cache_type_name(KvCacheType t);  // "f16", "f32"
 
+// The KV cache the default context may take: 256 MiB, so that an 8B model (32 layers, 8
+// KV heads of 128) gets 2048 positions in F16 and fits 4 GiB with its weights at N = 2.
+inline constexpr std::int64_t kDefaultKvCacheBytes = std::int64_t{256} << 20;
+
+// The context length used when none is asked for: min(max_position_embeddings, 4096, the
+// most positions, a multiple of 256 (at least 256), whose KV cache of this type fits
+// kDefaultKvCacheBytes).
+int default_ctx(const LlamaConfig& cfg, KvCacheType kv);
+
 struct LoadOptions {
     int bases = 0;    // use the first min(K, N) bases of every ternary tensor (0 = all of each)
     int threads = 0;  // 0 = physical cores
-    int ctx = 0;      // context length (KV cache size); 0 = min(max_position_embeddings, 4096)
+    int ctx = 0;      // context length (KV cache size); 0 = default_ctx(config, kv_cache)
     int batch = 0;    // prompt micro-batch: tokens per pass over the weights (0 = 32; 1 = one at a time)
     KvCacheType kv_cache = KvCacheType::F16;
     // Verify every tensor's checksum before use (a FormatError naming the first corrupt one).
@@ -52,6 +61,10 @@ public:
     static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& options);
     virtual ~Model() = default;
 
+    // Ternary tensors that were not in the arrangement the active kernel reads, and were
+    // copied into it at load (a file from before the tiles arrangement: `bitttt repack`
+    // rewrites it); 0 when every tensor is used in place.
+    virtual int rearranged_tensors() const { return 0; }
     virtual const LlamaConfig& config() const = 0;
     // The tokenizer.json object the model came with (null if none).
     virtual const nlohmann::json& tokenizer_json() const = 0;

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/common.h"
 #include "bitttt/error.h"
 #include "bitttt/model.h"
 #include "cli/bench.h"
@@ -81,6 +82,7 @@ int run_model_bench(const BenchArgs& a, bool quiet) {
     std::unique_ptr<Model> model;
     try {
         model = Model::load(a.model, lo);
+        note_rearranged(*model, a.model);
     } catch (const UsageError& e) {
         // The context is sized from -p/-n here, so say so (the loader speaks of --ctx).
         throw UsageError("-p/-n need a context of " + std::to_string(lo.ctx) + " tokens: " + e.what());
@@ -259,7 +261,7 @@ Runner add_bench_command(CLI::App& root, const GlobalOptions& global) {
         "memory bandwidth measured in the same run (STREAM triad) and generation given as a fraction of the\n"
         "bandwidth limit (bandwidth / weight bytes per token). --kernels instead times the ternary GEMV alone on\n"
         "real layer shapes for each number of bases, packing, instruction set and AVX2 design (maddubs on the\n"
-        "file's layout; lookup tables on repacked weights, the default). Kernels in use: BITTTT_ISA and\n"
+        "rows arrangement; lookup tables on the tiles arrangement, the default). Kernels in use: BITTTT_ISA and\n"
         "BITTTT_TERNARY_KERNEL.");
     cmd->add_option("model", a->model, "A .btt file or Hugging Face folder (optional with --kernels: its layer shapes)");
     cmd->add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens for pp; 0 skips pp (default 256)")

@@ -18,6 +18,7 @@ struct ConvertArgs {
     int bases = 0;
     int block_size = 64;
     std::string packing = "2bit";
+    std::string arrangement = "tiles";
     std::string method = "greedy";
     std::string scales = "tied";
     int scale_bits = 16;
@@ -61,10 +62,16 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
                     "Weights per scale along a row (default 64; 2bit needs a multiple of 4)")
         ->check(CLI::Range(4, 4096));
     CLI::Option* packing_opt = cmd->add_option("--packing", args->packing,
-                    "Trit packing: 2bit (default; 4 trits/byte) or dense (5 trits/byte, 1.6 bits/trit; the engine "
-                    "repacks it at load, so it runs at the same speed and saves disk, not RAM). With --target-bpw "
+                    "Trit packing: 2bit (default; 4 trits/byte) or dense (base 3: 3 trits in 5 bits in the tiles "
+                    "arrangement, 1.67 bits/trit when the block size is a multiple of 24, 1.75 at 64; 5 trits/byte "
+                    "in rows). Dense saves memory as well as disk: the engine reads it as it is. With --target-bpw "
                     "the default is dense: more bases for the same stored bits")
         ->check(CLI::IsMember({"2bit", "dense"}));
+    cmd->add_option("--arrangement", args->arrangement,
+                    "Byte order of the linear layers' trits: tiles (default: the lookup-table kernel's own layout, "
+                    "which `run` maps in place, shared between processes, no load-time copy) or rows (the layout "
+                    "of files from before tiles; the maddubs kernel's)")
+        ->check(CLI::IsMember({"tiles", "rows"}));
     cmd->add_option("--method", args->method,
                     "Fit per base: greedy (error-optimal ternary fit per block), absmean (BitNet b1.58 rule, "
                     "scale mean|W| per block) or absmean-tensor (BitNet rule, one scale per tensor)")
@@ -134,6 +141,7 @@ Runner add_convert_command(CLI::App& root, const GlobalOptions& global) {
         opt.bases = args->bases;
         opt.block_size = args->block_size;
         opt.packing = *packing_from_string(args->packing);
+        opt.arrangement = *arrangement_from_string(args->arrangement);
         opt.method = *method_from_string(args->method);
         opt.scales = *scale_mode_from_string(args->scales);
         opt.refine_rounds = args->refine;

@@ -3,6 +3,7 @@
 #include <memory>
 #include <optional>
 
+#include "cli/common.h"
 #include "bitttt/error.h"
 #include "bitttt/file_io.h"
 #include "bitttt/generate.h"
@@ -57,6 +58,7 @@ Runner add_perplexity_command(CLI::App& root, const GlobalOptions& global) {
             tok.emplace(tokenizer_for(cfg, tokenizer, a->model));
         };
         auto model = Model::load(a->model, lo);
+        note_rearranged(*model, a->model);
         std::unique_ptr<Model> ref;
         if (!a->reference.empty()) {
             // The same cache as the model's, so that the comparison measures the weights alone.

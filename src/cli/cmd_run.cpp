@@ -79,7 +79,8 @@ void add_run_options(CLI::App& cmd, RunArgs& a) {
     cmd.add_option("-t,--threads", a.threads, "Threads (default: physical cores)")->check(CLI::Range(1, 1024));
     cmd.add_option("--bases", a.bases, "Use the first min(K, N) bases of each tensor (default: all)")
         ->check(CLI::Range(1, 8));
-    cmd.add_option("--ctx", a.ctx, "Context length in tokens (default: min(model maximum, 4096))")
+    cmd.add_option("--ctx", a.ctx, "Context length in tokens (default: the model maximum, at most 4096 and at most what keeps the KV "
+                   "cache within 256 MiB: 2048 for Llama-3-8B with the f16 cache). run prints the cache's size")
         ->check(CLI::Range(1, 1 << 24));
     add_kv_cache_option(cmd, a.kv_cache);
     cmd.add_flag("--json", a.json, "Print one JSON object (text, ids, stats) instead of streaming text");
@@ -126,6 +127,7 @@ int run_generate(const RunArgs& a, bool quiet) {
         }
     };
     auto model = Model::load(a.model, lo);
+    note_rearranged(*model, a.model);
     const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
     GenerateOptions g;

@@ -21,6 +21,7 @@ Runner add_run_command(CLI::App& root, const GlobalOptions& global);
 Runner add_perplexity_command(CLI::App& root, const GlobalOptions& global);
 Runner add_tokenize_command(CLI::App& root, const GlobalOptions& global);
 Runner add_bench_command(CLI::App& root, const GlobalOptions& global);
+Runner add_repack_command(CLI::App& root, const GlobalOptions& global);
 
 // Human-readable output (report.cpp).
 void print_convert_summary(const ConvertReport& r, std::FILE* out);

@@ -6,8 +6,10 @@
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "bitttt/model.h"
+#include "kernels/dispatch.h"
 
 namespace bitttt::cli {
 
@@ -33,6 +35,17 @@ inline void add_kv_cache_option(CLI::App& cmd, KvCacheType& t) {
                    "KV cache element type: f16 (default; half the memory) or f32. The cache takes\n"
                    "2 x layers x ctx x kv_heads x head_dim elements; run prints its size")
         ->transform(CLI::CheckedTransformer(names, CLI::ignore_case));
+}
+
+// After a load: says when ternary tensors had to be copied into the active kernel's
+// arrangement (slower load, private memory) and how to avoid it.
+inline void note_rearranged(const Model& model, const std::string& path) {
+    const int n = model.rearranged_tensors();
+    if (n == 0) return;
+    spdlog::warn("{}: {} ternary tensor{} rearranged at load for the {} kernel (private memory, slower load); {}", path,
+                 n, n == 1 ? " was" : "s were", kernels::kernels_in_use(),
+                 kernels::active_design() == kernels::TernaryDesign::Lut ? "`bitttt repack " + path + " -o NEW.btt` writes the tiles arrangement it maps in place"
+                                     : std::string("the lookup-table kernel (the default on AVX2) maps the file in place"));
 }
 
 }  // namespace bitttt::cli

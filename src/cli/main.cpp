@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
         } catch (const bitttt::Error& e) {
             isa = std::string("none (") + e.what() + ")";
         }
-        return std::string("bitttt " BITTTT_VERSION " (reads .btt format v1 and v2), kernels: ") + isa +
+        return std::string("bitttt " BITTTT_VERSION " (reads .btt format v1 to v3), kernels: ") + isa +
                (bitttt::kernels::avx2_available() ? " (avx2 available)" : " (avx2 not available)");
     });
     bitttt::cli::GlobalOptions global;
@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
     add(bitttt::cli::add_perplexity_command(app, global));
     add(bitttt::cli::add_tokenize_command(app, global));
     add(bitttt::cli::add_bench_command(app, global));
+    add(bitttt::cli::add_repack_command(app, global));
 
     if (argc <= 1) {
         print_full_help(app, stderr);

@@ -76,9 +76,9 @@ void print_convert_summary(const ConvertReport& r, std::FILE* out) {
     const std::string fit = std::string(method_name(r.method)) +
                             (r.refine_rounds > 0 ? " + " + std::to_string(r.refine_rounds) + " refinement rounds" : "");
     const std::string bases = (r.target_bpw > 0 ? "up to " : "") + std::to_string(r.bases) + " bases";
-    std::fprintf(out, "  settings     %s, %s, %s%s scales, block %d, %s packing, %d threads\n", bases.c_str(),
+    std::fprintf(out, "  settings     %s, %s, %s%s scales, block %d, %s packing in %s, %d threads\n", bases.c_str(),
                  fit.c_str(), scale_mode_name(r.scales), r.scale_bits == 8 ? " two-level (8-bit)" : "", r.block_size,
-                 packing_name(r.packing), r.threads);
+                 packing_name(r.packing), arrangement_name(r.arrangement), r.threads);
     if (!r.calibration.empty()) {
         std::fprintf(out, "  calibration  %s: column weights%s\n", r.calibration.c_str(),
                      r.error_feedback ? " and error feedback" : "");
@@ -136,6 +136,7 @@ json inspect_json(const BttFile& f) {
         if (t.encoding == Encoding::Ternary) {
             j["block_size"] = t.layout.block_size;
             j["packing"] = packing_name(t.layout.packing);
+            j["arrangement"] = arrangement_name(t.layout.arrangement);
             j["scales"] = scale_mode_name(t.layout.scales);
             j["scale_bits"] = t.layout.scale_bits;
             j["method"] = t.method;
@@ -225,11 +226,13 @@ void print_inspect(const BttFile& f, bool all_tensors, std::FILE* out) {
         if (auto cal = c->object_or_null("calibration")) {
             extra += std::string(", calibrated") + (cal->boolean_or("error_feedback", false) ? " with error feedback" : "");
         }
-        std::fprintf(out, "conversion   %s, %s%lld bases%s, block %lld, %s packing; embeddings %s, lm_head %s\n",
+        std::fprintf(out, "conversion   %s, %s%lld bases%s, block %lld, %s packing in %s; embeddings %s, lm_head %s\n",
                      escape_control(c->str_or("method", "?")).c_str(), budget ? "up to " : "",
                      static_cast<long long>(c->integer_or("bases", 0, 0, 8)), extra.c_str(),
                      static_cast<long long>(c->integer_or("block_size", 0, 0, 4096)),
-                     escape_control(c->str_or("packing", "?")).c_str(), escape_control(c->str_or("embeddings", "?")).c_str(),
+                     escape_control(c->str_or("packing", "?")).c_str(),
+                     escape_control(c->str_or("arrangement", "rows")).c_str(),
+                     escape_control(c->str_or("embeddings", "?")).c_str(),
                      escape_control(c->str_or("lm_head", "?")).c_str());
     }
     std::fprintf(out, "weights      %lld; %.3f bits/weight in ternary tensors, %.3f for the whole file\n",

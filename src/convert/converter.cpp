@@ -102,7 +102,8 @@ void choose_bases(const Checkpoint& ckpt, const ConvertOptions& opt, ThreadPool&
         bt.name = info.name;
         bt.weights = rows * cols;
         for (int n = 1; n <= opt.bases; ++n) {
-            const TernaryLayout layout{rows, cols, n, opt.block_size, opt.packing, opt.scales, opt.scale_bits};
+            const TernaryLayout layout{rows, cols, n, opt.block_size, opt.packing, opt.scales, opt.scale_bits,
+                                       p.arrangement};
             bt.bytes.push_back(static_cast<double>(layout.total_bytes()));
         }
         CalibratedFit cal;
@@ -197,6 +198,7 @@ ConvertReport convert(const ConvertOptions& opt) {
     rep.bases = opt.bases;
     rep.block_size = opt.block_size;
     rep.packing = opt.packing;
+    rep.arrangement = opt.arrangement;
     rep.method = opt.method;
     rep.scales = opt.scales;
     rep.scale_bits = opt.scale_bits;
@@ -223,8 +225,8 @@ ConvertReport convert(const ConvertOptions& opt) {
 
     json header = {
         {"format", "bitttt"},
-        // Version 2 only when needed (two-level scales), as the preamble says.
-        {"format_version", opt.scale_bits == 8 ? kBttVersion : kBttMinVersion},
+        // Set by BttWriter::finish to the version the tensors need (the preamble's).
+        {"format_version", kBttMinVersion},
         {"created_by", "bitttt " + opt.tool_version},
     };
     std::vector<Plan> plans;
@@ -269,6 +271,7 @@ ConvertReport convert(const ConvertOptions& opt) {
         {"bases", opt.bases},
         {"block_size", opt.block_size},
         {"packing", packing_name(opt.packing)},
+        {"arrangement", arrangement_name(opt.arrangement)},
         {"scales", scale_mode_name(opt.scales)},
         {"scale_bits", opt.scale_bits},
         {"refine_rounds", rep.refine_rounds},
@@ -282,6 +285,11 @@ ConvertReport convert(const ConvertOptions& opt) {
     for (auto& p : plans) {
         total_weights += static_cast<std::uint64_t>(p.entry->info->numel());
         p.bases = opt.bases;
+        // The kernel's tiles for the matrices it multiplies; the embedding table is read a
+        // row at a time, so it keeps rows.
+        if (p.encoding == Encoding::Ternary && tensor_role(p.entry->info->name) != TensorRole::Embedding) {
+            p.arrangement = opt.arrangement;
+        }
     }
 
     ThreadPool pool(rep.threads);
@@ -374,6 +382,7 @@ json report_to_json(const ConvertReport& r) {
         {"bases", r.bases},
         {"block_size", r.block_size},
         {"packing", packing_name(r.packing)},
+        {"arrangement", arrangement_name(r.arrangement)},
         {"method", method_name(r.method)},
         {"scales", scale_mode_name(r.scales)},
         {"scale_bits", r.scale_bits},

@@ -94,7 +94,18 @@ public:
         // statistics above, so memory stays bounded by the slab).
         std::vector<float> row_scale(plan.encoding == Encoding::Int8 ? static_cast<std::size_t>(rows) : 0);
 
-        writer.begin_tensor(t);
+        // The tiles arrangement has whole-tensor sections: the rows are collected, then
+        // rearranged and written in one piece (at most one tensor's bytes twice).
+        const bool tiles = plan.encoding == Encoding::Ternary && plan.arrangement == Arrangement::Tiles;
+        std::vector<std::uint8_t> whole;
+        if (tiles) {
+            BttTensor stored = t;
+            stored.layout.arrangement = Arrangement::Tiles;
+            writer.begin_tensor(stored);
+            whole.reserve(t.layout.total_bytes());
+        } else {
+            writer.begin_tensor(t);
+        }
         const std::int64_t slab_rows =
             std::max<std::int64_t>(1, static_cast<std::int64_t>(kSlabBytes / std::max<std::size_t>(row_bytes, 1)));
         // Error feedback quantises a chunk of rows with matrix products: larger chunks. Either
@@ -110,8 +121,20 @@ public:
                              row_sq_err.data(), row_sq_norm.data(), row_scale.data());
                 progress_.advance(static_cast<std::uint64_t>((end - b) * cols));
             });
-            writer.append(slab.data(), slab.size());
+            if (tiles) {
+                whole.insert(whole.end(), slab.begin(), slab.end());
+            } else {
+                writer.append(slab.data(), slab.size());
+            }
             release_rows(e, r0, r1);
+        }
+        if (tiles) {
+            const TernaryLayout to = with_arrangement(t.layout, Arrangement::Tiles);
+            std::vector<std::uint8_t> tiled(to.total_bytes());
+            pool_.parallel_for(to.tiles(), 8, [&](std::int64_t t0, std::int64_t t1) {
+                rearrange_ternary(t.layout, whole.data(), to, tiled.data(), t0, t1);
+            });
+            writer.append(tiled.data(), tiled.size());
         }
         if (plan.encoding == Encoding::Int8) {
             std::vector<std::uint8_t> tail(t.int8.scales_offset() - t.int8.values_bytes() + 4 * row_scale.size(), 0);

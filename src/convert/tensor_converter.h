@@ -23,6 +23,7 @@ struct Plan {
     Encoding encoding;
     bool linear = false;  // a linear layer (what --target-bpw budgets)
     int bases = 0;        // ternary: N of this tensor
+    Arrangement arrangement = Arrangement::Rows;  // ternary: how it is stored
 };
 
 // Rows and columns of the 2-D view of a tensor (a 1-D tensor is one row).

@@ -60,6 +60,7 @@ json BttTensor::to_json() const {
         j["packing"] = packing_name(layout.packing);
         j["scales"] = scale_mode_name(layout.scales);
         if (layout.two_level()) j["scale_bits"] = layout.scale_bits;
+        if (layout.tiled()) j["arrangement"] = arrangement_name(layout.arrangement);
         j["method"] = method;
         j["bits_per_weight"] = layout.bits_per_weight();
     } else if (encoding == Encoding::Int8) {
@@ -150,6 +151,11 @@ BttTensor BttTensor::from_json(const json& j, const std::string& source) {
         const std::int64_t bits = r.integer_or("scale_bits", 16, 8, 16);
         if (bits != 16 && bits != 8) r.fail("scale_bits", "must be 16 or 8, got " + std::to_string(bits));
         t.layout.scale_bits = static_cast<int>(bits);
+        // "arrangement" (version 3): absent = rows.
+        const std::string arrangement = r.str_or("arrangement", "rows");
+        auto arr = arrangement_from_string(arrangement);
+        if (!arr) r.fail("arrangement", "is " + quote_name(arrangement) + " (expected rows or tiles); a newer bitttt may read it");
+        t.layout.arrangement = *arr;
         try {
             t.layout.validate();
         } catch (const Error& e) {
@@ -220,6 +226,10 @@ BttFile::BttFile(const std::string& path) : file_(path) {
         if (version_ < 2 && tensors_.back().layout.two_level()) {
             throw FormatError(path + ": tensor " + quote_name(tensors_.back().name) +
                               ": two-level scales (scale_bits 8) in a version-1 file (the file is corrupt)");
+        }
+        if (version_ < 3 && tensors_.back().layout.tiled()) {
+            throw FormatError(path + ": tensor " + quote_name(tensors_.back().name) + ": the tiles arrangement in a version-" +
+                              std::to_string(version_) + " file (the file is corrupt)");
         }
     }
 

@@ -10,6 +10,16 @@
 
 namespace bitttt {
 
+std::uint32_t btt_version_needed(const std::vector<BttTensor>& tensors) {
+    std::uint32_t v = kBttMinVersion;
+    for (const auto& t : tensors) {
+        if (t.encoding != Encoding::Ternary) continue;
+        if (t.layout.two_level()) v = std::max<std::uint32_t>(v, 2);
+        if (t.layout.tiled()) v = std::max<std::uint32_t>(v, 3);
+    }
+    return v;
+}
+
 using json = nlohmann::json;
 
 namespace {
@@ -91,6 +101,9 @@ std::uint64_t BttWriter::finish() {
     json tensors = json::array();
     for (const auto& t : tensors_) tensors.push_back(t.to_json());
     header_["tensors"] = std::move(tensors);
+    // The oldest version that has every feature used, so that older readers read what they can.
+    const std::uint32_t version = btt_version_needed(tensors_);
+    header_["format_version"] = version;
     const std::string text = header_.dump();
 
     std::uint64_t needed = align_up(kBttPreambleBytes + text.size(), kBttAlignment);
@@ -115,11 +128,7 @@ std::uint64_t BttWriter::finish() {
     head[1] = 'T';
     head[2] = 'T';
     head[3] = 'T';
-    // Version 1 unless a tensor needs version 2, so that older readers read what they can.
-    const bool v2 = std::any_of(tensors_.begin(), tensors_.end(), [](const BttTensor& t) {
-        return t.encoding == Encoding::Ternary && t.layout.two_level();
-    });
-    le::put_u32(head.data() + 4, v2 ? kBttVersion : kBttMinVersion);
+    le::put_u32(head.data() + 4, version);
     le::put_u64(head.data() + 8, text.size());
     le::put_u64(head.data() + 16, impl_->data_offset);
     le::put_u64(head.data() + 24, checksum64(text.data(), text.size()));

@@ -196,7 +196,12 @@ void unpack_trits(Packing p, const std::uint8_t* in, int block_size, std::int8_t
     }
 }
 
+// The tiles arrangement's versions (ternary_tiles.cpp).
+std::int64_t find_nonfinite_scale_tiles(const TernaryLayout& l, const std::uint8_t* data);
+void dequantize_row_tiles(const TernaryLayout& l, const std::uint8_t* data, std::int64_t row, int k_bases, float* out);
+
 std::int64_t find_nonfinite_scale(const TernaryLayout& layout, const std::uint8_t* tensor_data) {
+    if (layout.tiled()) return find_nonfinite_scale_tiles(layout, tensor_data);
     // binary16 with exponent bits 0x7C00 all set is inf or NaN; 8-bit sub-scales are integers.
     auto bad = [](const std::uint8_t* p) { return (p[1] & 0x7C) == 0x7C; };
     const int m = layout.scale_count();
@@ -232,6 +237,7 @@ void dequantize_row(const TernaryLayout& layout, const std::uint8_t* tensor_data
         throw UsageError("number of bases to use " + std::to_string(k_bases) +
                          " is out of range (allowed 0.." + std::to_string(layout.bases) + ")");
     }
+    if (layout.tiled()) return dequantize_row_tiles(layout, tensor_data, row, k_bases, out);
     const int bs = layout.block_size;
     const std::size_t gb = layout.group_bytes();
     const std::int64_t nblocks = layout.blocks_per_row();

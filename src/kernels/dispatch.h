@@ -45,8 +45,8 @@ void ternary_gemv(const TernaryLayout& layout, const std::uint8_t* data, int k_b
                   float x_scale, std::int64_t r0, std::int64_t r1, float* y);
 
 // The two AVX2 ternary GEMV designs (docs/BENCHMARKS.md, "Kernel designs"): (a) unpack
-// trits and multiply-add bytes (maddubs) straight from the .btt layout; (b) lookup tables
-// over activation pairs on weights repacked at load (ternary_lut.h). Both give the
+// trits and multiply-add bytes (maddubs) on the rows arrangement; (b) lookup tables over
+// activation pairs or triples on the tiles arrangement (ternary_lut.h). Both give the
 // reference's bit-exact results.
 enum class TernaryDesign { Maddubs, Lut };
 const char* design_name(TernaryDesign d);  // "maddubs" / "lut"

@@ -9,43 +9,29 @@
 // the GEMV then replaces 2 multiply-adds per row by one table lookup (pshufb), and the
 // tables serve every row, every base and every matrix that multiplies the same vector.
 //
-// Why the weights are repacked. pshufb looks up 16 (or 32) lanes in ONE 16-entry table,
-// so the lanes of a register must all refer to the same activation pair, i.e. be different
-// rows. In the .btt layout consecutive bytes of a row are different activation positions
-// (byte j holds positions j, j+G, j+2G, j+3G), so a lookup per position would need a
-// different table per lane, or an on-the-fly 32-row byte transpose per group. `lut_repack`
-// therefore re-lays the weights once at load time:
+// The weights' arrangement. pshufb looks up 16 (or 32) lanes in ONE 16-entry table, so
+// the lanes of a register must all refer to the same activation pair, i.e. be different
+// rows. The kernel therefore reads the `tiles` arrangement (include/bitttt/ternary.h,
+// docs/FORMAT.md): per tile of 32 rows, block and base, the rows' code bytes interleaved
+// (byte s of lane i at 32 s + i), the scales in their own section, each base in its own
+// plane. `convert` writes it, so the engine maps the file and computes on it in place; a
+// file in the older `rows` arrangement is rearranged at load (lut_repack).
 //
-//   tile   := 32 consecutive rows (the last tile padded with zero trits and zero scales)
-//   tensor := tile[0] ... tile[ceil(rows / 32) - 1]
-//   tile   := tblock[0] ... tblock[blocks_per_row - 1]
-//   tblock := scales[M][32]       binary16, row-major in the tile (base 1 first); M = N for
-//                                 free scales, M = 1 for tied ones (the block's one scale)
-//             codes[N][S][32]     S = ceil(B / 4) bytes per row and base
-//   code byte s of a row: bits [0,2) position 4s, [2,4) 4s+1, [4,6) 4s+2, [6,8) 4s+3 of the
-//   block (codes 0, 1, 2 = -1, 0, +1; positions >= B hold code 1).
-//
-// Two-level scales (layout.two_level(): a binary16 super-scale d per row and slot, an 8-bit
-// sub-scale u per block and slot) keep the same tiles with 8-bit scales:
-//
-//   tblock := subs[M][32]          uint8 u, row-major in the tile (padding rows 0)
-//             codes[N][S][32]      as above
-//
-// and the super-scales live beside the tiles, already converted to float (an exact
-// conversion), in LutWeights::row_super: [tile][M][32] (padding rows 0), read once per tile
-// rather than per block. The block's scale is row_super * float(u), exactly the reference's
-// block_scale.
+// 2bit tiles: code byte s of a row holds positions 4s .. 4s+3 in bits [0,2) .. [6,8).
+// dense tiles: index byte j holds triples 2j (bits [0,4)) and 2j+1 (bits [4,8)), each the
+// magnitude |v| of v = 9 t0 + 3 t1 + t2; sign byte j the signs of triples 8j .. 8j+7.
+// Two-level scales: 8-bit sub-scales u in the scale section, binary16 super-scales d per
+// row and slot in their own section; the block's scale is f32(d) * float(u), exactly the
+// reference's block_scale.
 //
 // GEMV: per row and block, acc += s_k * float(dot_k) for each base k (free scales),
 // or acc += (s * tied_multiplier(K)) * float(sum_k 3^(K-1-k) dot_k) (tied), in the
 // reference's order, with s = f16(s) or, two-level, the separately rounded product
 // d * float(u); then y = acc * x_scale.
 //
-// RAM: for 2bit, S = G, so the repacked tensor has exactly the .btt size (plus row padding
-// to 32; two-level: the super-scales take 4 bytes instead of 2 per row and slot); it can
-// replace the mapped weights if their pages are dropped after repacking. For dense, the
-// 5-trits-per-byte code becomes 4 per byte: S/G = 5/4 of the trit bytes (the LUT needs
-// 2-trit nibbles; 3^5 = 243 entry tables do not fit a 16-entry shuffle).
+// RAM: the tiles arrangement is as large as the rows one (plus row padding to 32). Dense
+// tiles take 5 bits per 3 trits (1.67 bits per trit when B is a multiple of 24, 1.75 at
+// B = 64), against 2 for 2bit tiles.
 //
 // Exactness. A table entry v = t0*q0 + t1*q1 lies in [-254, 254], too wide for int8. It is
 // stored as two int8 tables, l = v & 15 (0..15) and h = v >> 4 (-16..15, arithmetic
@@ -53,11 +39,18 @@
 // (l <= 120, -128 <= h <= 120: no wrap), then one maddubs with the constant byte pairs
 // (1, 16) turns (l, h) into exact int16 sums, widened to int32 every 256 weights.
 //
-// Tables: for block b and code byte s, one 64-byte record
+// Tables (2bit): for block b and code byte s, one 64-byte record
 //   l(4s, 4s+1)[16]  l(4s+2, 4s+3)[16]  h(4s, 4s+1)[16]  h(4s+2, 4s+3)[16]
 // over the block's positions (activations past the block's end count as 0). When B is a
 // multiple of 4 the records depend only on q, so the tables are the same for any block
 // size and packing with the same padded length: one build serves q/k/v and gate/up.
+//
+// Dense: a triple's entry e (0..13) is v = t0*q0 + t1*q1 + t2*q2 for the balanced-ternary
+// digits (t0, t1, t2) of e, |v| <= 381; entries 14 and 15 (never written) are 0. Split the
+// same way (l = v & 15, h = v >> 4 in -24..23), the lookup's sign is applied to both
+// halves (-v = 16 (-h) + (-l)), and sums of up to 4 lookups stay within int8. One 32-byte
+// record per block and triple g: l(g)[16] h(g)[16], the count rounded up to even (a zero
+// record when T is odd, so every index byte's high nibble has a table).
 #pragma once
 
 #include <cstddef>
@@ -75,10 +68,10 @@ class ThreadPool;
 
 namespace bitttt::kernels {
 
-constexpr int kLutTileRows = 32;
+constexpr int kLutTileRows = kTileRows;
 
 // std::allocator that default-initialises (leaves bytes unset) instead of zeroing: the
-// repack writes every byte, so zeroing a multi-GB buffer first would only cost time.
+// rearrangement writes every byte, so zeroing a multi-GB buffer first would only cost time.
 template <class T>
 struct UninitAllocator : std::allocator<T> {
     template <class U>
@@ -98,50 +91,101 @@ struct UninitAllocator : std::allocator<T> {
     }
 };
 
-// A ternary tensor re-laid for the LUT kernel (see above). Owns its bytes.
+// A ternary tensor in the tiles arrangement: a view of the mapped file, or (files in the
+// rows arrangement) a copy rearranged at load that it owns. Move-only.
 struct LutWeights {
-    TernaryLayout layout;               // the source layout (rows, cols, N, B, packing, scale bits)
-    std::int64_t tiles = 0;             // ceil(rows / 32)
-    int code_bytes = 0;                 // S = ceil(B / 4) per row, block and base
-    std::size_t tblock_bytes = 0;       // 32 * (c * M + N * S), M = layout.scale_count(), c = 2 or 1 (two-level)
-    std::vector<std::uint8_t, UninitAllocator<std::uint8_t>> data;  // tiles * blocks_per_row * tblock_bytes
-    std::vector<float> row_super;       // two-level only: [tile][M][32] f16(d), 0 for padding rows
+    TernaryLayout layout;                 // arrangement Tiles
+    const std::uint8_t* data = nullptr;   // layout.total_bytes() bytes
+    std::vector<std::uint8_t, UninitAllocator<std::uint8_t>> owned;  // data's bytes when rearranged at load
 
-    // Offset of codes[0][0][0] in a tile block (after the M x 32 scales of c bytes).
-    std::size_t codes_offset() const { return kLutTileRows * layout.block_scale_bytes(); }
-    // Two-level: the tile's super-scales, slot m of lane i at [32 m + i].
-    const float* supers(std::int64_t tile) const {
-        return row_super.data() +
-               static_cast<std::size_t>(tile) * kLutTileRows * static_cast<std::size_t>(layout.scale_count());
-    }
+    LutWeights() = default;
+    LutWeights(LutWeights&&) = default;             // a vector's move keeps its buffer: data stays valid
+    LutWeights& operator=(LutWeights&&) = default;
+    LutWeights(const LutWeights&) = delete;
+    LutWeights& operator=(const LutWeights&) = delete;
 
-    const std::uint8_t* tblock(std::int64_t tile, std::int64_t block) const {
-        return data.data() + (static_cast<std::size_t>(tile) * static_cast<std::size_t>(layout.blocks_per_row()) +
-                              static_cast<std::size_t>(block)) * tblock_bytes;
+    std::int64_t tiles() const { return layout.tiles(); }
+    int code_bytes() const { return static_cast<int>(layout.tile_code_bytes()); }
+    // Slot m's 32 scales (binary16, or uint8 two-level) of tile block (tile, b).
+    const std::uint8_t* scales(int m, std::int64_t tile, std::int64_t b) const {
+        return data + layout.tile_scale_offset(m, tile, b);
     }
+    // Base k's code bytes [C][32] of tile block (tile, b).
+    const std::uint8_t* codes(int k, std::int64_t tile, std::int64_t b) const {
+        return data + layout.tile_code_offset(k, tile, b);
+    }
+    // Two-level: slot m's 32 binary16 super-scales of a tile.
+    const std::uint8_t* supers(int m, std::int64_t tile) const { return data + layout.tile_super_offset(m, tile); }
 };
 
-// Re-lays a .btt ternary tensor (`layout.total_bytes()` bytes at `data`). Trits decode as
-// in the reference (a corrupt 2bit code 3 counts as +1). With a pool, tiles are repacked
-// in parallel (same bytes for any thread count).
+// The exact scale of slot m of row lane `lane` in tile block (tile, b): f16(s), or
+// f16(d) * float(u) with two-level scales (the reference's block_scale, one rounding-free
+// multiply). For the scalar kernels.
+float lut_scale_ref(const LutWeights& w, int m, std::int64_t tile, std::int64_t b, std::size_t lane);
+
+// The scalar GEMVs' frame, shared by both packings: per row, block and base in the
+// reference's order (free: acc += s_k * dot_k; tied: one multiply per block of the
+// Horner-combined level). dot(codes, tab) is one row's integer block sum of one base:
+// codes = its first code byte (code byte j at codes[32 j]), tab = the block's tables,
+// which are table_block_bytes apart.
+template <class Dot>
+void lut_gemv_ref_frame(const LutWeights& w, int k_bases, const std::uint8_t* tables, std::size_t table_block_bytes,
+                        float x_scale, std::int64_t r0, std::int64_t r1, float* y, Dot dot) {
+    const std::int64_t nb = w.layout.blocks_per_row();
+    const bool tied = w.layout.tied();
+    const float tied_mult = tied_multiplier(k_bases);
+    for (std::int64_t r = r0; r < r1; ++r) {
+        const std::int64_t tile = r / kTileRows;
+        const std::size_t lane = static_cast<std::size_t>(r % kTileRows);
+        float acc = 0.0f;
+        for (std::int64_t b = 0; b < nb; ++b) {
+            const std::uint8_t* tab = tables + static_cast<std::size_t>(b) * table_block_bytes;
+            std::int32_t level = 0;  // tied: sum_k 3^(K-1-k) * dot_k (Horner), exact
+            for (int k = 0; k < k_bases; ++k) {
+                const std::int32_t d = dot(w.codes(k, tile, b) + lane, tab);
+                if (tied) {
+                    level = 3 * level + d;
+                    continue;
+                }
+                acc += lut_scale_ref(w, k, tile, b, lane) * static_cast<float>(d);
+            }
+            if (tied && k_bases > 0) acc += (lut_scale_ref(w, 0, tile, b, lane) * tied_mult) * static_cast<float>(level);
+        }
+        y[r - r0] = acc * x_scale;
+    }
+}
+
+// A view of a tensor stored in the tiles arrangement (`layout.tiled()`; `data` must stay
+// mapped while the result is used). Nothing is copied.
+LutWeights lut_view(const TernaryLayout& layout, const std::uint8_t* data);
+
+// Rearranges a tensor of the rows arrangement (`layout.total_bytes()` bytes at `data`)
+// into tiles of the same packing, owned by the result. Trits decode as in the reference
+// (a corrupt 2bit code 3 counts as +1). With a pool, tiles are done in parallel (the
+// same bytes for any thread count). A tiled layout is copied as it is.
 LutWeights lut_repack(const TernaryLayout& layout, const std::uint8_t* data, ThreadPool* pool = nullptr);
 
-// Bytes of the tables for a layout: blocks_per_row * ceil(B / 4) * 64.
+// Bytes of the tables for a layout: blocks_per_row * ceil(B / 4) * 64 (2bit), or
+// blocks_per_row * ceil(T / 2) * 64 (dense: 32 per triple, T rounded up to even).
 std::size_t lut_table_bytes(const TernaryLayout& layout);
 
 // Fills `tables` (lut_table_bytes(layout) bytes) from q[0 .. blocks_per_row * B), the int8
-// activations of quantize_int8. Afterwards the tables are only read: several threads may
-// run lut_gemv over them at once.
+// activations of quantize_int8, for the layout's packing. Afterwards the tables are only
+// read: several threads may run lut_gemv over them at once.
 void lut_prepare_ref(const TernaryLayout& layout, const std::int8_t* q, std::uint8_t* tables);
+void lut_prepare_dense_ref(const TernaryLayout& layout, const std::int8_t* q, std::uint8_t* tables);
 
-// Scalar GEMV over the repacked layout and tables: the reference the AVX2 kernel is
+// Scalar GEMV over 2bit tiles (dense: lut_gemv_dense_ref) and tables: the reference the AVX2 kernel is
 // tested against (same contract as ternary_gemv_ref: 1 <= k_bases <= N, rows r in
 // [r0, r1) within the tensor, writes y[r - r0]).
 void lut_gemv_ref(const LutWeights& w, int k_bases, const std::uint8_t* tables, float x_scale, std::int64_t r0,
                   std::int64_t r1, float* y);
+void lut_gemv_dense_ref(const LutWeights& w, int k_bases, const std::uint8_t* tables, float x_scale, std::int64_t r0,
+                        std::int64_t r1, float* y);
 
-// lut_prepare_avx2 / lut_gemv_avx2 when active_isa() is Avx2 (dispatch.h; BITTTT_ISA),
-// else the references. Same results either way.
+// The kernel for the layout's packing: lut_prepare_avx2 / lut_gemv_avx2 (or the _dense_
+// ones) when active_isa() is Avx2 (dispatch.h; BITTTT_ISA), else the references. Same
+// results either way.
 void lut_prepare(const TernaryLayout& layout, const std::int8_t* q, std::uint8_t* tables);
 void lut_gemv(const LutWeights& w, int k_bases, const std::uint8_t* tables, float x_scale, std::int64_t r0,
               std::int64_t r1, float* y);
@@ -161,6 +205,11 @@ void lut_gemv_avx2(const LutWeights& w, int k_bases, const std::uint8_t* tables,
                    std::int64_t r1, float* y);
 void lut_gemm_avx2(const LutWeights& w, int k_bases, const std::uint8_t* const* tables, const float* x_scales, int m,
                    std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy);
+void lut_prepare_dense_avx2(const TernaryLayout& layout, const std::int8_t* q, std::uint8_t* tables);
+void lut_gemv_dense_avx2(const LutWeights& w, int k_bases, const std::uint8_t* tables, float x_scale, std::int64_t r0,
+                         std::int64_t r1, float* y);
+void lut_gemm_dense_avx2(const LutWeights& w, int k_bases, const std::uint8_t* const* tables, const float* x_scales,
+                         int m, std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy);
 #endif
 
 }  // namespace bitttt::kernels

@@ -17,7 +17,7 @@
 // Tied scales: per block the bases' int32 sums are combined as level = 3 * level + dot
 // (exact), then acc += (f16(s) * tied_multiplier(K)) * float(level): the reference's order.
 // Two-level scales: the eight rows' scale is super * float(u) (u8 sub-scales widened and
-// converted, super-scales as floats from LutWeights::row_super), multiplied on its own
+// converted, the tile's binary16 super-scales converted once per tile), multiplied on its own
 // first, exactly as the reference forms the block scale.
 #include <immintrin.h>
 
@@ -38,6 +38,15 @@ constexpr std::size_t kPrefetchBytes = 4096;  // 2048 .. 16384 measured within n
 
 inline __m256i bcast(const std::uint8_t* p) {
     return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// dot[i] (int32, rows 8i..8i+7) += the int16 sums a0 (rows 0-7 | 16-23, unpacklo) and a1
+// (rows 8-15 | 24-31, unpackhi).
+inline void widen(__m256i a0, __m256i a1, __m256i (&dot)[4]) {
+    dot[0] = _mm256_add_epi32(dot[0], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(a0)));
+    dot[1] = _mm256_add_epi32(dot[1], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(a1)));
+    dot[2] = _mm256_add_epi32(dot[2], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(a0, 1)));
+    dot[3] = _mm256_add_epi32(dot[3], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(a1, 1)));
 }
 
 // dot[k][i] (int32, rows 8i..8i+7) += the block sums of bases k0..k0+KG-1 over code bytes
@@ -75,43 +84,112 @@ inline void block_dots(const std::uint8_t* codes, std::size_t base_stride, const
                 a1[k] = _mm256_add_epi16(a1[k], _mm256_maddubs_epi16(w, _mm256_unpackhi_epi8(l8[k], h8[k])));
             }
         }
-        for (int k = 0; k < KG; ++k) {
-            dot[k][0] = _mm256_add_epi32(dot[k][0], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(a0[k])));
-            dot[k][1] = _mm256_add_epi32(dot[k][1], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(a1[k])));
-            dot[k][2] = _mm256_add_epi32(dot[k][2], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(a0[k], 1)));
-            dot[k][3] = _mm256_add_epi32(dot[k][3], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(a1[k], 1)));
-        }
+        for (int k = 0; k < KG; ++k) widen(a0[k], a1[k], dot[k]);
     }
 }
 
-// The exact scales of slot m of rows 8i..8i+7 in tile block tb: f16 (L = false) or, for
-// two-level scales, sup[32 m + 8i ..] * float(u) (one multiply, exact: the reference's
-// block_scale). `sup` = the tile's super-scales (LutWeights::supers).
+// Dense tiles (ternary_lut.h, "Dense"): the same sums from 3-trit lookups. Per index byte
+// j, the low nibbles index triple 2j's tables and the high nibbles triple 2j+1's; each
+// lookup is negated where the row's sign bit is set (sign_epi8 with a byte whose bit 7 is
+// the sign, moved there by a 16-bit shift; or 1 keeps it non-zero). Four lookups are
+// summed in bytes (|h| <= 4 * 24), then widened like the 2bit sums. I: index bytes, SC its
+// compile-time value or 0; the sign bytes follow the index bytes.
+constexpr int kDenseBytesPerGroup = 2;   // index bytes summed in int8 (4 lookups)
+constexpr int kDenseBytesPerInt16 = 40;  // index bytes summed in int16 (<= 80 * 381 = 30480)
+
+template <int KG, int SC>
+inline void block_dots_dense(const std::uint8_t* codes, std::size_t base_stride, const std::uint8_t* tab, int s_rt,
+                             __m256i (&dot)[KG][4]) {
+    const int I = SC ? SC : s_rt;
+    const std::size_t signs = 32 * static_cast<std::size_t>(I);
+    const __m256i m15 = _mm256_set1_epi8(15);
+    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i w = _mm256_set1_epi16(0x1001);  // bytes (1, 16): l + 16 * h
+    for (int k = 0; k < KG; ++k)
+        for (int i = 0; i < 4; ++i) dot[k][i] = _mm256_setzero_si256();
+    for (int j0 = 0; j0 < I; j0 += kDenseBytesPerInt16) {
+        const int j1 = std::min(I, j0 + kDenseBytesPerInt16);
+        __m256i a0[KG], a1[KG];
+        for (int k = 0; k < KG; ++k) a0[k] = a1[k] = _mm256_setzero_si256();
+        for (int j = j0; j < j1; j += kDenseBytesPerGroup) {
+            const int j2 = std::min(j1, j + kDenseBytesPerGroup);
+            __m256i l8[KG], h8[KG];
+            for (int k = 0; k < KG; ++k) l8[k] = h8[k] = _mm256_setzero_si256();
+            for (int t = j; t < j2; ++t) {
+                const std::uint8_t* rec = tab + 64 * static_cast<std::size_t>(t);
+                const __m256i la = bcast(rec), ha = bcast(rec + 16), lb = bcast(rec + 32), hb = bcast(rec + 48);
+                // Triples 2t and 2t+1 have sign bits 2 (t % 4) and 2 (t % 4) + 1 of sign byte t / 4.
+                const __m128i sa = _mm_cvtsi32_si128(7 - 2 * (t % 4)), sb = _mm_cvtsi32_si128(6 - 2 * (t % 4));
+                for (int k = 0; k < KG; ++k) {
+                    const std::uint8_t* c = codes + k * base_stride;
+                    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 32 * static_cast<std::size_t>(t)));
+                    const __m256i sg = _mm256_loadu_si256(
+                        reinterpret_cast<const __m256i*>(c + signs + 32 * static_cast<std::size_t>(t / 4)));
+                    const __m256i ia = _mm256_and_si256(x, m15);
+                    const __m256i ib = _mm256_and_si256(_mm256_srli_epi16(x, 4), m15);
+                    const __m256i ma = _mm256_or_si256(_mm256_sll_epi16(sg, sa), one);
+                    const __m256i mb = _mm256_or_si256(_mm256_sll_epi16(sg, sb), one);
+                    l8[k] = _mm256_add_epi8(l8[k], _mm256_add_epi8(_mm256_sign_epi8(_mm256_shuffle_epi8(la, ia), ma),
+                                                                   _mm256_sign_epi8(_mm256_shuffle_epi8(lb, ib), mb)));
+                    h8[k] = _mm256_add_epi8(h8[k], _mm256_add_epi8(_mm256_sign_epi8(_mm256_shuffle_epi8(ha, ia), ma),
+                                                                   _mm256_sign_epi8(_mm256_shuffle_epi8(hb, ib), mb)));
+                }
+            }
+            for (int k = 0; k < KG; ++k) {
+                a0[k] = _mm256_add_epi16(a0[k], _mm256_maddubs_epi16(w, _mm256_unpacklo_epi8(l8[k], h8[k])));
+                a1[k] = _mm256_add_epi16(a1[k], _mm256_maddubs_epi16(w, _mm256_unpackhi_epi8(l8[k], h8[k])));
+            }
+        }
+        for (int k = 0; k < KG; ++k) widen(a0[k], a1[k], dot[k]);
+    }
+}
+
+// The block sums of either packing (D: dense).
+template <int KG, int SC, bool D>
+inline void dots(const std::uint8_t* codes, std::size_t base_stride, const std::uint8_t* tab, int s_rt,
+                 __m256i (&dot)[KG][4]) {
+    if constexpr (D) {
+        block_dots_dense<KG, SC>(codes, base_stride, tab, s_rt, dot);
+    } else {
+        block_dots<KG, SC>(codes, base_stride, tab, s_rt, dot);
+    }
+}
+
+// The exact scales of slot m of rows 8i..8i+7 of a tile block, whose slot-m scales are at
+// `sc`: f16 (L = false) or, for two-level scales, sup[32 m + 8i ..] * float(u) (one
+// multiply, exact: the reference's block_scale). `sup` = the tile's super-scales as floats.
 template <bool L>
-inline __m256 tile_scales(const std::uint8_t* tb, const float* sup, int m, int i) {
-    const std::size_t at = static_cast<std::size_t>(kLutTileRows * m + 8 * i);
+inline __m256 tile_scales(const std::uint8_t* sc, const float* sup, int m, int i) {
     if constexpr (L) {
-        const __m128i u = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(tb + at));
-        return _mm256_mul_ps(_mm256_loadu_ps(sup + at), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(u)));
+        const __m128i u = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc + 8 * i));
+        return _mm256_mul_ps(_mm256_loadu_ps(sup + kLutTileRows * m + 8 * i),
+                             _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(u)));
     } else {
         (void)sup;
-        return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tb + 2 * at)));
+        (void)m;
+        return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + 16 * i)));
     }
 }
 
+// Where one tile block's bytes are: base 0's codes, the distance to the next base's (a
+// plane), slot 0's scales and the distance to the next slot's.
+struct TileBlock {
+    const std::uint8_t* codes;
+    std::size_t plane;
+    const std::uint8_t* scales;
+    std::size_t scale_plane;
+};
+
 // acc[i] += scale(k) * float(dot) for bases k0..k0+KG-1 in order (rows 8i..8i+7).
-// `codes` = tb + w.codes_offset().
-template <int KG, int SC, bool L>
-inline void block_group(const LutWeights& w, const std::uint8_t* tb, const float* sup, const std::uint8_t* codes0,
-                        const std::uint8_t* tab, int k0, __m256 (&acc)[4]) {
-    const std::size_t s_bytes = static_cast<std::size_t>(w.code_bytes);
-    const std::size_t base_stride = s_bytes * kLutTileRows;
-    const std::uint8_t* codes = codes0 + k0 * base_stride;
+template <int KG, int SC, bool L, bool D>
+inline void block_group(const TileBlock& tb, int s_rt, const float* sup, const std::uint8_t* tab, int k0,
+                        __m256 (&acc)[4]) {
     __m256i dot[KG][4];
-    block_dots<KG, SC>(codes, base_stride, tab, w.code_bytes, dot);
+    dots<KG, SC, D>(tb.codes + k0 * tb.plane, tb.plane, tab, s_rt, dot);
     for (int k = 0; k < KG; ++k) {
+        const std::uint8_t* sc = tb.scales + static_cast<std::size_t>(k0 + k) * tb.scale_plane;
         for (int i = 0; i < 4; ++i) {
-            const __m256 s = tile_scales<L>(tb, sup, k0 + k, i);
+            const __m256 s = tile_scales<L>(sc, sup, k0 + k, i);
             acc[i] = _mm256_add_ps(acc[i], _mm256_mul_ps(s, _mm256_cvtepi32_ps(dot[k][i])));
         }
     }
@@ -119,12 +197,10 @@ inline void block_group(const LutWeights& w, const std::uint8_t* tb, const float
 
 // Tied scales: level[i] = 3 * level[i] + dot for bases k0..k0+KG-1 in order (Horner, exact
 // in int32), so that after the last base level = sum_k 3^(K-1-k) * dot_k.
-template <int KG, int SC>
-inline void block_group_tied(const LutWeights& w, const std::uint8_t* codes0, const std::uint8_t* tab, int k0,
-                             __m256i (&level)[4]) {
-    const std::size_t base_stride = static_cast<std::size_t>(w.code_bytes) * kLutTileRows;
+template <int KG, int SC, bool D>
+inline void block_group_tied(const TileBlock& tb, int s_rt, const std::uint8_t* tab, int k0, __m256i (&level)[4]) {
     __m256i dot[KG][4];
-    block_dots<KG, SC>(codes0 + k0 * base_stride, base_stride, tab, w.code_bytes, dot);
+    dots<KG, SC, D>(tb.codes + k0 * tb.plane, tb.plane, tab, s_rt, dot);
     for (int k = 0; k < KG; ++k) {
         for (int i = 0; i < 4; ++i) {
             level[i] = _mm256_add_epi32(_mm256_add_epi32(level[i], _mm256_add_epi32(level[i], level[i])), dot[k][i]);
@@ -132,42 +208,61 @@ inline void block_group_tied(const LutWeights& w, const std::uint8_t* codes0, co
     }
 }
 
-// T: tied scales, L: two-level scales (compile-time choices, so the free-scale 16-bit loop
-// has no tied or two-level branches).
-template <int SC, bool T, bool L>
+// Software prefetch of `bytes` bytes >= kPrefetchBytes ahead of p in its stream (measured,
+// weights from DRAM: 1.6-2x faster at 4096 x 4096; the hardware prefetchers alone leave
+// the stream latency-bound). Integer address arithmetic: prefetching past the end of the
+// buffer is harmless (never faults).
+inline void prefetch_ahead(const std::uint8_t* p, std::size_t bytes) {
+    const std::uintptr_t ahead = reinterpret_cast<std::uintptr_t>(p) + (kPrefetchBytes + bytes - 1) / bytes * bytes;
+    for (std::size_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + o), _MM_HINT_T0);
+}
+
+// T: tied scales, L: two-level scales, D: dense tiles (compile-time choices, so the
+// free-scale 16-bit loop has no tied or two-level branches). SC: the code bytes (2bit) or
+// index bytes (dense) per row and block when known at compile time, else 0.
+template <int SC, bool T, bool L, bool D>
 void run_tile(const LutWeights& w, int k_bases, const std::uint8_t* tables, std::int64_t tile, float* out) {
-    const std::int64_t nb = w.layout.blocks_per_row();
-    const float* sup = L ? w.supers(tile) : nullptr;  // the same for every block of the tile
-    const std::size_t rec_bytes = static_cast<std::size_t>(w.code_bytes) * 64;
-    const std::size_t codes_off = w.codes_offset();
+    const TernaryLayout& l = w.layout;
+    const std::int64_t nb = l.blocks_per_row();
+    // Code bytes (2bit) or index bytes (dense) per row and block: the tables have 64 bytes
+    // per such byte and block.
+    const int s_rt = D ? static_cast<int>(l.tile_index_bytes()) : w.code_bytes();
+    const int n_slots = T ? 1 : k_bases;  // the scale slots read
+    // Two-level: the tile's super-scales as floats (exact), the same for every block.
+    alignas(32) float sup[L ? 8 * kLutTileRows : 1];
+    if constexpr (L) {
+        for (int m = 0; m < n_slots; ++m) {
+            const std::uint8_t* d = w.supers(m, tile);
+            for (int i = 0; i < 4; ++i) {
+                _mm256_store_ps(sup + kLutTileRows * m + 8 * i,
+                                _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d + 16 * i))));
+            }
+        }
+    }
+    const std::size_t rec_bytes = static_cast<std::size_t>(s_rt) * 64;
+    const std::size_t code_record = l.tile_code_record();
+    const std::size_t scale_record = l.tile_scale_record();
+    TileBlock tb{w.codes(0, tile, 0), l.tile_plane_bytes(), w.scales(0, tile, 0), l.tile_scale_plane_bytes()};
     const __m256 tied_mult = _mm256_set1_ps(T ? tied_multiplier(k_bases) : 1.0f);
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (std::int64_t b = 0; b < nb; ++b) {
-        const std::uint8_t* tb = w.tblock(tile, b);
-        // Software prefetch of the tile block >= kPrefetchBytes ahead (measured, weights from
-        // DRAM: 1.6-2x faster at 4096 x 4096; the hardware prefetchers alone leave the
-        // stream latency-bound). Integer address arithmetic: prefetching past the end of the
-        // buffer is harmless (never faults).
-        const std::uintptr_t ahead = reinterpret_cast<std::uintptr_t>(tb) +
-                                     (kPrefetchBytes + w.tblock_bytes - 1) / w.tblock_bytes * w.tblock_bytes;
-        for (std::size_t o = 0; o < w.tblock_bytes; o += 64)
-            _mm_prefetch(reinterpret_cast<const char*>(ahead + o), _MM_HINT_T0);
+    for (std::int64_t b = 0; b < nb; ++b, tb.codes += code_record, tb.scales += scale_record) {
+        for (int k = 0; k < k_bases; ++k) prefetch_ahead(tb.codes + k * tb.plane, code_record);
+        for (int m = 0; m < n_slots; ++m) prefetch_ahead(tb.scales + m * tb.scale_plane, scale_record);
         const std::uint8_t* tab = tables + static_cast<std::size_t>(b) * rec_bytes;
-        const std::uint8_t* codes = tb + codes_off;
         if constexpr (T) {
             // The bases' integer sums combined first, then one float multiply per row.
             __m256i level[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
                                 _mm256_setzero_si256()};
             for (int k0 = 0; k0 < k_bases; k0 += 4) {
                 switch (std::min(4, k_bases - k0)) {
-                    case 1: block_group_tied<1, SC>(w, codes, tab, k0, level); break;
-                    case 2: block_group_tied<2, SC>(w, codes, tab, k0, level); break;
-                    case 3: block_group_tied<3, SC>(w, codes, tab, k0, level); break;
-                    default: block_group_tied<4, SC>(w, codes, tab, k0, level); break;
+                    case 1: block_group_tied<1, SC, D>(tb, s_rt, tab, k0, level); break;
+                    case 2: block_group_tied<2, SC, D>(tb, s_rt, tab, k0, level); break;
+                    case 3: block_group_tied<3, SC, D>(tb, s_rt, tab, k0, level); break;
+                    default: block_group_tied<4, SC, D>(tb, s_rt, tab, k0, level); break;
                 }
             }
             for (int i = 0; k_bases > 0 && i < 4; ++i) {
-                const __m256 sc = _mm256_mul_ps(tile_scales<L>(tb, sup, 0, i), tied_mult);
+                const __m256 sc = _mm256_mul_ps(tile_scales<L>(tb.scales, sup, 0, i), tied_mult);
                 acc[i] = _mm256_add_ps(acc[i], _mm256_mul_ps(sc, _mm256_cvtepi32_ps(level[i])));
             }
         } else {
@@ -175,10 +270,10 @@ void run_tile(const LutWeights& w, int k_bases, const std::uint8_t* tables, std:
             // the reference's b-then-k order.
             for (int k0 = 0; k0 < k_bases; k0 += 4) {
                 switch (std::min(4, k_bases - k0)) {
-                    case 1: block_group<1, SC, L>(w, tb, sup, codes, tab, k0, acc); break;
-                    case 2: block_group<2, SC, L>(w, tb, sup, codes, tab, k0, acc); break;
-                    case 3: block_group<3, SC, L>(w, tb, sup, codes, tab, k0, acc); break;
-                    default: block_group<4, SC, L>(w, tb, sup, codes, tab, k0, acc); break;
+                    case 1: block_group<1, SC, L, D>(tb, s_rt, sup, tab, k0, acc); break;
+                    case 2: block_group<2, SC, L, D>(tb, s_rt, sup, tab, k0, acc); break;
+                    case 3: block_group<3, SC, L, D>(tb, s_rt, sup, tab, k0, acc); break;
+                    default: block_group<4, SC, L, D>(tb, s_rt, sup, tab, k0, acc); break;
                 }
             }
         }
@@ -188,14 +283,49 @@ void run_tile(const LutWeights& w, int k_bases, const std::uint8_t* tables, std:
 
 using TileFn = void (*)(const LutWeights&, int, const std::uint8_t*, std::int64_t, float*);
 
-// The code-byte count is a compile-time constant for the common blocks (S = 16: B = 64,
-// S = 32: B = 128).
-template <bool T, bool L>
-TileFn tile_fn(int code_bytes) {
-    switch (code_bytes) {
-        case 16: return &run_tile<16, T, L>;
-        case 32: return &run_tile<32, T, L>;
-        default: return &run_tile<0, T, L>;
+// The code-byte count is a compile-time constant for the common blocks (2bit: S = 16 at
+// B = 64, 32 at B = 128; dense: I = 11 at B = 64, 16 at B = 96, 22 at B = 128).
+template <bool T, bool L, bool D>
+TileFn tile_fn(int bytes) {
+    if constexpr (D) {
+        switch (bytes) {
+            case 11: return &run_tile<11, T, L, D>;
+            case 16: return &run_tile<16, T, L, D>;
+            case 22: return &run_tile<22, T, L, D>;
+            default: return &run_tile<0, T, L, D>;
+        }
+    } else {
+        switch (bytes) {
+            case 16: return &run_tile<16, T, L, D>;
+            case 32: return &run_tile<32, T, L, D>;
+            default: return &run_tile<0, T, L, D>;
+        }
+    }
+}
+
+template <bool D>
+TileFn choose_tile_fn(bool tied, bool two_level, int bytes) {
+    return tied ? (two_level ? tile_fn<true, true, D>(bytes) : tile_fn<true, false, D>(bytes))
+                : (two_level ? tile_fn<false, true, D>(bytes) : tile_fn<false, false, D>(bytes));
+}
+
+// Runs `run` over the tiles of rows [r0, r1) for m inputs, scaling by x_scales.
+void gemm_tiles(TileFn run, const LutWeights& w, int k_bases, const std::uint8_t* const* tables, const float* x_scales,
+                int m, std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy) {
+    r1 = std::min(r1, w.layout.rows);
+    // Tile outer, input inner: a tile's codes (32 rows, a few tens of KB) stay in cache
+    // for all m inputs of a prompt micro-batch.
+    for (std::int64_t tile = r0 / kLutTileRows; tile * kLutTileRows < r1; ++tile) {
+        const std::int64_t lo = std::max(r0, tile * kLutTileRows);
+        const std::int64_t hi = std::min(r1, (tile + 1) * kLutTileRows);
+        for (int j = 0; j < m; ++j) {
+            alignas(32) float out[kLutTileRows];
+            run(w, k_bases, tables[j], tile, out);
+            const __m256 xs = _mm256_set1_ps(x_scales[j]);
+            for (int i = 0; i < 4; ++i) _mm256_store_ps(out + 8 * i, _mm256_mul_ps(_mm256_load_ps(out + 8 * i), xs));
+            float* yj = y + j * ldy;
+            for (std::int64_t r = lo; r < hi; ++r) yj[r - r0] = out[r - tile * kLutTileRows];
+        }
     }
 }
 
@@ -231,28 +361,47 @@ void lut_prepare_avx2(const TernaryLayout& layout, const std::int8_t* q, std::ui
     }
 }
 
+// Tied with K = 1 is the free computation (s * 1.0f is exact, and the one scale is where a
+// free tile block's first scales are).
 void lut_gemm_avx2(const LutWeights& w, int k_bases, const std::uint8_t* const* tables, const float* x_scales, int m,
                    std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy) {
-    r1 = std::min(r1, w.layout.rows);
-    if (r1 <= r0) return;
-    // Tied with K = 1 is the free computation (s * 1.0f is exact, and the one scale is
-    // where a free tile block's first scales are).
-    const bool tied = w.layout.tied() && k_bases > 1;
-    const bool two_level = w.layout.two_level();
-    const TileFn run = tied ? (two_level ? tile_fn<true, true>(w.code_bytes) : tile_fn<true, false>(w.code_bytes))
-                            : (two_level ? tile_fn<false, true>(w.code_bytes) : tile_fn<false, false>(w.code_bytes));
-    // Tile outer, input inner: a tile's codes (32 rows, a few tens of KB) stay in cache
-    // for all m inputs of a prompt micro-batch.
-    for (std::int64_t tile = r0 / kLutTileRows; tile * kLutTileRows < r1; ++tile) {
-        const std::int64_t lo = std::max(r0, tile * kLutTileRows);
-        const std::int64_t hi = std::min(r1, (tile + 1) * kLutTileRows);
-        for (int j = 0; j < m; ++j) {
-            alignas(32) float out[kLutTileRows];
-            run(w, k_bases, tables[j], tile, out);
-            const __m256 xs = _mm256_set1_ps(x_scales[j]);
-            for (int i = 0; i < 4; ++i) _mm256_store_ps(out + 8 * i, _mm256_mul_ps(_mm256_load_ps(out + 8 * i), xs));
-            float* yj = y + j * ldy;
-            for (std::int64_t r = lo; r < hi; ++r) yj[r - r0] = out[r - tile * kLutTileRows];
+    const TileFn run = choose_tile_fn<false>(w.layout.tied() && k_bases > 1, w.layout.two_level(), w.code_bytes());
+    gemm_tiles(run, w, k_bases, tables, x_scales, m, r0, r1, y, ldy);
+}
+
+void lut_gemm_dense_avx2(const LutWeights& w, int k_bases, const std::uint8_t* const* tables, const float* x_scales,
+                         int m, std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy) {
+    const TileFn run = choose_tile_fn<true>(w.layout.tied() && k_bases > 1, w.layout.two_level(),
+                                            static_cast<int>(w.layout.tile_index_bytes()));
+    gemm_tiles(run, w, k_bases, tables, x_scales, m, r0, r1, y, ldy);
+}
+
+void lut_gemv_dense_avx2(const LutWeights& w, int k_bases, const std::uint8_t* tables, float x_scale, std::int64_t r0,
+                         std::int64_t r1, float* y) {
+    lut_gemm_dense_avx2(w, k_bases, &tables, &x_scale, 1, r0, r1, y, 0);
+}
+
+void lut_prepare_dense_avx2(const TernaryLayout& layout, const std::int8_t* q, std::uint8_t* tables) {
+    const int bs = layout.block_size;
+    const int n_records = 2 * static_cast<int>(layout.tile_index_bytes());  // T rounded up to even
+    // Entry e of a triple table is d0(e) q0 + d1(e) q1 + d2(e) q2 for the balanced-ternary
+    // digits of e (0 for e = 14, 15): int16 lanes e = 0..15.
+    const __m256i d0 = _mm256_setr_epi16(0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0);
+    const __m256i d1 = _mm256_setr_epi16(0, 0, 1, 1, 1, -1, -1, -1, 0, 0, 0, 1, 1, 1, 0, 0);
+    const __m256i d2 = _mm256_setr_epi16(0, 1, -1, 0, 1, -1, 0, 1, -1, 0, 1, -1, 0, 1, 0, 0);
+    const __m256i m15 = _mm256_set1_epi16(15);
+    for (std::int64_t b = 0; b < layout.blocks_per_row(); ++b) {
+        const std::int8_t* qb = q + b * bs;
+        for (int g = 0; g < n_records; ++g) {
+            short v[3];
+            for (int i = 0; i < 3; ++i) v[i] = static_cast<short>(3 * g + i < bs ? qb[3 * g + i] : 0);
+            const __m256i e = _mm256_add_epi16(
+                _mm256_add_epi16(_mm256_sign_epi16(_mm256_set1_epi16(v[0]), d0), _mm256_sign_epi16(_mm256_set1_epi16(v[1]), d1)),
+                _mm256_sign_epi16(_mm256_set1_epi16(v[2]), d2));
+            // packs per 128-bit half: (l0-7, h0-7 | l8-15, h8-15) -> (l0-15, h0-15).
+            const __m256i lh = _mm256_permute4x64_epi64(
+                _mm256_packs_epi16(_mm256_and_si256(e, m15), _mm256_srai_epi16(e, 4)), 0xD8);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(tables + (static_cast<std::size_t>(b) * n_records + g) * 32), lh);
         }
     }
 }

@@ -23,10 +23,10 @@ void LinearInput::set(const float* x, int m, std::int64_t cols) {
 void LinearInput::prepare_lut(const TernaryLayout& layout, ThreadPool& pool) const {
     LutPrepared* p = nullptr;
     for (auto& c : lut_) {
-        if (c.block_size == layout.block_size) p = &c;
+        if (c.block_size == layout.block_size && c.packing == layout.packing) p = &c;
     }
     if (!p) {
-        lut_.push_back(LutPrepared{layout.block_size, false, 0, {}, {}, {}});
+        lut_.push_back(LutPrepared{layout.block_size, layout.packing, false, 0, {}, {}, {}});
         p = &lut_.back();
     }
     if (p->valid) return;
@@ -47,16 +47,20 @@ void LinearInput::prepare_lut(const TernaryLayout& layout, ThreadPool& pool) con
     p->valid = true;
 }
 
-const LinearInput::LutPrepared& LinearInput::lut_for(int block_size) const {
+const LinearInput::LutPrepared& LinearInput::lut_for(int block_size, Packing packing) const {
     for (const auto& c : lut_) {
-        if (c.block_size == block_size && c.valid) return c;
+        if (c.block_size == block_size && c.packing == packing && c.valid) return c;
     }
     throw std::logic_error("LinearInput::lut_tables called before prepare_lut");
 }
 
-const std::uint8_t* const* LinearInput::lut_tables(int block_size) const { return lut_for(block_size).ptrs.data(); }
+const std::uint8_t* const* LinearInput::lut_tables(int block_size, Packing packing) const {
+    return lut_for(block_size, packing).ptrs.data();
+}
 
-const float* LinearInput::lut_scales(int block_size) const { return lut_for(block_size).scales.data(); }
+const float* LinearInput::lut_scales(int block_size, Packing packing) const {
+    return lut_for(block_size, packing).scales.data();
+}
 
 void LinearInput::prepare_int8() const {
     if (q8_valid_) return;
@@ -135,10 +139,20 @@ std::int64_t Linear::grain(const ThreadPool& pool) const {
 
 namespace {
 
+// Design (a) and the reference: the rows arrangement, in place (or rearranged at load
+// from a file in tiles).
 class TernaryLinear final : public Linear {
 public:
-    TernaryLinear(const TernaryLayout& layout, const std::uint8_t* data, int k_bases)
-        : Linear(layout.rows, layout.cols), layout_(layout), data_(data), k_(k_bases) {}
+    TernaryLinear(const TernaryLayout& layout, const std::uint8_t* data, int k_bases, ThreadPool& pool)
+        : Linear(layout.rows, layout.cols), layout_(with_arrangement(layout, Arrangement::Rows)), data_(data), k_(k_bases) {
+        if (layout.tiled()) {
+            owned_.resize(layout_.total_bytes());
+            pool.parallel_for(layout.tiles(), 8, [&](std::int64_t t0, std::int64_t t1) {
+                rearrange_ternary(layout, data, layout_, owned_.data(), t0, t1);
+            });
+            data_ = owned_.data();
+        }
+    }
 
     void prepare(const LinearInput& in, ThreadPool& pool) const override {
         in.prepare_ternary(layout_.block_size, layout_.packing, pool);
@@ -163,19 +177,24 @@ public:
 private:
     TernaryLayout layout_;
     const std::uint8_t* data_;
+    std::vector<std::uint8_t, kernels::UninitAllocator<std::uint8_t>> owned_;
     int k_;
 };
 
-// Design (b): lookup tables over activation pairs, on weights repacked at load.
+// Design (b): lookup tables over activation pairs, on the tiles arrangement: the mapped
+// file itself, or a copy rearranged at load from a file in rows.
 class LutTernaryLinear final : public Linear {
 public:
     LutTernaryLinear(const TernaryLayout& layout, const std::uint8_t* data, int k_bases, ThreadPool& pool)
-        : Linear(layout.rows, layout.cols), w_(kernels::lut_repack(layout, data, &pool)), k_(k_bases) {}
+        : Linear(layout.rows, layout.cols),
+          w_(layout.tiled() ? kernels::lut_view(layout, data) : kernels::lut_repack(layout, data, &pool)),
+          k_(k_bases) {}
 
     void prepare(const LinearInput& in, ThreadPool& pool) const override { in.prepare_lut(w_.layout, pool); }
     void forward_rows(const LinearInput& in, std::int64_t r0, std::int64_t r1, float* y) const override {
         const int bs = w_.layout.block_size;
-        kernels::lut_gemm(w_, k_, in.lut_tables(bs), in.lut_scales(bs), in.m(), r0, r1, y, rows_);
+        const Packing p = w_.layout.packing;
+        kernels::lut_gemm(w_, k_, in.lut_tables(bs, p), in.lut_scales(bs, p), in.m(), r0, r1, y, rows_);
     }
     // Whole 32-row tiles per chunk (a partial tile is computed whole).
     std::int64_t grain(const ThreadPool& pool) const override {
@@ -183,16 +202,12 @@ public:
         return (Linear::grain(pool) + t - 1) / t * t;
     }
     std::uint64_t weight_bytes() const override {
-        // The first k bases' codes of every tile block, with their scales (one when tied):
-        // 2 bytes each, or 1 with two-level scales, whose used super-scales (4-byte floats
-        // per row and slot, LutWeights::row_super) are read once per tile.
-        const std::uint64_t scales = w_.layout.tied() ? 1 : static_cast<std::uint64_t>(k_);
-        const std::uint64_t per_scale = w_.layout.two_level() ? 1 : 2;
-        const std::uint64_t codes = static_cast<std::uint64_t>(k_) * static_cast<std::uint64_t>(w_.code_bytes);
-        const std::uint64_t per_tblock = kernels::kLutTileRows * (per_scale * scales + codes);
-        const std::uint64_t tiles = static_cast<std::uint64_t>(w_.tiles);
-        const std::uint64_t supers = w_.layout.two_level() ? tiles * kernels::kLutTileRows * scales * sizeof(float) : 0;
-        return tiles * static_cast<std::uint64_t>(w_.layout.blocks_per_row()) * per_tblock + supers;
+        // The first k bases' code planes and the used scale slots (one when tied), with
+        // their super-scales when two-level.
+        const TernaryLayout& l = w_.layout;
+        const std::uint64_t slots = l.tied() ? 1 : static_cast<std::uint64_t>(k_);
+        const std::uint64_t supers = l.two_level() ? slots * static_cast<std::uint64_t>(l.tiles()) * kTileRows * 2 : 0;
+        return static_cast<std::uint64_t>(k_) * l.tile_plane_bytes() + slots * l.tile_scale_plane_bytes() + supers;
     }
 
 private:
@@ -245,12 +260,16 @@ private:
 
 }  // namespace
 
-bool ternary_linear_copies_weights() { return kernels::active_design() == kernels::TernaryDesign::Lut; }
+bool ternary_linear_copies_weights(const TernaryLayout& layout) {
+    return layout.tiled() != (kernels::active_design() == kernels::TernaryDesign::Lut);
+}
 
 std::unique_ptr<Linear> make_ternary_linear(const TernaryLayout& layout, const std::uint8_t* data, int k_bases,
                                             ThreadPool& pool) {
-    if (ternary_linear_copies_weights()) return std::make_unique<LutTernaryLinear>(layout, data, k_bases, pool);
-    return std::make_unique<TernaryLinear>(layout, data, k_bases);
+    if (kernels::active_design() == kernels::TernaryDesign::Lut) {
+        return std::make_unique<LutTernaryLinear>(layout, data, k_bases, pool);
+    }
+    return std::make_unique<TernaryLinear>(layout, data, k_bases, pool);
 }
 std::unique_ptr<Linear> make_int8_linear(const Int8Layout& layout, const std::uint8_t* data) {
     return std::make_unique<Int8Linear>(layout, data);

@@ -33,12 +33,13 @@ public:
     // The prepared rows (m pointers); prepare_ternary must have run. Thread-safe.
     const kernels::TernaryInput* const* ternary(int block_size, Packing packing) const;
     // Every row quantised and turned into lookup tables for the LUT ternary kernel
-    // (ternary_lut.h; shared by all tensors with this block size). Not thread-safe.
+    // (ternary_lut.h; shared by all tensors with this block size and packing). Not
+    // thread-safe.
     void prepare_lut(const TernaryLayout& layout, ThreadPool& pool) const;
     // Every row's tables (m pointers) and activation scales (m); prepare_lut must have
-    // run. Thread-safe.
-    const std::uint8_t* const* lut_tables(int block_size) const;
-    const float* lut_scales(int block_size) const;
+    // run for a layout of this block size and packing. Thread-safe.
+    const std::uint8_t* const* lut_tables(int block_size, Packing packing) const;
+    const float* lut_scales(int block_size, Packing packing) const;
     // Every row quantised to int8 (cols values, one scale), for the int8 layers.
     void prepare_int8() const;
     const std::int8_t* int8_row(int j) const { return q8_.data() + static_cast<std::size_t>(j) * static_cast<std::size_t>(cols_); }
@@ -58,6 +59,7 @@ private:
     mutable std::vector<Prepared> cache_;  // one per (block size, packing) seen; usually one
     struct LutPrepared {
         int block_size = 0;
+        Packing packing = Packing::TwoBit;
         bool valid = false;
         std::size_t table_bytes = 0;
         std::vector<std::uint8_t> tables;  // [m, table_bytes]
@@ -65,7 +67,7 @@ private:
         std::vector<float> scales;         // [m]
     };
     mutable std::vector<LutPrepared> lut_;
-    const LutPrepared& lut_for(int block_size) const;
+    const LutPrepared& lut_for(int block_size, Packing packing) const;
     mutable bool q8_valid_ = false;
     mutable std::vector<std::int8_t> q8_;  // [m, cols]
     mutable std::vector<float> q8_scales_; // [m]
@@ -104,13 +106,16 @@ struct LinearOutput {
 // job: one hand-off to the threads instead of one per matrix.
 void forward_group(std::initializer_list<LinearOutput> group, const LinearInput& in, ThreadPool& pool);
 
-// Uses the first k_bases (1..layout.bases) of a ternary tensor stored at `data`. With the
-// LUT design (kernels::active_design()) the weights are repacked into memory the Linear
-// owns (in parallel over `pool`) and `data` is not used after this returns.
+// Uses the first k_bases (1..layout.bases) of a ternary tensor stored at `data`. When the
+// active design (kernels::active_design()) reads the arrangement the tensor has (LUT:
+// tiles; maddubs and the reference: rows), the Linear computes on `data` in place, which
+// must stay mapped. Otherwise the weights are rearranged into memory the Linear owns (in
+// parallel over `pool`) and `data` is not used after this returns.
 std::unique_ptr<Linear> make_ternary_linear(const TernaryLayout& layout, const std::uint8_t* data, int k_bases,
                                             ThreadPool& pool);
-// True when make_ternary_linear copies the weights (the caller may drop the source pages).
-bool ternary_linear_copies_weights();
+// True when make_ternary_linear copies a tensor of this layout (the caller may drop the
+// source pages).
+bool ternary_linear_copies_weights(const TernaryLayout& layout);
 // An int8 tensor (per-row scales) stored at `data`; activations are quantised to int8.
 std::unique_ptr<Linear> make_int8_linear(const Int8Layout& layout, const std::uint8_t* data);
 std::unique_ptr<Linear> make_f16_linear(const std::uint8_t* data, std::int64_t rows, std::int64_t cols);

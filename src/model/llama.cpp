@@ -142,6 +142,7 @@ public:
     int bases() const override { return bases_; }
     int threads() const override { return pool_->size(); }
     std::string description() const override { return description_; }
+    int rearranged_tensors() const override { return rearranged_; }
     std::uint64_t weight_bytes_per_token() const override {
         const WeightStats w = weight_stats();
         return w.linear_bytes + w.output_bytes;
@@ -195,6 +196,7 @@ private:
     int ctx_ = 0;
     int bases_ = 0;
     std::string description_;
+    int rearranged_ = 0;  // ternary tensors copied into the kernel's arrangement at load
 
     // Weight storage: a mapped .btt, or F32 copies of the reference checkpoint.
     std::unique_ptr<BttFile> btt_;
@@ -239,7 +241,7 @@ private:
 
 void LlamaModel::load_btt(const std::string& path, const LoadOptions& opt) {
     btt_ = std::make_unique<BttFile>(path);
-    // Threads first: repacking weights for the LUT kernel uses them.
+    // Threads first: rearranging weights at load (files in the other arrangement) uses them.
     pool_ = std::make_unique<ThreadPool>(opt.threads > 0 ? opt.threads : physical_cores());
     const BttFile& f = *btt_;
     if (f.weights_only()) {
@@ -280,8 +282,11 @@ void LlamaModel::load_btt(const std::string& path, const LoadOptions& opt) {
     auto linear = [&](const std::string& name, std::int64_t rows, std::int64_t cols) {
         const BttTensor& t = need(name, {rows, cols});
         auto lin = linear_from(t.encoding, f.data(t), t.layout, k_for(t), rows, cols, *pool_);
-        // A repacked copy replaces the mapped bytes: drop them so they are not held twice.
-        if (t.encoding == Encoding::Ternary && ternary_linear_copies_weights()) f.release(t);
+        // A rearranged copy replaces the mapped bytes: drop them so they are not held twice.
+        if (t.encoding == Encoding::Ternary && ternary_linear_copies_weights(t.layout)) {
+            f.release(t);
+            ++rearranged_;
+        }
         return lin;
     };
     // Cheap checks of what is small: norms and the int8 tensors' per-row scales must be
@@ -304,7 +309,7 @@ void LlamaModel::load_btt(const std::string& path, const LoadOptions& opt) {
     };
     for (const auto& t : f.tensors()) {
         if (t.encoding == Encoding::Ternary) {
-            // Every block's scale bytes, once (the LUT kernel's repack reads them next anyway).
+            // Every block's scale bytes, once (tiles: the scale section alone, not the codes).
             if (const std::int64_t r = find_nonfinite_scale(t.layout, f.data(t)); r >= 0) {
                 throw FormatError(path + ": tensor " + quote_name(t.name) + ": row " + std::to_string(r) +
                                   " has a scale that is not finite; the file is corrupt (bitttt inspect --verify "
@@ -386,7 +391,7 @@ void LlamaModel::build_layers(const NormFn& norm, const LinearFn& linear) {
 }
 
 void LlamaModel::resolve_ctx(const LoadOptions& opt) {
-    const std::int64_t max_ctx = std::min<std::int64_t>(cfg_.max_position_embeddings, 4096);
+    const std::int64_t max_ctx = default_ctx(cfg_, opt.kv_cache);
     if (opt.ctx < 0) throw UsageError("--ctx must be positive");
     if (opt.ctx > cfg_.max_position_embeddings) {
         throw UsageError("--ctx " + std::to_string(opt.ctx) + " is more than the model's max_position_embeddings (" +
@@ -563,6 +568,14 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
         m->load_reference(path, options);
     }
     return m;
+}
+
+int default_ctx(const LlamaConfig& cfg, KvCacheType kv) {
+    // Bytes of keys and values per position, every layer.
+    const std::int64_t per_pos = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim *
+                                 (kv == KvCacheType::F16 ? 2 : 4);
+    const std::int64_t fits = kDefaultKvCacheBytes / std::max<std::int64_t>(per_pos, 1) / 256 * 256;
+    return static_cast<int>(std::min<std::int64_t>({cfg.max_position_embeddings, 4096, std::max<std::int64_t>(fits, 256)}));
 }
 
 }  // namespace bitttt

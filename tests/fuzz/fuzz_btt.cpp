@@ -5,7 +5,7 @@
 //    set to the header's XXH64 when the header range is in the file, so that mutations
 //    reach the JSON instead of stopping at the checksum;
 //  - "JSON header NUL data section" (starting with '{'): the target writes the preamble
-//    (version 2, header length, data offset rounded up to 64, checksum) itself, so that
+//    (the newest version, header length, data offset rounded up to 64, checksum) itself, so that
 //    the header text can grow and shrink freely.
 // BITTTT_FUZZ_KEEP=PATH saves the file built from an input (fuzz_common.h), for
 // reproducing with `bitttt inspect PATH`.
