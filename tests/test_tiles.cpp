@@ -34,16 +34,7 @@ using Bytes = std::vector<std::uint8_t>;
 
 TernaryLayout make_layout(Packing p, int bs, std::int64_t rows, std::int64_t cols, int n, ScaleMode mode, int bits,
                           Arrangement a = Arrangement::Rows) {
-    TernaryLayout l;
-    l.rows = rows;
-    l.cols = cols;
-    l.bases = n;
-    l.block_size = bs;
-    l.packing = p;
-    l.scales = mode;
-    l.scale_bits = bits;
-    l.arrangement = a;
-    return l;
+    return TernaryLayout{rows, cols, n, bs, p, mode, bits, a};
 }
 
 TernaryLayout with_packing(TernaryLayout l, Packing p) {

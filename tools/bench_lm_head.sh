@@ -6,11 +6,12 @@
 # both the embedding and the output layer; to separate the two roles the script also makes
 # an untied copy (lm_head.weight = a copy of the embedding, same model, same F32 logits) and
 # converts it with each embeddings x lm_head pair. Needs ../shared and python3.
-# Usage: tools/bench_lm_head.sh [WORKDIR] [CHUNKS]
+# Usage: tools/bench_lm_head.sh [WORKDIR] [CHUNKS]   (BASES=N: convert at N bases, default 3)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work="${1:-/tmp/bitttt-lm-head}"
 chunks="${2:-100}"
+bases="${BASES:-3}"
 bin="$root/build"
 shared="${BITTTT_SHARED:-$root/../shared}"
 model="$shared/models/stories260K-hf"
@@ -44,16 +45,16 @@ h = json.dumps(hdr).encode(); h += b" " * (-len(h) % 8)
 open(dst + "/model.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + data)
 PY
 
-echo "| stories260K, --bases 3, 2bit, block 64 | file bytes | perplexity | KL divergence vs F32 (nats/token) | top-1 agreement |"
+echo "| stories260K, --bases $bases, 2bit, block 64 | file bytes | perplexity | KL divergence vs F32 (nats/token) | top-1 agreement |"
 echo "|---|---|---|---|---|"
 for head in f16 int8 ternary; do
-  "$bin/bitttt" convert "$model" --bases 3 --lm-head "$head" -o "$work/tied-$head.btt" -q --force > /dev/null
+  "$bin/bitttt" convert "$model" --bases "$bases" --lm-head "$head" -o "$work/tied-$head.btt" -q --force > /dev/null
   row "tied table --lm-head $head" "$(stat -c %s "$work/tied-$head.btt")" "$work/tied-$head.btt"
 done
 for emb in f16 int8; do
   for head in f16 int8 ternary; do
     f="$work/untied-$emb-$head.btt"
-    "$bin/bitttt" convert "$untied" --bases 3 --embeddings "$emb" --lm-head "$head" -o "$f" -q --force > /dev/null
+    "$bin/bitttt" convert "$untied" --bases "$bases" --embeddings "$emb" --lm-head "$head" -o "$f" -q --force > /dev/null
     row "untied copy: --embeddings $emb --lm-head $head" "$(stat -c %s "$f")" "$f"
   done
 done

@@ -91,53 +91,92 @@ inline void block_dots(const std::uint8_t* codes, std::size_t base_stride, const
 // Dense tiles (ternary_lut.h, "Dense"): the same sums from 3-trit lookups. Per index byte
 // j, the low nibbles index triple 2j's tables and the high nibbles triple 2j+1's; each
 // lookup is negated where the row's sign bit is set (sign_epi8 with a byte whose bit 7 is
-// the sign, moved there by a 16-bit shift; or 1 keeps it non-zero). Four lookups are
-// summed in bytes (|h| <= 4 * 24), then widened like the 2bit sums. I: index bytes, SC its
-// compile-time value or 0; the sign bytes follow the index bytes.
-constexpr int kDenseBytesPerGroup = 2;   // index bytes summed in int8 (4 lookups)
-constexpr int kDenseBytesPerInt16 = 40;  // index bytes summed in int16 (<= 80 * 381 = 30480)
+// the sign, moved there by a 16-bit shift by an immediate; or 1 keeps it non-zero). Four
+// lookups (two index bytes) are summed in bytes (|h| <= 4 * 24), then widened like the
+// 2bit sums. One sign byte covers four index bytes, so the loop runs over those groups
+// with the shifts known at compile time. I: index bytes, SC its compile-time value or 0;
+// the sign bytes follow the index bytes.
+constexpr int kDenseBytesPerInt16 = 40;  // index bytes summed in int16 (<= 80 * 381 = 30480; a multiple of 4)
+
+// Index byte t (the J-th of its sign byte's four) of bases k < KG: adds its two lookups to
+// l8, h8. c[k] = base k's codes, sg[k] = its rows' sign byte.
+template <int J, int KG>
+inline void dense_byte(const std::uint8_t* const (&c)[KG], const __m256i (&sg)[KG], const std::uint8_t* tab, int t,
+                       __m256i (&l8)[KG], __m256i (&h8)[KG]) {
+    const __m256i m15 = _mm256_set1_epi8(15);
+    const __m256i one = _mm256_set1_epi8(1);
+    const std::uint8_t* rec = tab + 64 * static_cast<std::size_t>(t);
+    const __m256i la = bcast(rec), ha = bcast(rec + 16), lb = bcast(rec + 32), hb = bcast(rec + 48);
+    for (int k = 0; k < KG; ++k) {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c[k] + 32 * static_cast<std::size_t>(t)));
+        const __m256i ia = _mm256_and_si256(x, m15);
+        const __m256i ib = _mm256_and_si256(_mm256_srli_epi16(x, 4), m15);
+        // Triples 2t and 2t+1 have sign bits 2J and 2J+1.
+        const __m256i ma = _mm256_or_si256(_mm256_slli_epi16(sg[k], 7 - 2 * J), one);
+        const __m256i mb = _mm256_or_si256(_mm256_slli_epi16(sg[k], 6 - 2 * J), one);
+        l8[k] = _mm256_add_epi8(l8[k], _mm256_add_epi8(_mm256_sign_epi8(_mm256_shuffle_epi8(la, ia), ma),
+                                                       _mm256_sign_epi8(_mm256_shuffle_epi8(lb, ib), mb)));
+        h8[k] = _mm256_add_epi8(h8[k], _mm256_add_epi8(_mm256_sign_epi8(_mm256_shuffle_epi8(ha, ia), ma),
+                                                       _mm256_sign_epi8(_mm256_shuffle_epi8(hb, ib), mb)));
+    }
+}
+
+// Index byte t, its position J = t % 4 known only at run time (the last, partial group).
+template <int KG>
+inline void dense_byte_rt(const std::uint8_t* const (&c)[KG], const __m256i (&sg)[KG], const std::uint8_t* tab, int t,
+                          __m256i (&l8)[KG], __m256i (&h8)[KG]) {
+    switch (t % 4) {
+        case 0: dense_byte<0, KG>(c, sg, tab, t, l8, h8); break;
+        case 1: dense_byte<1, KG>(c, sg, tab, t, l8, h8); break;
+        case 2: dense_byte<2, KG>(c, sg, tab, t, l8, h8); break;
+        default: dense_byte<3, KG>(c, sg, tab, t, l8, h8); break;
+    }
+}
 
 template <int KG, int SC>
 inline void block_dots_dense(const std::uint8_t* codes, std::size_t base_stride, const std::uint8_t* tab, int s_rt,
                              __m256i (&dot)[KG][4]) {
     const int I = SC ? SC : s_rt;
     const std::size_t signs = 32 * static_cast<std::size_t>(I);
-    const __m256i m15 = _mm256_set1_epi8(15);
-    const __m256i one = _mm256_set1_epi8(1);
     const __m256i w = _mm256_set1_epi16(0x1001);  // bytes (1, 16): l + 16 * h
+    const std::uint8_t* c[KG];
+    for (int k = 0; k < KG; ++k) c[k] = codes + k * base_stride;
     for (int k = 0; k < KG; ++k)
         for (int i = 0; i < 4; ++i) dot[k][i] = _mm256_setzero_si256();
+    __m256i l8[KG], h8[KG], a0[KG], a1[KG];
+    auto clear8 = [&] {
+        for (int k = 0; k < KG; ++k) l8[k] = h8[k] = _mm256_setzero_si256();
+    };
+    auto fold = [&] {  // the byte sums into int16
+        for (int k = 0; k < KG; ++k) {
+            a0[k] = _mm256_add_epi16(a0[k], _mm256_maddubs_epi16(w, _mm256_unpacklo_epi8(l8[k], h8[k])));
+            a1[k] = _mm256_add_epi16(a1[k], _mm256_maddubs_epi16(w, _mm256_unpackhi_epi8(l8[k], h8[k])));
+        }
+    };
     for (int j0 = 0; j0 < I; j0 += kDenseBytesPerInt16) {
         const int j1 = std::min(I, j0 + kDenseBytesPerInt16);
-        __m256i a0[KG], a1[KG];
         for (int k = 0; k < KG; ++k) a0[k] = a1[k] = _mm256_setzero_si256();
-        for (int j = j0; j < j1; j += kDenseBytesPerGroup) {
-            const int j2 = std::min(j1, j + kDenseBytesPerGroup);
-            __m256i l8[KG], h8[KG];
-            for (int k = 0; k < KG; ++k) l8[k] = h8[k] = _mm256_setzero_si256();
-            for (int t = j; t < j2; ++t) {
-                const std::uint8_t* rec = tab + 64 * static_cast<std::size_t>(t);
-                const __m256i la = bcast(rec), ha = bcast(rec + 16), lb = bcast(rec + 32), hb = bcast(rec + 48);
-                // Triples 2t and 2t+1 have sign bits 2 (t % 4) and 2 (t % 4) + 1 of sign byte t / 4.
-                const __m128i sa = _mm_cvtsi32_si128(7 - 2 * (t % 4)), sb = _mm_cvtsi32_si128(6 - 2 * (t % 4));
-                for (int k = 0; k < KG; ++k) {
-                    const std::uint8_t* c = codes + k * base_stride;
-                    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 32 * static_cast<std::size_t>(t)));
-                    const __m256i sg = _mm256_loadu_si256(
-                        reinterpret_cast<const __m256i*>(c + signs + 32 * static_cast<std::size_t>(t / 4)));
-                    const __m256i ia = _mm256_and_si256(x, m15);
-                    const __m256i ib = _mm256_and_si256(_mm256_srli_epi16(x, 4), m15);
-                    const __m256i ma = _mm256_or_si256(_mm256_sll_epi16(sg, sa), one);
-                    const __m256i mb = _mm256_or_si256(_mm256_sll_epi16(sg, sb), one);
-                    l8[k] = _mm256_add_epi8(l8[k], _mm256_add_epi8(_mm256_sign_epi8(_mm256_shuffle_epi8(la, ia), ma),
-                                                                   _mm256_sign_epi8(_mm256_shuffle_epi8(lb, ib), mb)));
-                    h8[k] = _mm256_add_epi8(h8[k], _mm256_add_epi8(_mm256_sign_epi8(_mm256_shuffle_epi8(ha, ia), ma),
-                                                                   _mm256_sign_epi8(_mm256_shuffle_epi8(hb, ib), mb)));
-                }
-            }
+        for (int t = j0; t < j1; t += 4) {
+            __m256i sg[KG];
             for (int k = 0; k < KG; ++k) {
-                a0[k] = _mm256_add_epi16(a0[k], _mm256_maddubs_epi16(w, _mm256_unpacklo_epi8(l8[k], h8[k])));
-                a1[k] = _mm256_add_epi16(a1[k], _mm256_maddubs_epi16(w, _mm256_unpackhi_epi8(l8[k], h8[k])));
+                sg[k] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c[k] + signs + 8 * static_cast<std::size_t>(t)));
+            }
+            if (t + 4 <= j1) {
+                clear8();
+                dense_byte<0, KG>(c, sg, tab, t, l8, h8);
+                dense_byte<1, KG>(c, sg, tab, t + 1, l8, h8);
+                fold();
+                clear8();
+                dense_byte<2, KG>(c, sg, tab, t + 2, l8, h8);
+                dense_byte<3, KG>(c, sg, tab, t + 3, l8, h8);
+                fold();
+                continue;
+            }
+            for (int u = t; u < j1; u += 2) {
+                clear8();
+                dense_byte_rt<KG>(c, sg, tab, u, l8, h8);
+                if (u + 1 < j1) dense_byte_rt<KG>(c, sg, tab, u + 1, l8, h8);
+                fold();
             }
         }
         for (int k = 0; k < KG; ++k) widen(a0[k], a1[k], dot[k]);

@@ -285,7 +285,9 @@ void LlamaModel::load_btt(const std::string& path, const LoadOptions& opt) {
         // A rearranged copy replaces the mapped bytes: drop them so they are not held twice.
         if (t.encoding == Encoding::Ternary && ternary_linear_copies_weights(t.layout)) {
             f.release(t);
-            ++rearranged_;
+            // A ternary tied table is stored in rows on purpose (the embedding reads rows):
+            // its copy is not something `bitttt repack` would change.
+            if (name != "model.embed_tokens.weight") ++rearranged_;
         }
         return lin;
     };
