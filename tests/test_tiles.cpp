@@ -2,8 +2,7 @@
 // format version 3): the dense tiles' triple code, rearrange_ternary between arrangements
 // and packings (exact round trips, every target byte written, padding rows zero, any split
 // into tile ranges), dequantize_row and find_nonfinite_scale on tiles, the section offsets
-// and sizes by hand, and at the engine level stories260K converted to tiles and rows, 2bit
-// and dense: the same logits from all four files, tiles used in place.
+// and sizes by hand, the file version. The engine on tiles: test_tiles_engine.cpp.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -14,11 +13,8 @@
 #include <vector>
 
 #include "bitttt/btt.h"
-#include "bitttt/converter.h"
 #include "bitttt/dtype.h"
 #include "bitttt/error.h"
-#include "bitttt/generate.h"
-#include "bitttt/model.h"
 #include "bitttt/ternary.h"
 #include "kernel_fixtures.h"
 #include "kernels/dispatch.h"
@@ -203,7 +199,10 @@ TEST_CASE("tiles: rows -> tiles -> rows is exact for both packings, and across p
     std::mt19937 rng(2024);
     const int block_sizes[] = {4, 5, 7, 8, 12, 22, 32, 36, 48, 64, 96, 100, 128, 256};
     const std::int64_t all_rows[] = {1, 31, 33, 65};
-    const std::int64_t all_cols[] = {1, 3, 7, 33, 255, 257};
+    // Under the sanitizers (about 20x slower here) the two widest shapes are left to the
+    // release run.
+    const std::vector<std::int64_t> all_cols = bitttt::test::kSanitized ? std::vector<std::int64_t>{1, 3, 7, 33}
+                                                                         : std::vector<std::int64_t>{1, 3, 7, 33, 255, 257};
     int cases = 0, cross = 0;
     for (Packing p : {Packing::TwoBit, Packing::Dense}) {
         for (int bs : block_sizes) {
@@ -256,8 +255,8 @@ TEST_CASE("tiles: rows -> tiles -> rows is exact for both packings, and across p
             }
         }
     }
-    CHECK(cases > 400);
-    CHECK(cross > 150);
+    CHECK(cases > (bitttt::test::kSanitized ? 250 : 400));
+    CHECK(cross > (bitttt::test::kSanitized ? 100 : 150));
 }
 
 TEST_CASE("tiles: corrupt 2bit codes read as +1, non-canonical dense bytes by value", "[tiles]") {
@@ -547,98 +546,4 @@ TEST_CASE("tiles: the file version follows the features used", "[tiles][btt]") {
     tiled.layout.arrangement = Arrangement::Tiles;
     CHECK(btt_version_needed({t, tiled}) == 3);
     CHECK(btt_version_needed({two, tiled}) == 3);
-}
-
-namespace {
-
-// Logits of a few tokens one at a time, a batched pass, and a greedy continuation.
-struct Outputs {
-    std::vector<float> seq, batch;
-    std::vector<std::int32_t> greedy;
-};
-
-Outputs run_model(Model& m) {
-    const int vocab = m.config().vocab_size;
-    const std::vector<std::int32_t> toks = {1, 403, 18, 250, 7, 99, 2, 311, 45, 12};
-    Outputs o;
-    for (int pos = 0; pos < static_cast<int>(toks.size()); ++pos) {
-        const float* l = m.forward(toks[static_cast<std::size_t>(pos)], pos);
-        o.seq.insert(o.seq.end(), l, l + vocab);
-    }
-    o.batch.resize(toks.size() * static_cast<std::size_t>(vocab));
-    m.forward_batch(toks.data(), static_cast<int>(toks.size()), 0, o.batch.data());
-    GenerateOptions g;
-    g.max_new_tokens = 12;
-    g.temperature = 0.0f;
-    o.greedy = generate(m, {1, 403, 18}, g).ids;
-    return o;
-}
-
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
-}  // namespace
-
-TEST_CASE("tiles: stories260K in tiles and rows, 2bit and dense: the same logits, tiles used in place",
-          "[tiles][engine][shared]") {
-    BITTTT_REQUIRE_SHARED("models/stories260K-hf/model.safetensors");
-    const std::string model = bitttt::test::shared_dir() + "/models/stories260K-hf";
-    bitttt::test::TempDir dir;
-    struct File {
-        Arrangement arrangement;
-        Packing packing;
-        std::string path;
-    };
-    std::vector<File> files;
-    for (Arrangement a : {Arrangement::Tiles, Arrangement::Rows}) {
-        for (Packing p : {Packing::TwoBit, Packing::Dense}) {
-            ConvertOptions o;
-            o.input = model;
-            o.output = dir.file(std::string(arrangement_name(a)) + "-" + packing_name(p) + ".btt");
-            o.bases = 3;
-            o.packing = p;
-            o.arrangement = a;
-            o.threads = 2;
-            const ConvertReport rep = convert(o);
-            CHECK(rep.arrangement == a);
-            files.push_back({a, p, o.output});
-        }
-    }
-    const bool lut = kernels::active_design() == kernels::TernaryDesign::Lut;
-    if (!lut) {
-        WARN("the active ternary design is " << kernels::design_name(kernels::active_design())
-                                             << ": files in tiles are rearranged at load, rows used in place");
-    }
-    std::vector<Outputs> outs;
-    for (const File& f : files) {
-        INFO(f.path);
-        int linear = 0;
-        {
-            const BttFile btt(f.path);
-            CHECK(btt.version() == (f.arrangement == Arrangement::Tiles ? 3u : 1u));
-            for (const BttTensor& t : btt.tensors()) {
-                if (t.encoding != Encoding::Ternary) continue;
-                ++linear;
-                CHECK(t.layout.arrangement == f.arrangement);
-                CHECK(t.layout.packing == f.packing);
-                CHECK(t.size == t.layout.total_bytes());
-            }
-        }
-        CHECK(linear == 5 * 7);  // q/k/v/o/gate/up/down of 5 layers (embeddings int8)
-        auto m = Model::load(f.path, LoadOptions{0, 1, 64});
-        // Tiles are what the LUT design reads (in place), rows what the maddubs one reads.
-        const bool in_place = (f.arrangement == Arrangement::Tiles) == lut;
-        CHECK(m->rearranged_tensors() == (in_place ? 0 : linear));
-        outs.push_back(run_model(*m));
-    }
-    REQUIRE(outs.size() == 4);
-    for (std::size_t i = 1; i < outs.size(); ++i) {
-        INFO(files[0].path << " vs " << files[i].path);
-        CHECK(same_bits(outs[i].seq, outs[0].seq));
-        CHECK(same_bits(outs[i].batch, outs[0].batch));
-        CHECK(outs[i].greedy == outs[0].greedy);
-    }
-    CHECK(same_bits(outs[0].seq, outs[0].batch));
-    CHECK(outs[0].greedy.size() == 12);
 }
