@@ -216,7 +216,8 @@ void run_all(bool avx2, ScaleMode mode, int scale_bits = 16) {
             }
         }
         // Extremes: full-range activations with all-equal trits reach the byte-sum bounds
-        // (8 lookups of h = -16 make -128); every group byte value, corrupt ones included.
+        // (2bit: 8 lookups of h = -16 make -128; dense: 6 lookups of h = +-20 or -19 and l =
+        // -+19); every group byte value, corrupt ones included.
         for (const std::int64_t cols : {std::int64_t{255}, std::int64_t{1100}}) {
             for (Fill f : {Fill::AllPlus, Fill::AllMinus}) {
                 for (Act a : {Act::Plus127, Act::Minus127, Act::Alternating})
@@ -267,6 +268,41 @@ TEST_CASE("AVX2 LUT GEMV, two-level scales: bit-identical to the references", "[
     }
     run_all(true, ScaleMode::Free, 8);
     run_all(true, ScaleMode::Tied, 8);
+}
+
+TEST_CASE("LUT dense tables: every entry value splits exactly as l + 20 h", "[kernels][lut]") {
+    // Entry 13 (digits 1, 1, 1) of a triple is q0 + q1 + q2: every v in [-381, 381] once,
+    // through both table builds (one 48-weight block: 16 triples, records 0..15).
+    TernaryLayout l;
+    l.rows = 32, l.cols = 48, l.bases = 1, l.block_size = 48, l.packing = Packing::Dense;
+    l.arrangement = Arrangement::Tiles;
+    l.validate();
+    std::vector<std::uint8_t> ref(lut_table_bytes(l)), fast(lut_table_bytes(l));
+    int checked = 0;
+    for (int v = -381; v <= 381; ++v) {
+        std::vector<std::int8_t> q(48, 0);
+        int rest = v;
+        for (int i = 0; i < 3; ++i) {  // v = q0 + q1 + q2, each in [-127, 127]
+            const int qi = std::clamp(rest, -127, 127);
+            q[static_cast<std::size_t>(i)] = static_cast<std::int8_t>(qi);
+            rest -= qi;
+        }
+        REQUIRE(rest == 0);
+        lut_prepare_dense_ref(l, q.data(), ref.data());
+        const int lo = ref[13], hi = static_cast<std::int8_t>(ref[16 + 13]);
+        INFO("v = " << v);
+        CHECK(lo >= 0);
+        CHECK(lo < kDenseSplit);
+        CHECK(lo + kDenseSplit * hi == v);
+#ifdef BITTTT_HAVE_LUT_DENSE_AVX2
+        if (avx2_available()) {
+            lut_prepare_dense_avx2(l, q.data(), fast.data());
+            CHECK(std::memcmp(ref.data(), fast.data(), ref.size()) == 0);
+        }
+#endif
+        ++checked;
+    }
+    CHECK(checked == 763);
 }
 
 TEST_CASE("LUT repack: 2bit tiles have the rows size, dense tiles 5 bits per 3 trits", "[kernels][lut]") {

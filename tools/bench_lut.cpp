@@ -17,6 +17,10 @@
 // Usage: bitttt-bench-lut [runs (default 9)] [--quick: first shape only] [--shape RxC: that shape only]
 //                         [--two-level: 8-bit sub-scales under a binary16 per row and base]
 //        bitttt-bench-lut [runs] --file-layout: experiment (c), LUT over the .btt layout
+//        bitttt-bench-lut [runs] --compute: the LUT kernel alone on one thread, weights in L2
+//            (256 x 4096, B = 64), 2bit and dense tiles interleaved at N = 1, 2, 3, free and tied
+//            scales: the kernels' instruction cost without memory traffic (picoseconds per
+//            trit, and dense / 2bit)
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -226,16 +230,72 @@ void file_lut_gemv(const TernaryLayout& l, const std::uint8_t* data, int k_bases
     }
 }
 
+// --compute: 2bit and dense at each N, alternating, each sample the mean of back-to-back
+// GEMVs over about 1 ms; medians of `runs` * 5 samples.
+int compute_only(int runs, std::mt19937_64& rng) {
+    constexpr std::int64_t kRows = 256, kCols = 4096;
+    std::printf("one thread, %lld x %lld, B = 64, weights in L2; median of %d samples, ps per trit (rows x cols x N)\n",
+                static_cast<long long>(kRows), static_cast<long long>(kCols), runs * 5);
+    std::printf("| scales | N | 2bit ps/trit | dense ps/trit | dense / 2bit |\n|---|---|---|---|---|\n");
+    std::vector<std::int8_t> q(kCols);
+    std::uniform_int_distribution<int> qv(-127, 127);
+    for (auto& v : q) v = static_cast<std::int8_t>(qv(rng));
+    for (int cs = 0; cs < 6; ++cs) {
+        const ScaleMode mode = cs < 3 ? ScaleMode::Free : ScaleMode::Tied;
+        const int n = cs % 3 + 1;
+        struct One {
+            TernaryLayout l;
+            std::vector<std::uint8_t> data;
+            kernels::LutWeights lut;
+            std::vector<std::uint8_t> tables;
+            std::vector<double> t;
+        } one[2];
+        const Packing packings[2] = {Packing::TwoBit, Packing::Dense};
+        for (int p = 0; p < 2; ++p) {
+            One& o = one[p];
+            o.l.rows = kRows, o.l.cols = kCols, o.l.bases = n, o.l.block_size = 64, o.l.packing = packings[p];
+            o.l.scales = mode;
+            o.l.validate();
+            o.data = random_weights(o.l, rng);
+            o.lut = kernels::lut_repack(o.l, o.data.data());
+            o.tables.resize(kernels::lut_table_bytes(o.l));
+            kernels::lut_prepare(o.l, q.data(), o.tables.data());
+        }
+        std::vector<float> y(kRows);
+        auto gemv = [&](One& o) { kernels::lut_gemv(o.lut, n, o.tables.data(), 0.01f, 0, kRows, y.data()); };
+        int reps = 1;
+        {
+            const auto t0 = Clock::now();
+            for (int i = 0; i < 10; ++i) gemv(one[0]);
+            reps = std::max(1, static_cast<int>(1e-3 / std::max(seconds_since(t0) / 10, 1e-9)));
+        }
+        for (int s = 0; s < runs * 5; ++s) {
+            for (int p = 0; p < 2; ++p) {
+                One& o = one[(p + s) % 2];
+                gemv(o);
+                const auto t0 = Clock::now();
+                for (int i = 0; i < reps; ++i) gemv(o);
+                o.t.push_back(seconds_since(t0) / reps);
+            }
+        }
+        const double trits = static_cast<double>(kRows) * kCols * n;
+        const double a = median(one[0].t) / trits * 1e12, b = median(one[1].t) / trits * 1e12;
+        std::printf("| %s | %d | %.2f | %.2f | %.2f |\n", scale_mode_name(mode), n, a, b, b / a);
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     int runs = 9;
-    bool quick = false, file_layout = false;
+    bool quick = false, file_layout = false, compute = false;
     int scale_bits = 16;
     std::pair<long long, long long> one_shape{0, 0};
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--quick") == 0) quick = true;
         else if (std::strcmp(argv[i], "--file-layout") == 0) file_layout = true;
+        else if (std::strcmp(argv[i], "--compute") == 0) compute = true;
         else if (std::strcmp(argv[i], "--two-level") == 0) scale_bits = 8;
         else if (std::strcmp(argv[i], "--shape") == 0 && i + 1 < argc) {
             long long r = 0, c = 0;
@@ -257,8 +317,9 @@ int main(int argc, char** argv) {
     std::vector<Shape> shapes = {{4096, 4096}, {14336, 4096}, {4096, 14336}, {2048, 2048}, {8192, 2048}, {2048, 8192}};
     if (one_shape.first > 0) shapes = {{one_shape.first, one_shape.second}};
     const Pb pbs[] = {{Packing::TwoBit, 64}, {Packing::TwoBit, 128}, {Packing::Dense, 64}};
-    ThreadPool pool1(1), pool2(2);
     std::mt19937_64 rng(42);
+    if (compute) return compute_only(runs, rng);
+    ThreadPool pool1(1), pool2(2);
     if (file_layout) {
         // Experiment (c) against (a) and (b), one thread, 4096 x 4096, caches evicted.
         std::printf("| packing | B | N | (a) us | (b) us | (c) file-layout LUT us | (c) prepare us | (c) tables KB |\n|---|---|---|---|---|---|---|---|\n");
@@ -327,7 +388,7 @@ int main(int argc, char** argv) {
                 t0 = Clock::now();
                 const auto lut2 = kernels::lut_repack(c.layout, c.data.data(), &pool2);
                 const double repack2_ms = seconds_since(t0) * 1e3;
-                if (lut2.data != c.lut.data) {
+                if (lut2.owned != c.lut.owned) {
                     std::fprintf(stderr, "parallel repack differs\n");
                     return 1;
                 }

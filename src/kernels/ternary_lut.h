@@ -46,11 +46,13 @@
 // size and packing with the same padded length: one build serves q/k/v and gate/up.
 //
 // Dense: a triple's entry e (0..13) is v = t0*q0 + t1*q1 + t2*q2 for the balanced-ternary
-// digits (t0, t1, t2) of e, |v| <= 381; entries 14 and 15 (never written) are 0. Split the
-// same way (l = v & 15, h = v >> 4 in -24..23), the lookup's sign is applied to both
-// halves (-v = 16 (-h) + (-l)), and sums of up to 4 lookups stay within int8. One 32-byte
-// record per block and triple g: l(g)[16] h(g)[16], the count rounded up to even (a zero
-// record when T is odd, so every index byte's high nibble has a table).
+// digits (t0, t1, t2) of e, |v| <= 381; entries 14 and 15 (never written) are 0. It is
+// split as v = 20 h + l (h = floor(v / 20) in -20..19, l in 0..19), the lookup's sign is
+// applied to both halves (-v = 20 (-h) + (-l)), and sums of up to 6 lookups (three index
+// bytes) stay within int8 (|l| <= 6 * 19 = 114, |h| <= 6 * 20 = 120); a split by 16 would
+// allow only 4 (|h| <= 24 per lookup). One 32-byte record per block and triple g:
+// l(g)[16] h(g)[16], the count rounded up to even (a zero record when T is odd, so every
+// index byte's high nibble has a table).
 #pragma once
 
 #include <cstddef>
@@ -69,6 +71,9 @@ class ThreadPool;
 namespace bitttt::kernels {
 
 constexpr int kLutTileRows = kTileRows;
+
+// Dense tables: an entry v is stored as l = v - kDenseSplit * h and h = floor(v / kDenseSplit).
+constexpr int kDenseSplit = 20;
 
 // std::allocator that default-initialises (leaves bytes unset) instead of zeroing: the
 // rearrangement writes every byte, so zeroing a multi-GB buffer first would only cost time.

@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/ternary_lut.h"
 
@@ -90,46 +91,115 @@ inline void block_dots(const std::uint8_t* codes, std::size_t base_stride, const
 
 // Dense tiles (ternary_lut.h, "Dense"): the same sums from 3-trit lookups. Per index byte
 // j, the low nibbles index triple 2j's tables and the high nibbles triple 2j+1's; each
-// lookup is negated where the row's sign bit is set (sign_epi8 with a byte whose bit 7 is
-// the sign, moved there by a 16-bit shift by an immediate; or 1 keeps it non-zero). Four
-// lookups (two index bytes) are summed in bytes (|h| <= 4 * 24), then widened like the
-// 2bit sums. One sign byte covers four index bytes, so the loop runs over those groups
-// with the shifts known at compile time. I: index bytes, SC its compile-time value or 0;
-// the sign bytes follow the index bytes.
-constexpr int kDenseBytesPerInt16 = 40;  // index bytes summed in int16 (<= 80 * 381 = 30480; a multiple of 4)
+// lookup is negated where the row's sign bit is set (sign_epi8: negative where bit 7 of the
+// mask byte is set, zero where the mask byte is zero). Six lookups (three index bytes) are
+// summed in bytes (|l| <= 6 * 19, |h| <= 6 * 20), then one maddubs with the byte pairs
+// (1, 20) per 16 rows turns them into int16, as for 2bit. I: index bytes, SC its
+// compile-time value or 0; the sign bytes follow the index bytes, one per four.
+//
+// The masks. Sign byte bit p (p = 0..7) is triple p of its four index bytes. With
+// r = sign byte | 1, the byte doubling r << (7 - p) (one byte add per step) has bit p at
+// bit 7 and the guard bit 1 at bit 7 - p <= 6, so it is never zero: one add per mask for
+// p = 7 .. 1, walking the group's bytes from the last to the first (integer sums do not
+// depend on order); p = 0 shifts bit 0 up directly (16-bit shift by 7; the bits it brings
+// in from the neighbouring byte land below bit 7, then | 1).
+constexpr int kDenseBytesPerFold = 3;    // index bytes summed in int8 (6 lookups)
+constexpr int kDenseBytesPerInt16 = 36;  // index bytes summed in int16 (<= 72 * 381 = 27432; a multiple of 3 and 4)
 
-// Index byte t (the J-th of its sign byte's four) of bases k < KG: adds its two lookups to
-// l8, h8. c[k] = base k's codes, sg[k] = its rows' sign byte.
-template <int J, int KG>
-inline void dense_byte(const std::uint8_t* const (&c)[KG], const __m256i (&sg)[KG], const std::uint8_t* tab, int t,
-                       __m256i (&l8)[KG], __m256i (&h8)[KG]) {
+#define BITTTT_INLINE [[gnu::always_inline]] inline
+
+// Per base: the byte sums l8, h8 of the index bytes since the last fold, and the int16 sums.
+template <int KG>
+struct DenseAcc {
+    __m256i l8[KG], h8[KG], a0[KG], a1[KG];
+
+    BITTTT_INLINE void fold() {  // the byte sums into int16 (l + 20 h), then cleared
+        const __m256i w = _mm256_set1_epi16(static_cast<short>(1 | kDenseSplit << 8));
+        for (int k = 0; k < KG; ++k) {
+            a0[k] = _mm256_add_epi16(a0[k], _mm256_maddubs_epi16(w, _mm256_unpacklo_epi8(l8[k], h8[k])));
+            a1[k] = _mm256_add_epi16(a1[k], _mm256_maddubs_epi16(w, _mm256_unpackhi_epi8(l8[k], h8[k])));
+            l8[k] = h8[k] = _mm256_setzero_si256();
+        }
+    }
+};
+
+// The four 16-byte tables of index byte t (l and h of triples 2t and 2t+1), in both halves.
+struct DenseTables {
+    __m256i la, ha, lb, hb;
+    BITTTT_INLINE DenseTables(const std::uint8_t* tab, int t) {
+        const std::uint8_t* rec = tab + 64 * static_cast<std::size_t>(t);
+        la = bcast(rec), ha = bcast(rec + 16), lb = bcast(rec + 32), hb = bcast(rec + 48);
+    }
+};
+
+// Adds index byte t's two lookups (triples 2t, 2t+1, masks ma, mb) of one base to l8, h8.
+BITTTT_INLINE void dense_lookups(const std::uint8_t* c, const DenseTables& tb, int t, __m256i ma, __m256i mb,
+                                 __m256i& l8, __m256i& h8) {
     const __m256i m15 = _mm256_set1_epi8(15);
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 32 * static_cast<std::size_t>(t)));
+    const __m256i ia = _mm256_and_si256(x, m15);
+    const __m256i ib = _mm256_and_si256(_mm256_srli_epi16(x, 4), m15);
+    l8 = _mm256_add_epi8(l8, _mm256_add_epi8(_mm256_sign_epi8(_mm256_shuffle_epi8(tb.la, ia), ma),
+                                             _mm256_sign_epi8(_mm256_shuffle_epi8(tb.lb, ib), mb)));
+    h8 = _mm256_add_epi8(h8, _mm256_add_epi8(_mm256_sign_epi8(_mm256_shuffle_epi8(tb.ha, ia), ma),
+                                             _mm256_sign_epi8(_mm256_shuffle_epi8(tb.hb, ib), mb)));
+}
+
+// Byte J of the NB-byte group at t (sign bytes sg, r = the mask of triple 2J + 1, left as
+// that of triple 2J - 1); folds when the group's bytes done so far complete a fold.
+template <int J, int NB, int P, int KG>
+BITTTT_INLINE void dense_byte(const std::uint8_t* const (&c)[KG], const std::uint8_t* tab, int t,
+                              const __m256i (&sg)[KG], __m256i (&r)[KG], DenseAcc<KG>& acc) {
     const __m256i one = _mm256_set1_epi8(1);
-    const std::uint8_t* rec = tab + 64 * static_cast<std::size_t>(t);
-    const __m256i la = bcast(rec), ha = bcast(rec + 16), lb = bcast(rec + 32), hb = bcast(rec + 48);
+    const DenseTables tb(tab, t + J);
     for (int k = 0; k < KG; ++k) {
-        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c[k] + 32 * static_cast<std::size_t>(t)));
-        const __m256i ia = _mm256_and_si256(x, m15);
-        const __m256i ib = _mm256_and_si256(_mm256_srli_epi16(x, 4), m15);
-        // Triples 2t and 2t+1 have sign bits 2J and 2J+1.
-        const __m256i ma = _mm256_or_si256(_mm256_slli_epi16(sg[k], 7 - 2 * J), one);
-        const __m256i mb = _mm256_or_si256(_mm256_slli_epi16(sg[k], 6 - 2 * J), one);
-        l8[k] = _mm256_add_epi8(l8[k], _mm256_add_epi8(_mm256_sign_epi8(_mm256_shuffle_epi8(la, ia), ma),
-                                                       _mm256_sign_epi8(_mm256_shuffle_epi8(lb, ib), mb)));
-        h8[k] = _mm256_add_epi8(h8[k], _mm256_add_epi8(_mm256_sign_epi8(_mm256_shuffle_epi8(ha, ia), ma),
-                                                       _mm256_sign_epi8(_mm256_shuffle_epi8(hb, ib), mb)));
+        const __m256i mb = r[k];
+        const __m256i ma = J == 0 ? _mm256_or_si256(_mm256_slli_epi16(sg[k], 7), one) : _mm256_add_epi8(mb, mb);
+        if constexpr (J > 0) r[k] = _mm256_add_epi8(ma, ma);
+        dense_lookups(c[k], tb, t + J, ma, mb, acc.l8[k], acc.h8[k]);
+    }
+    if constexpr ((P + NB - J) % kDenseBytesPerFold == 0) acc.fold();  // NB - J bytes of the group done
+}
+
+// The NB (1..4) index bytes t .. t+NB-1 of one sign byte's group, bases k < KG, the last
+// byte first (the masks' order), into acc; P index bytes are pending in acc's byte sums
+// (the fold schedule is known at compile time).
+template <int NB, int P, int KG>
+BITTTT_INLINE void dense_group(const std::uint8_t* const (&c)[KG], std::size_t signs, const std::uint8_t* tab, int t,
+                               DenseAcc<KG>& acc) {
+    const __m256i one = _mm256_set1_epi8(1);
+    __m256i sg[KG], r[KG];
+    for (int k = 0; k < KG; ++k) {
+        sg[k] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c[k] + signs + 8 * static_cast<std::size_t>(t)));
+        // r = the mask of triple 2 NB - 1 (the group's last).
+        r[k] = _mm256_or_si256(NB == 4 ? sg[k] : _mm256_slli_epi16(sg[k], 8 - 2 * NB), one);
+    }
+    if constexpr (NB == 4) dense_byte<3, NB, P, KG>(c, tab, t, sg, r, acc);
+    if constexpr (NB >= 3) dense_byte<2, NB, P, KG>(c, tab, t, sg, r, acc);
+    if constexpr (NB >= 2) dense_byte<1, NB, P, KG>(c, tab, t, sg, r, acc);
+    dense_byte<0, NB, P, KG>(c, tab, t, sg, r, acc);
+}
+
+// R index bytes from t, P pending: whole groups, then the rest; the last byte sums folded.
+template <int R, int P, int KG>
+BITTTT_INLINE void dense_bytes(const std::uint8_t* const (&c)[KG], std::size_t signs, const std::uint8_t* tab, int t,
+                               DenseAcc<KG>& acc) {
+    if constexpr (R == 0) {
+        if constexpr (P != 0) acc.fold();
+    } else {
+        constexpr int NB = R < 4 ? R : 4;
+        dense_group<NB, P, KG>(c, signs, tab, t, acc);
+        dense_bytes<R - NB, (P + NB) % kDenseBytesPerFold, KG>(c, signs, tab, t + NB, acc);
     }
 }
 
-// Index byte t, its position J = t % 4 known only at run time (the last, partial group).
-template <int KG>
-inline void dense_byte_rt(const std::uint8_t* const (&c)[KG], const __m256i (&sg)[KG], const std::uint8_t* tab, int t,
-                          __m256i (&l8)[KG], __m256i (&h8)[KG]) {
-    switch (t % 4) {
-        case 0: dense_byte<0, KG>(c, sg, tab, t, l8, h8); break;
-        case 1: dense_byte<1, KG>(c, sg, tab, t, l8, h8); break;
-        case 2: dense_byte<2, KG>(c, sg, tab, t, l8, h8); break;
-        default: dense_byte<3, KG>(c, sg, tab, t, l8, h8); break;
+// The R < 12 bytes left after whole runs of 12, R known only at run time.
+template <int KG, int R = 0>
+BITTTT_INLINE void dense_tail(int r, const std::uint8_t* const (&c)[KG], std::size_t signs, const std::uint8_t* tab,
+                              int t, DenseAcc<KG>& acc) {
+    if constexpr (R < 12) {
+        if (r == R) return dense_bytes<R, 0, KG>(c, signs, tab, t, acc);
+        dense_tail<KG, R + 1>(r, c, signs, tab, t, acc);
     }
 }
 
@@ -138,48 +208,24 @@ inline void block_dots_dense(const std::uint8_t* codes, std::size_t base_stride,
                              __m256i (&dot)[KG][4]) {
     const int I = SC ? SC : s_rt;
     const std::size_t signs = 32 * static_cast<std::size_t>(I);
-    const __m256i w = _mm256_set1_epi16(0x1001);  // bytes (1, 16): l + 16 * h
     const std::uint8_t* c[KG];
     for (int k = 0; k < KG; ++k) c[k] = codes + k * base_stride;
-    for (int k = 0; k < KG; ++k)
+    DenseAcc<KG> acc;
+    for (int k = 0; k < KG; ++k) {
+        acc.l8[k] = acc.h8[k] = _mm256_setzero_si256();
         for (int i = 0; i < 4; ++i) dot[k][i] = _mm256_setzero_si256();
-    __m256i l8[KG], h8[KG], a0[KG], a1[KG];
-    auto clear8 = [&] {
-        for (int k = 0; k < KG; ++k) l8[k] = h8[k] = _mm256_setzero_si256();
-    };
-    auto fold = [&] {  // the byte sums into int16
-        for (int k = 0; k < KG; ++k) {
-            a0[k] = _mm256_add_epi16(a0[k], _mm256_maddubs_epi16(w, _mm256_unpacklo_epi8(l8[k], h8[k])));
-            a1[k] = _mm256_add_epi16(a1[k], _mm256_maddubs_epi16(w, _mm256_unpackhi_epi8(l8[k], h8[k])));
-        }
-    };
+    }
     for (int j0 = 0; j0 < I; j0 += kDenseBytesPerInt16) {
         const int j1 = std::min(I, j0 + kDenseBytesPerInt16);
-        for (int k = 0; k < KG; ++k) a0[k] = a1[k] = _mm256_setzero_si256();
-        for (int t = j0; t < j1; t += 4) {
-            __m256i sg[KG];
-            for (int k = 0; k < KG; ++k) {
-                sg[k] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c[k] + signs + 8 * static_cast<std::size_t>(t)));
-            }
-            if (t + 4 <= j1) {
-                clear8();
-                dense_byte<0, KG>(c, sg, tab, t, l8, h8);
-                dense_byte<1, KG>(c, sg, tab, t + 1, l8, h8);
-                fold();
-                clear8();
-                dense_byte<2, KG>(c, sg, tab, t + 2, l8, h8);
-                dense_byte<3, KG>(c, sg, tab, t + 3, l8, h8);
-                fold();
-                continue;
-            }
-            for (int u = t; u < j1; u += 2) {
-                clear8();
-                dense_byte_rt<KG>(c, sg, tab, u, l8, h8);
-                if (u + 1 < j1) dense_byte_rt<KG>(c, sg, tab, u + 1, l8, h8);
-                fold();
-            }
+        for (int k = 0; k < KG; ++k) acc.a0[k] = acc.a1[k] = _mm256_setzero_si256();
+        int t = j0;
+        for (; t + 12 <= j1; t += 12) dense_bytes<12, 0, KG>(c, signs, tab, t, acc);
+        if constexpr (SC != 0 && SC % 12 != 0 && SC <= kDenseBytesPerInt16) {
+            dense_bytes<SC % 12, 0, KG>(c, signs, tab, t, acc);  // one chunk: the rest is known
+        } else {
+            dense_tail<KG>(j1 - t, c, signs, tab, t, acc);
         }
-        for (int k = 0; k < KG; ++k) widen(a0[k], a1[k], dot[k]);
+        for (int k = 0; k < KG; ++k) widen(acc.a0[k], acc.a1[k], dot[k]);
     }
 }
 
@@ -278,6 +324,7 @@ void run_tile(const LutWeights& w, int k_bases, const std::uint8_t* tables, std:
             }
         }
     }
+    constexpr int kGroup = 4;  // bases per group (register pressure; measured: 2 for dense is no faster)
     const std::size_t rec_bytes = static_cast<std::size_t>(s_rt) * 64;
     const std::size_t code_record = l.tile_code_record();
     const std::size_t scale_record = l.tile_scale_record();
@@ -292,8 +339,8 @@ void run_tile(const LutWeights& w, int k_bases, const std::uint8_t* tables, std:
             // The bases' integer sums combined first, then one float multiply per row.
             __m256i level[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
                                 _mm256_setzero_si256()};
-            for (int k0 = 0; k0 < k_bases; k0 += 4) {
-                switch (std::min(4, k_bases - k0)) {
+            for (int k0 = 0; k0 < k_bases; k0 += kGroup) {
+                switch (std::min(kGroup, k_bases - k0)) {
                     case 1: block_group_tied<1, SC, D>(tb, s_rt, tab, k0, level); break;
                     case 2: block_group_tied<2, SC, D>(tb, s_rt, tab, k0, level); break;
                     case 3: block_group_tied<3, SC, D>(tb, s_rt, tab, k0, level); break;
@@ -307,8 +354,8 @@ void run_tile(const LutWeights& w, int k_bases, const std::uint8_t* tables, std:
         } else {
             // Bases in groups of up to 4 (register pressure), in order: the float adds keep
             // the reference's b-then-k order.
-            for (int k0 = 0; k0 < k_bases; k0 += 4) {
-                switch (std::min(4, k_bases - k0)) {
+            for (int k0 = 0; k0 < k_bases; k0 += kGroup) {
+                switch (std::min(kGroup, k_bases - k0)) {
                     case 1: block_group<1, SC, L, D>(tb, s_rt, sup, tab, k0, acc); break;
                     case 2: block_group<2, SC, L, D>(tb, s_rt, sup, tab, k0, acc); break;
                     case 3: block_group<3, SC, L, D>(tb, s_rt, sup, tab, k0, acc); break;
@@ -428,7 +475,10 @@ void lut_prepare_dense_avx2(const TernaryLayout& layout, const std::int8_t* q, s
     const __m256i d0 = _mm256_setr_epi16(0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0);
     const __m256i d1 = _mm256_setr_epi16(0, 0, 1, 1, 1, -1, -1, -1, 0, 0, 0, 1, 1, 1, 0, 0);
     const __m256i d2 = _mm256_setr_epi16(0, 1, -1, 0, 1, -1, 0, 1, -1, 0, 1, -1, 0, 1, 0, 0);
-    const __m256i m15 = _mm256_set1_epi16(15);
+    static_assert(kDenseSplit == 20, "the multiply-high constant below divides by 20");
+    const __m256i bias = _mm256_set1_epi16(20 * kDenseSplit), bias_q = _mm256_set1_epi16(20);
+    const __m256i inv = _mm256_set1_epi16(3277);  // ceil(65536 / 20): u * 3277 >> 16 = u / 20 for u < 3276
+    const __m256i split = _mm256_set1_epi16(kDenseSplit);
     for (std::int64_t b = 0; b < layout.blocks_per_row(); ++b) {
         const std::int8_t* qb = q + b * bs;
         for (int g = 0; g < n_records; ++g) {
@@ -437,9 +487,12 @@ void lut_prepare_dense_avx2(const TernaryLayout& layout, const std::int8_t* q, s
             const __m256i e = _mm256_add_epi16(
                 _mm256_add_epi16(_mm256_sign_epi16(_mm256_set1_epi16(v[0]), d0), _mm256_sign_epi16(_mm256_set1_epi16(v[1]), d1)),
                 _mm256_sign_epi16(_mm256_set1_epi16(v[2]), d2));
-            // packs per 128-bit half: (l0-7, h0-7 | l8-15, h8-15) -> (l0-15, h0-15).
-            const __m256i lh = _mm256_permute4x64_epi64(
-                _mm256_packs_epi16(_mm256_and_si256(e, m15), _mm256_srai_epi16(e, 4)), 0xD8);
+            // h = floor(e / 20) = floor((e + 400) / 20) - 20, the division by a multiply-high
+            // (exact for 0 <= e + 400 <= 781), l = e - 20 h; packs per 128-bit half:
+            // (l0-7, h0-7 | l8-15, h8-15) -> (l0-15, h0-15).
+            const __m256i h = _mm256_sub_epi16(_mm256_mulhi_epu16(_mm256_add_epi16(e, bias), inv), bias_q);
+            const __m256i l = _mm256_sub_epi16(e, _mm256_mullo_epi16(h, split));
+            const __m256i lh = _mm256_permute4x64_epi64(_mm256_packs_epi16(l, h), 0xD8);
             _mm256_storeu_si256(reinterpret_cast<__m256i*>(tables + (static_cast<std::size_t>(b) * n_records + g) * 32), lh);
         }
     }

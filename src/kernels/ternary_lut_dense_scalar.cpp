@@ -40,8 +40,9 @@ void lut_prepare_dense_ref(const TernaryLayout& layout, const std::int8_t* q, st
                                           static_cast<std::size_t>(g)) * 32;
             for (int e = 0; e < 16; ++e) {
                 const int v = kDigits.t[e][0] * qs[0] + kDigits.t[e][1] * qs[1] + kDigits.t[e][2] * qs[2];
-                rec[e] = static_cast<std::uint8_t>(v & 15);
-                rec[16 + e] = static_cast<std::uint8_t>(static_cast<std::int8_t>(v >> 4));
+                const int h = (v + 20 * kDenseSplit) / kDenseSplit - 20;  // floor(v / kDenseSplit) (v + 400 > 0)
+                rec[e] = static_cast<std::uint8_t>(v - kDenseSplit * h);
+                rec[16 + e] = static_cast<std::uint8_t>(static_cast<std::int8_t>(h));
             }
         }
     }
@@ -58,7 +59,7 @@ void lut_gemv_dense_ref(const LutWeights& w, int k_bases, const std::uint8_t* ta
                            for (int g = 0; g < n_triples; ++g) {
                                const int e = (idx[(g / 2) * kLutTileRows] >> (4 * (g % 2))) & 15;
                                const std::uint8_t* rec = tab + 32 * static_cast<std::size_t>(g);
-                               const int v = 16 * static_cast<std::int8_t>(rec[16 + e]) + rec[e];
+                               const int v = kDenseSplit * static_cast<std::int8_t>(rec[16 + e]) + rec[e];
                                dot += ((sgn[(g / 8) * kLutTileRows] >> (g % 8)) & 1) ? -v : v;
                            }
                            return dot;
