@@ -6,6 +6,7 @@
 //   bitttt-synth model --preset llama3-8b --layers 1 -o synth-8b-1layer/
 //   bitttt-synth model --preset llama3.2-1b -o synth-1b/
 //       --tokenizer ../shared/models/llama3-tokenizer/tokenizer.json   (one command)
+//   bitttt-synth gguf synth-1b/ -o synth-1b-f16.gguf    (the same weights for llama.cpp)
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -19,6 +20,7 @@
 
 #include "bitttt/dtype.h"
 #include "bitttt/error.h"
+#include "bitttt/gguf.h"
 #include "bitttt/safetensors.h"
 
 namespace {
@@ -121,6 +123,18 @@ std::int64_t special_id(const json& tok, std::initializer_list<const char*> name
     return -1;
 }
 
+void export_gguf(const std::string& in, const std::string& out) {
+    std::size_t last = 0;
+    bitttt::export_llama_gguf(in, out, [&](std::size_t done, std::size_t total) {
+        if (done == total || done >= last + total / 10) {
+            std::fprintf(stderr, "\rbitttt-synth: %zu / %zu tensors", done, total);
+            last = done;
+        }
+    });
+    std::fprintf(stderr, "\n");
+    std::printf("wrote %s\n", out.c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -157,8 +171,19 @@ int main(int argc, char** argv) {
         ->check(CLI::ExistingFile);
     m->add_option("-o,--output", out, "Output folder (created)")->required();
 
+    std::string gguf_in;
+    auto* gg = app.add_subcommand(
+        "gguf", "Writes a Llama model folder (or .safetensors with its config.json) as a GGUF file for llama.cpp: "
+                "binary16 weights, F32 norms, q/k rows in llama.cpp's rotary order, a placeholder vocabulary "
+                "(docs/FORMAT.md, \"GGUF export\")");
+    gg->add_option("model", gguf_in, "Model folder or .safetensors file")->required();
+    gg->add_option("-o,--output", out, "Output .gguf file")->required();
     CLI11_PARSE(app, argc, argv);
     try {
+        if (gg->parsed()) {
+            export_gguf(gguf_in, out);
+            return 0;
+        }
         const DType dtype = parse_dtype(dtype_s);
         if (g->parsed()) {
             bitttt::SafetensorsWriter w;

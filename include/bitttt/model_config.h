@@ -60,6 +60,10 @@ class Checkpoint;
 // how many more there are; `config_path` names the config in messages.
 void validate_checkpoint(const LlamaConfig& config, const Checkpoint& ckpt, const std::string& config_path);
 
+// The rotary inverse frequencies [head_dim / 2] Hugging Face computes for a config,
+// rope_scaling applied (none, linear, llama3).
+std::vector<float> rope_inv_freq(const LlamaConfig& config);
+
 // The kind of role a tensor name has in a HF Llama checkpoint.
 enum class TensorRole { Linear, Embedding, LmHead, Norm, Other };
 TensorRole tensor_role(const std::string& name);

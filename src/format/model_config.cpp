@@ -1,5 +1,6 @@
 #include "bitttt/model_config.h"
 
+#include <cmath>
 #include <regex>
 
 #include "bitttt/error.h"
@@ -216,6 +217,37 @@ TensorRole tensor_role(const std::string& name) {
     if (std::regex_match(name, linear)) return TensorRole::Linear;
     if (std::regex_match(name, norm)) return TensorRole::Norm;
     return TensorRole::Other;
+}
+
+std::vector<float> rope_inv_freq(const LlamaConfig& c) {
+    const std::int64_t half = c.head_dim / 2;
+    std::vector<float> inv(static_cast<std::size_t>(half));
+    for (std::int64_t i = 0; i < half; ++i) {
+        // As HF: 1 / theta^(2i / head_dim), computed in float32.
+        inv[i] = static_cast<float>(1.0 / std::pow(c.rope_theta, static_cast<double>(2 * i) / c.head_dim));
+    }
+    const RopeScaling& s = c.rope_scaling;
+    if (s.type == "linear") {
+        for (auto& f : inv) f = f / static_cast<float>(s.factor);
+    } else if (s.type == "llama3") {
+        // transformers' _compute_llama3_parameters: long wavelengths are slowed down by
+        // `factor`, short ones kept, the band in between interpolated smoothly.
+        const double old_ctx = static_cast<double>(s.original_max_position_embeddings);
+        const double low_wavelen = old_ctx / s.low_freq_factor;
+        const double high_wavelen = old_ctx / s.high_freq_factor;
+        const double pi = 3.14159265358979323846;
+        for (auto& f : inv) {
+            const double wavelen = 2 * pi / f;
+            if (wavelen < high_wavelen) continue;
+            if (wavelen > low_wavelen) {
+                f = static_cast<float>(f / s.factor);
+            } else {
+                const double smooth = (old_ctx / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+                f = static_cast<float>((1 - smooth) * f / s.factor + smooth * f);
+            }
+        }
+    }
+    return inv;
 }
 
 }  // namespace bitttt

@@ -28,7 +28,4 @@ private:
     std::uint64_t id_;  // identifies this Rope in the per-thread angle cache
 };
 
-// The inverse frequencies HF computes for a config (exposed for tests).
-std::vector<float> rope_inv_freq(const LlamaConfig& config);
-
 }  // namespace bitttt
