@@ -561,3 +561,96 @@ TEST_CASE("AVX2 batched LUT GEMM equals the reference GEMV per input", "[kernels
         }
     }
 }
+
+#ifdef BITTTT_HAVE_AVX2_KERNEL
+TEST_CASE("AVX2 levels GEMM equals the reference GEMV per input, corrupt tile codes included", "[kernels][lut]") {
+    // The prompt path (ternary_lut_levels_avx2.cpp): K = 1, or tied scales with K <= 4,
+    // against lut_gemv_ref per input, for batches of 1, 5 and 33 inputs. Half the cases
+    // overwrite the tiles' code bytes with random bytes, as a tiles file read in place may
+    // hold: 2bit code 3 and dense magnitudes 14, 15 must read as the reference reads them.
+    if (!avx2_available()) {
+        WARN("SKIPPED: no usable AVX2; the AVX2 levels GEMM is not tested");
+        return;
+    }
+    std::mt19937 rng(2026);
+    std::uniform_int_distribution<int> byte(0, 255);
+    int cases = 0;
+    for (int bits : {16, 8}) {
+        for (ScaleMode mode : {ScaleMode::Free, ScaleMode::Tied}) {
+            for (Packing p : {Packing::TwoBit, Packing::Dense}) {
+                const LutKernel ref = ref_kernel(p);
+                for (int bs : {64, 36, 96, 32, 4}) {
+                    for (std::int64_t rows : {1, 33, 70}) {
+                        for (std::int64_t cols : {7, 257}) {
+                            for (bool raw : {false, true}) {
+                                const TernaryLayout l{rows, cols, 4, bs, p, mode, bits};
+                                const auto data = make_tensor(l, rng, Fill::Random);
+                                LutWeights w = lut_repack(l, data.data());
+                                if (raw) {
+                                    for (std::int64_t t = 0; t < w.tiles(); ++t) {
+                                        for (std::int64_t b = 0; b < l.blocks_per_row(); ++b) {
+                                            for (int k = 0; k < l.bases; ++k) {
+                                                std::uint8_t* c = w.owned.data() + w.layout.tile_code_offset(k, t, b);
+                                                for (std::size_t i = 0; i < w.layout.tile_code_record(); ++i) {
+                                                    c[i] = static_cast<std::uint8_t>(byte(rng));
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                                for (int m : {1, 5, 33}) {
+                                    std::vector<std::vector<std::uint8_t>> tables, levels;
+                                    std::vector<const std::uint8_t*> tabs, lvs;
+                                    std::vector<float> scales;
+                                    for (int j = 0; j < m; ++j) {
+                                        const auto q = make_q(l, rng, j == 0 ? Act::Plus127 : j == 1 ? Act::Minus127 : Act::Random);
+                                        tables.emplace_back(lut_table_bytes(l));
+                                        ref.prepare(l, q.data(), tables.back().data());
+                                        levels.emplace_back(lut_levels_bytes(l), 0xAA);
+                                        lut_levels_prepare(l, q.data(), levels.back().data());
+                                        scales.push_back(0.01f * static_cast<float>(j + 1));
+                                    }
+                                    for (int j = 0; j < m; ++j) {
+                                        tabs.push_back(tables[static_cast<std::size_t>(j)].data());
+                                        lvs.push_back(levels[static_cast<std::size_t>(j)].data());
+                                    }
+                                    const std::int64_t r0 = rows > 3 ? 3 : 0, ldy = rows + 2;
+                                    for (int k = 1; k <= 4; ++k) {
+                                        if (!lut_levels_apply(l, k)) continue;
+                                        CAPTURE(packing_name(p), bs, rows, cols, k, m, raw, scale_mode_name(mode), bits);
+                                        std::vector<float> got(static_cast<std::size_t>(m * ldy), -1.0f);
+                                        lut_gemm_levels_avx2(w, k, lvs.data(), scales.data(), m, r0, rows, got.data(), ldy);
+                                        for (int j = 0; j < m; ++j) {
+                                            std::vector<float> want(static_cast<std::size_t>(rows - r0));
+                                            ref.gemv(w, k, tabs[static_cast<std::size_t>(j)], scales[static_cast<std::size_t>(j)],
+                                                     r0, rows, want.data());
+                                            REQUIRE(std::memcmp(want.data(), got.data() + j * ldy, want.size() * sizeof(float)) == 0);
+                                        }
+                                        ++cases;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    CHECK(cases > 400);
+}
+#endif
+
+TEST_CASE("levels path: which layouts and base counts it serves", "[kernels][lut]") {
+    TernaryLayout l{32, 64, 6, 64, Packing::TwoBit, ScaleMode::Free, 16};
+    CHECK(lut_levels_apply(l, 1));
+    CHECK_FALSE(lut_levels_apply(l, 2));
+    l.scales = ScaleMode::Tied;
+    for (int k = 1; k <= kLevelsMaxBases; ++k) CHECK(lut_levels_apply(l, k));
+    CHECK_FALSE(lut_levels_apply(l, kLevelsMaxBases + 1));
+    // Positions: whole code bytes (2bit) or index bytes (dense), at least B, even.
+    CHECK(lut_levels_positions(l) == 64);
+    l.packing = Packing::Dense;
+    CHECK(lut_levels_positions(l) == 66);  // T = 22 triples, 11 index bytes
+    l.block_size = 4;
+    CHECK(lut_levels_positions(l) == 6);
+}

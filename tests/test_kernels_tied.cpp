@@ -183,6 +183,15 @@ void check_kernels(const TernaryLayout& l, const std::uint8_t* data, const LutWe
         same2("lut_gemm_dense_avx2");
     }
 #endif
+    // The levels path (prompt batches): K = 1, or tied scales with K <= 4.
+    if (lut_levels_apply(l, k)) {
+        std::vector<std::uint8_t> la(lut_levels_bytes(l)), lb(la.size());
+        lut_levels_prepare(l, a.in.q.data(), la.data());
+        lut_levels_prepare(l, b.in.q.data(), lb.data());
+        const std::uint8_t* lv[2] = {la.data(), lb.data()};
+        lut_gemm_levels_avx2(w, k, lv, xs, 2, r0, r1, y.data(), ldy);
+        same2("lut_gemm_levels_avx2");
+    }
 #endif
 }
 
@@ -424,7 +433,7 @@ TEST_CASE("tied scales: N = 8 at B = 4096, the largest levels, are exact in ever
                 pr->tables.resize(lut_table_bytes(l));
                 lut_prepare_ref_for(l, pr->in.q.data(), pr->tables.data());
             }
-            for (int k : {1, 7, 8}) {
+            for (int k : {1, 2, 3, 4, 7, 8}) {  // 2..4: the levels path at its largest u
                 CAPTURE(bits, packing_name(p), xv, k);
                 std::vector<float> ref(9);
                 ternary_gemv_ref(l, data.data(), k, a.in.q.data(), a.in.scale, 0, 9, ref.data());

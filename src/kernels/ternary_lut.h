@@ -201,6 +201,42 @@ void lut_gemv(const LutWeights& w, int k_bases, const std::uint8_t* tables, floa
 void lut_gemm(const LutWeights& w, int k_bases, const std::uint8_t* const* tables, const float* x_scales, int m,
               std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy);
 
+// The levels path for prompt batches (ternary_lut_levels_avx2.cpp). With tied scales, a
+// block's K integer sums combine as sum_k 3^(K-1-k) dot_k = dot(u, q) - o * sum(q), where
+// u = sum_k 3^(K-1-k) c_k (c = t + 1: 0, 1, 2) is one unsigned byte per weight (0 .. 3^K - 1)
+// and o = (3^K - 1) / 2. So the kernel decodes a tile block's K bases into u once per
+// micro-batch and runs one int8 GEMM (maddubs) for all of them: the cost per input no
+// longer grows with K. The same holds for K = 1 with free scales (one base, s * 1.0f is s).
+// Results are bit-identical to lut_gemv_ref (the same integer level, the same float
+// operations in the same order).
+//
+// Applies when K = 1, or the scales are tied and K <= kLevelsMaxBases (u <= 80, so the
+// maddubs pair sums 2 * 80 * 128 fit int16).
+constexpr int kLevelsMaxBases = 4;
+bool lut_levels_apply(const TernaryLayout& layout, int k_bases);
+// Positions per block the levels input holds: the tile's decoded positions (2bit: 4 C,
+// dense: 6 x index bytes), >= B and even; positions >= B hold activation 0.
+int lut_levels_positions(const TernaryLayout& layout);
+// Bytes of one input in the levels form: per block a record of lut_levels_positions int8
+// activations, padded to 4 bytes, then their int32 sum.
+std::size_t lut_levels_record_bytes(const TernaryLayout& layout);
+std::size_t lut_levels_bytes(const TernaryLayout& layout);
+// Writes the levels form of q[0 .. blocks_per_row * B) (quantize_int8's activations).
+void lut_levels_prepare(const TernaryLayout& layout, const std::int8_t* q, std::uint8_t* out);
+// The smallest batch the engine sends down the levels path (the decode of a tile block is
+// paid once per batch; measured in docs/BENCHMARKS.md, "Prompt processing").
+constexpr int kLevelsMinBatch = 4;
+// False when the environment sets BITTTT_LUT_LEVELS=0 (read once): prompts then take the
+// per-base path, for measurements; the results are the same.
+bool lut_levels_enabled();
+// True when lut_gemm_levels can run here: the path applies, is enabled and the AVX2
+// kernels are active.
+bool lut_levels_available(const TernaryLayout& layout, int k_bases);
+// The levels GEMM (lut_gemm's contract, inputs in the levels form); requires
+// lut_levels_available(w.layout, k_bases).
+void lut_gemm_levels(const LutWeights& w, int k_bases, const std::uint8_t* const* in, const float* x_scales, int m,
+                     std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy);
+
 #ifdef BITTTT_HAVE_AVX2_KERNEL
 // AVX2 versions (ternary_lut_avx2.cpp). Call only when avx2_available(). Results are
 // byte-identical to the _ref functions. Row ranges need not be tile-aligned (a partial
@@ -215,6 +251,10 @@ void lut_gemv_dense_avx2(const LutWeights& w, int k_bases, const std::uint8_t* t
                          std::int64_t r1, float* y);
 void lut_gemm_dense_avx2(const LutWeights& w, int k_bases, const std::uint8_t* const* tables, const float* x_scales,
                          int m, std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy);
+// The levels GEMM for m inputs in the levels form (lut_gemm's contract otherwise);
+// requires lut_levels_apply(w.layout, k_bases).
+void lut_gemm_levels_avx2(const LutWeights& w, int k_bases, const std::uint8_t* const* in, const float* x_scales,
+                          int m, std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy);
 #endif
 
 }  // namespace bitttt::kernels

@@ -28,27 +28,16 @@
 #include <type_traits>
 
 #include "kernels/ternary_lut.h"
+#include "kernels/ternary_lut_avx2_common.h"
 
 namespace bitttt::kernels {
 
 namespace {
 
+using namespace lut_avx2;
+
 constexpr int kBytesPerGroup = 4;   // code bytes summed in int8 (8 lookups: l <= 120, h >= -128)
 constexpr int kBytesPerInt16 = 64;  // code bytes summed in int16 (<= 16 * 8 * 254 = 32512)
-constexpr std::size_t kPrefetchBytes = 4096;  // 2048 .. 16384 measured within noise of each other
-
-inline __m256i bcast(const std::uint8_t* p) {
-    return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
-
-// dot[i] (int32, rows 8i..8i+7) += the int16 sums a0 (rows 0-7 | 16-23, unpacklo) and a1
-// (rows 8-15 | 24-31, unpackhi).
-inline void widen(__m256i a0, __m256i a1, __m256i (&dot)[4]) {
-    dot[0] = _mm256_add_epi32(dot[0], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(a0)));
-    dot[1] = _mm256_add_epi32(dot[1], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(a1)));
-    dot[2] = _mm256_add_epi32(dot[2], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(a0, 1)));
-    dot[3] = _mm256_add_epi32(dot[3], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(a1, 1)));
-}
 
 // dot[k][i] (int32, rows 8i..8i+7) += the block sums of bases k0..k0+KG-1 over code bytes
 // [0, S). SC: S when known at compile time, else 0.
@@ -106,7 +95,6 @@ inline void block_dots(const std::uint8_t* codes, std::size_t base_stride, const
 constexpr int kDenseBytesPerFold = 3;    // index bytes summed in int8 (6 lookups)
 constexpr int kDenseBytesPerInt16 = 36;  // index bytes summed in int16 (<= 72 * 381 = 27432; a multiple of 3 and 4)
 
-#define BITTTT_INLINE [[gnu::always_inline]] inline
 
 // Per base: the byte sums l8, h8 of the index bytes since the last fold, and the int16 sums.
 template <int KG>
@@ -240,31 +228,6 @@ inline void dots(const std::uint8_t* codes, std::size_t base_stride, const std::
     }
 }
 
-// The exact scales of slot m of rows 8i..8i+7 of a tile block, whose slot-m scales are at
-// `sc`: f16 (L = false) or, for two-level scales, sup[32 m + 8i ..] * float(u) (one
-// multiply, exact: the reference's block_scale). `sup` = the tile's super-scales as floats.
-template <bool L>
-inline __m256 tile_scales(const std::uint8_t* sc, const float* sup, int m, int i) {
-    if constexpr (L) {
-        const __m128i u = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc + 8 * i));
-        return _mm256_mul_ps(_mm256_loadu_ps(sup + kLutTileRows * m + 8 * i),
-                             _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(u)));
-    } else {
-        (void)sup;
-        (void)m;
-        return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + 16 * i)));
-    }
-}
-
-// Where one tile block's bytes are: base 0's codes, the distance to the next base's (a
-// plane), slot 0's scales and the distance to the next slot's.
-struct TileBlock {
-    const std::uint8_t* codes;
-    std::size_t plane;
-    const std::uint8_t* scales;
-    std::size_t scale_plane;
-};
-
 // acc[i] += scale(k) * float(dot) for bases k0..k0+KG-1 in order (rows 8i..8i+7).
 template <int KG, int SC, bool L, bool D>
 inline void block_group(const TileBlock& tb, int s_rt, const float* sup, const std::uint8_t* tab, int k0,
@@ -291,15 +254,6 @@ inline void block_group_tied(const TileBlock& tb, int s_rt, const std::uint8_t* 
             level[i] = _mm256_add_epi32(_mm256_add_epi32(level[i], _mm256_add_epi32(level[i], level[i])), dot[k][i]);
         }
     }
-}
-
-// Software prefetch of `bytes` bytes >= kPrefetchBytes ahead of p in its stream (measured,
-// weights from DRAM: 1.6-2x faster at 4096 x 4096; the hardware prefetchers alone leave
-// the stream latency-bound). Integer address arithmetic: prefetching past the end of the
-// buffer is harmless (never faults).
-inline void prefetch_ahead(const std::uint8_t* p, std::size_t bytes) {
-    const std::uintptr_t ahead = reinterpret_cast<std::uintptr_t>(p) + (kPrefetchBytes + bytes - 1) / bytes * bytes;
-    for (std::size_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + o), _MM_HINT_T0);
 }
 
 // T: tied scales, L: two-level scales, D: dense tiles (compile-time choices, so the

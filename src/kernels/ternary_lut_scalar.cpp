@@ -2,7 +2,10 @@
 // rearranged copies of the weights, the reference table build, a scalar GEMV over 2bit
 // tiles, and the choice of kernel by packing and ISA.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <stdexcept>
+#include <string_view>
 
 #include "bitttt/dtype.h"
 #include "kernels/dispatch.h"
@@ -104,6 +107,67 @@ void lut_prepare(const TernaryLayout& layout, const std::int8_t* q, std::uint8_t
 #endif
     if (dense) return lut_prepare_dense_ref(layout, q, tables);
     lut_prepare_ref(layout, q, tables);
+}
+
+bool lut_levels_apply(const TernaryLayout& layout, int k_bases) {
+    return k_bases == 1 || (layout.tied() && k_bases >= 1 && k_bases <= kLevelsMaxBases);
+}
+
+int lut_levels_positions(const TernaryLayout& layout) {
+    return layout.packing == Packing::Dense ? 6 * static_cast<int>(layout.tile_index_bytes())
+                                            : 4 * static_cast<int>(layout.tile_code_bytes());
+}
+
+std::size_t lut_levels_record_bytes(const TernaryLayout& layout) {
+    return (static_cast<std::size_t>(lut_levels_positions(layout)) + 3) / 4 * 4 + 4;
+}
+
+std::size_t lut_levels_bytes(const TernaryLayout& layout) {
+    return static_cast<std::size_t>(layout.blocks_per_row()) * lut_levels_record_bytes(layout);
+}
+
+void lut_levels_prepare(const TernaryLayout& layout, const std::int8_t* q, std::uint8_t* out) {
+    const int bs = layout.block_size;
+    const std::size_t rec = lut_levels_record_bytes(layout);
+    for (std::int64_t b = 0; b < layout.blocks_per_row(); ++b) {
+        std::uint8_t* o = out + static_cast<std::size_t>(b) * rec;
+        std::memset(o, 0, rec);
+        std::int32_t sum = 0;
+        for (int i = 0; i < bs; ++i) {
+            const std::int8_t v = q[b * bs + i];
+            o[i] = static_cast<std::uint8_t>(v);
+            sum += v;
+        }
+        std::memcpy(o + rec - 4, &sum, 4);
+    }
+}
+
+bool lut_levels_enabled() {
+    static const bool on = [] {
+        const char* v = std::getenv("BITTTT_LUT_LEVELS");
+        return !(v && std::string_view(v) == "0");
+    }();
+    return on;
+}
+
+bool lut_levels_available(const TernaryLayout& layout, int k_bases) {
+#ifdef BITTTT_HAVE_AVX2_KERNEL
+    return lut_levels_enabled() && active_isa() == Isa::Avx2 && lut_levels_apply(layout, k_bases);
+#else
+    (void)layout;
+    (void)k_bases;
+    return false;
+#endif
+}
+
+void lut_gemm_levels(const LutWeights& w, int k_bases, const std::uint8_t* const* in, const float* x_scales, int m,
+                     std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy) {
+    if (!lut_levels_available(w.layout, k_bases)) throw std::logic_error("lut_gemm_levels: the levels path is not available");
+#ifdef BITTTT_HAVE_AVX2_KERNEL
+    lut_gemm_levels_avx2(w, k_bases, in, x_scales, m, r0, r1, y, ldy);
+#else
+    (void)in, (void)x_scales, (void)m, (void)r0, (void)r1, (void)y, (void)ldy;
+#endif
 }
 
 void lut_gemm(const LutWeights& w, int k_bases, const std::uint8_t* const* tables, const float* x_scales, int m,

@@ -16,22 +16,23 @@ void LinearInput::set(const float* x, int m, std::int64_t cols) {
     m_ = m;
     cols_ = cols;
     for (auto& p : cache_) p.valid = false;
-    for (auto& p : lut_) p.valid = false;
+    for (auto& p : lut_) p.tables.valid = p.levels.valid = false;
     q8_valid_ = false;
 }
 
-void LinearInput::prepare_lut(const TernaryLayout& layout, ThreadPool& pool) const {
+void LinearInput::prepare_lut(const TernaryLayout& layout, ThreadPool& pool, bool levels) const {
     LutPrepared* p = nullptr;
     for (auto& c : lut_) {
         if (c.block_size == layout.block_size && c.packing == layout.packing) p = &c;
     }
     if (!p) {
-        lut_.push_back(LutPrepared{layout.block_size, layout.packing, false, 0, {}, {}, {}});
+        lut_.push_back(LutPrepared{layout.block_size, layout.packing, {}, {}, {}});
         p = &lut_.back();
     }
-    if (p->valid) return;
-    p->table_bytes = kernels::lut_table_bytes(layout);
-    p->tables.resize(p->table_bytes * static_cast<std::size_t>(m_));
+    LutForm& f = levels ? p->levels : p->tables;
+    if (f.valid) return;
+    const std::size_t row_bytes = levels ? kernels::lut_levels_bytes(layout) : kernels::lut_table_bytes(layout);
+    f.bytes.resize(row_bytes * static_cast<std::size_t>(m_));
     p->scales.resize(static_cast<std::size_t>(m_));
     const std::int64_t padded = layout.blocks_per_row() * layout.block_size;
     pool.parallel_for(m_, m_ >= 8 ? 2 : m_, [&](std::int64_t j0, std::int64_t j1) {
@@ -39,27 +40,39 @@ void LinearInput::prepare_lut(const TernaryLayout& layout, ThreadPool& pool) con
         q.resize(static_cast<std::size_t>(padded));
         for (std::int64_t j = j0; j < j1; ++j) {
             p->scales[static_cast<std::size_t>(j)] = kernels::quantize_int8(x_ + j * cols_, cols_, q.data(), padded);
-            kernels::lut_prepare(layout, q.data(), p->tables.data() + static_cast<std::size_t>(j) * p->table_bytes);
+            std::uint8_t* out = f.bytes.data() + static_cast<std::size_t>(j) * row_bytes;
+            if (levels) {
+                kernels::lut_levels_prepare(layout, q.data(), out);
+            } else {
+                kernels::lut_prepare(layout, q.data(), out);
+            }
         }
     });
-    p->ptrs.resize(static_cast<std::size_t>(m_));
-    for (int j = 0; j < m_; ++j) p->ptrs[static_cast<std::size_t>(j)] = p->tables.data() + static_cast<std::size_t>(j) * p->table_bytes;
-    p->valid = true;
+    f.ptrs.resize(static_cast<std::size_t>(m_));
+    for (int j = 0; j < m_; ++j) f.ptrs[static_cast<std::size_t>(j)] = f.bytes.data() + static_cast<std::size_t>(j) * row_bytes;
+    f.valid = true;
 }
 
-const LinearInput::LutPrepared& LinearInput::lut_for(int block_size, Packing packing) const {
+const LinearInput::LutPrepared& LinearInput::lut_for(int block_size, Packing packing, bool levels) const {
     for (const auto& c : lut_) {
-        if (c.block_size == block_size && c.packing == packing && c.valid) return c;
+        if (c.block_size == block_size && c.packing == packing && (levels ? c.levels.valid : c.tables.valid)) return c;
     }
-    throw std::logic_error("LinearInput::lut_tables called before prepare_lut");
+    throw std::logic_error("LinearInput: LUT tables or levels read before prepare_lut");
 }
 
 const std::uint8_t* const* LinearInput::lut_tables(int block_size, Packing packing) const {
-    return lut_for(block_size, packing).ptrs.data();
+    return lut_for(block_size, packing, false).tables.ptrs.data();
+}
+
+const std::uint8_t* const* LinearInput::lut_levels(int block_size, Packing packing) const {
+    return lut_for(block_size, packing, true).levels.ptrs.data();
 }
 
 const float* LinearInput::lut_scales(int block_size, Packing packing) const {
-    return lut_for(block_size, packing).scales.data();
+    for (const auto& c : lut_) {
+        if (c.block_size == block_size && c.packing == packing && (c.tables.valid || c.levels.valid)) return c.scales.data();
+    }
+    throw std::logic_error("LinearInput: LUT scales read before prepare_lut");
 }
 
 void LinearInput::prepare_int8() const {
@@ -190,11 +203,19 @@ public:
           w_(layout.tiled() ? kernels::lut_view(layout, data) : kernels::lut_repack(layout, data, &pool)),
           k_(k_bases) {}
 
-    void prepare(const LinearInput& in, ThreadPool& pool) const override { in.prepare_lut(w_.layout, pool); }
+    // Batches of kernels::kLevelsMinBatch inputs or more take the levels path where it
+    // applies (one int8 GEMM for all bases; the same results).
+    void prepare(const LinearInput& in, ThreadPool& pool) const override {
+        in.prepare_lut(w_.layout, pool, levels(in.m()));
+    }
     void forward_rows(const LinearInput& in, std::int64_t r0, std::int64_t r1, float* y) const override {
         const int bs = w_.layout.block_size;
         const Packing p = w_.layout.packing;
-        kernels::lut_gemm(w_, k_, in.lut_tables(bs, p), in.lut_scales(bs, p), in.m(), r0, r1, y, rows_);
+        if (levels(in.m())) {
+            kernels::lut_gemm_levels(w_, k_, in.lut_levels(bs, p), in.lut_scales(bs, p), in.m(), r0, r1, y, rows_);
+        } else {
+            kernels::lut_gemm(w_, k_, in.lut_tables(bs, p), in.lut_scales(bs, p), in.m(), r0, r1, y, rows_);
+        }
     }
     // Whole 32-row tiles per chunk (a partial tile is computed whole).
     std::int64_t grain(const ThreadPool& pool) const override {
@@ -211,8 +232,10 @@ public:
     }
 
 private:
+    bool levels(int m) const { return levels_ && m >= kernels::kLevelsMinBatch; }
     kernels::LutWeights w_;
     int k_;
+    bool levels_ = kernels::lut_levels_available(w_.layout, k_);
 };
 
 class Int8Linear final : public Linear {

@@ -32,13 +32,15 @@ public:
     void prepare_ternary(int block_size, Packing packing, ThreadPool& pool) const;
     // The prepared rows (m pointers); prepare_ternary must have run. Thread-safe.
     const kernels::TernaryInput* const* ternary(int block_size, Packing packing) const;
-    // Every row quantised and turned into lookup tables for the LUT ternary kernel
-    // (ternary_lut.h; shared by all tensors with this block size and packing). Not
-    // thread-safe.
-    void prepare_lut(const TernaryLayout& layout, ThreadPool& pool) const;
-    // Every row's tables (m pointers) and activation scales (m); prepare_lut must have
-    // run for a layout of this block size and packing. Thread-safe.
+    // Every row quantised and turned into lookup tables for the LUT ternary kernel, or
+    // (levels = true) into the levels form of its prompt path (ternary_lut.h; shared by
+    // all tensors with this block size and packing). Not thread-safe.
+    void prepare_lut(const TernaryLayout& layout, ThreadPool& pool, bool levels = false) const;
+    // Every row's tables or levels form (m pointers) and activation scales (m);
+    // prepare_lut must have run for a layout of this block size and packing, in that
+    // form. Thread-safe.
     const std::uint8_t* const* lut_tables(int block_size, Packing packing) const;
+    const std::uint8_t* const* lut_levels(int block_size, Packing packing) const;
     const float* lut_scales(int block_size, Packing packing) const;
     // Every row quantised to int8 (cols values, one scale), for the int8 layers.
     void prepare_int8() const;
@@ -57,17 +59,19 @@ private:
     int m_ = 0;
     std::int64_t cols_ = 0;
     mutable std::vector<Prepared> cache_;  // one per (block size, packing) seen; usually one
+    struct LutForm {
+        bool valid = false;
+        std::vector<std::uint8_t> bytes;        // [m, bytes per row]
+        std::vector<const std::uint8_t*> ptrs;  // [m] row starts in bytes
+    };
     struct LutPrepared {
         int block_size = 0;
         Packing packing = Packing::TwoBit;
-        bool valid = false;
-        std::size_t table_bytes = 0;
-        std::vector<std::uint8_t> tables;  // [m, table_bytes]
-        std::vector<const std::uint8_t*> ptrs;  // [m] row starts in tables
-        std::vector<float> scales;         // [m]
+        LutForm tables, levels;
+        std::vector<float> scales;  // [m], the same for either form
     };
     mutable std::vector<LutPrepared> lut_;
-    const LutPrepared& lut_for(int block_size, Packing packing) const;
+    const LutPrepared& lut_for(int block_size, Packing packing, bool levels) const;
     mutable bool q8_valid_ = false;
     mutable std::vector<std::int8_t> q8_;  // [m, cols]
     mutable std::vector<float> q8_scales_; // [m]
