@@ -647,10 +647,11 @@ TEST_CASE("levels path: which layouts and base counts it serves", "[kernels][lut
     l.scales = ScaleMode::Tied;
     for (int k = 1; k <= kLevelsMaxBases; ++k) CHECK(lut_levels_apply(l, k));
     CHECK_FALSE(lut_levels_apply(l, kLevelsMaxBases + 1));
-    // Positions: whole code bytes (2bit) or index bytes (dense), at least B, even.
+    // Positions: whole code bytes (2bit) or index bytes (dense), at least B, a multiple of 4.
     CHECK(lut_levels_positions(l) == 64);
+    CHECK(lut_levels_record_bytes(l) == 68);
     l.packing = Packing::Dense;
-    CHECK(lut_levels_positions(l) == 66);  // T = 22 triples, 11 index bytes
+    CHECK(lut_levels_positions(l) == 68);  // T = 22 triples, 11 index bytes: 66 positions
     l.block_size = 4;
-    CHECK(lut_levels_positions(l) == 6);
+    CHECK(lut_levels_positions(l) == 8);
 }

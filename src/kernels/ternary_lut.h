@@ -215,10 +215,11 @@ void lut_gemm(const LutWeights& w, int k_bases, const std::uint8_t* const* table
 constexpr int kLevelsMaxBases = 4;
 bool lut_levels_apply(const TernaryLayout& layout, int k_bases);
 // Positions per block the levels input holds: the tile's decoded positions (2bit: 4 C,
-// dense: 6 x index bytes), >= B and even; positions >= B hold activation 0.
+// dense: 6 x index bytes rounded up to 4), >= B and a multiple of 4; positions >= B hold
+// activation 0.
 int lut_levels_positions(const TernaryLayout& layout);
 // Bytes of one input in the levels form: per block a record of lut_levels_positions int8
-// activations, padded to 4 bytes, then their int32 sum.
+// activations, then their int32 sum.
 std::size_t lut_levels_record_bytes(const TernaryLayout& layout);
 std::size_t lut_levels_bytes(const TernaryLayout& layout);
 // Writes the levels form of q[0 .. blocks_per_row * B) (quantize_int8's activations).

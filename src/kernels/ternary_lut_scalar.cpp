@@ -114,12 +114,12 @@ bool lut_levels_apply(const TernaryLayout& layout, int k_bases) {
 }
 
 int lut_levels_positions(const TernaryLayout& layout) {
-    return layout.packing == Packing::Dense ? 6 * static_cast<int>(layout.tile_index_bytes())
+    return layout.packing == Packing::Dense ? (6 * static_cast<int>(layout.tile_index_bytes()) + 3) / 4 * 4
                                             : 4 * static_cast<int>(layout.tile_code_bytes());
 }
 
 std::size_t lut_levels_record_bytes(const TernaryLayout& layout) {
-    return (static_cast<std::size_t>(lut_levels_positions(layout)) + 3) / 4 * 4 + 4;
+    return static_cast<std::size_t>(lut_levels_positions(layout)) + 4;
 }
 
 std::size_t lut_levels_bytes(const TernaryLayout& layout) {
