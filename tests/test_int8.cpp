@@ -22,6 +22,7 @@
 #include "format/le.h"
 #include "kernels/dispatch.h"
 #include "kernels/int8_gemv.h"
+#include "kernels/int8_gemv_neon.h"
 #include "kernels/ternary_gemv.h"
 #include "test_util.h"
 
@@ -85,10 +86,10 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
-// The reference over [0, rows), then the AVX2 kernel over the whole range and over random
+// The reference over [0, rows), then `kern` over the whole range and over random
 // sub-ranges; all bit-identical.
-void check_avx2(const Int8Layout& l, const std::vector<std::uint8_t>& d, const std::vector<std::int8_t>& q, float xs,
-                std::mt19937& rng) {
+void check_kernel(kernels::Int8GemvFn kern, const Int8Layout& l, const std::vector<std::uint8_t>& d,
+                  const std::vector<std::int8_t>& q, float xs, std::mt19937& rng) {
     std::vector<float> ref(static_cast<std::size_t>(l.rows)), got(ref.size(), -1.0f);
     kernels::int8_gemv_ref(l, d.data(), q.data(), xs, 0, l.rows, ref.data());
     // Exact integer dots against a 64-bit sum.
@@ -98,15 +99,14 @@ void check_avx2(const Int8Layout& l, const std::vector<std::uint8_t>& d, const s
         const float want = static_cast<float>(dot) * int8_row_scale(l, d.data(), r) * xs;
         REQUIRE(std::memcmp(&want, &ref[static_cast<std::size_t>(r)], 4) == 0);
     }
-    const auto avx2 = kernels::int8_gemv_kernel(kernels::Isa::Avx2);
     INFO("rows " << l.rows << " cols " << l.cols);
-    avx2(l, d.data(), q.data(), xs, 0, l.rows, got.data());
+    kern(l, d.data(), q.data(), xs, 0, l.rows, got.data());
     REQUIRE(same_bits(ref, got));
     std::fill(got.begin(), got.end(), -1.0f);
     std::uniform_int_distribution<int> step(1, 9);
     for (std::int64_t r0 = 0; r0 < l.rows;) {
         const std::int64_t r1 = std::min<std::int64_t>(l.rows, r0 + step(rng));
-        avx2(l, d.data(), q.data(), xs, r0, r1, got.data() + r0);
+        kern(l, d.data(), q.data(), xs, r0, r1, got.data() + r0);
         r0 = r1;
     }
     REQUIRE(same_bits(ref, got));
@@ -306,25 +306,22 @@ TEST_CASE("int8: the .btt reader round trip and its checks", "[int8][btt]") {
     }
 }
 
-TEST_CASE("int8: AVX2 GEMV is bit-identical to the scalar reference", "[int8][kernels][avx2]") {
-    CHECK(kernels::int8_gemv_kernel(kernels::Isa::Generic) == &kernels::int8_gemv_ref);
-    if (!kernels::avx2_available()) {
-        CHECK_THROWS_AS(kernels::int8_gemv_kernel(kernels::Isa::Avx2), UsageError);
-        WARN("SKIPPED: this CPU (or build) has no usable AVX2; the AVX2 int8 kernel is not tested");
-        return;
-    }
+namespace {
+
+// Every shape and extreme against the reference for one kernel.
+void check_int8_kernel(kernels::Int8GemvFn kern) {
     std::mt19937 rng(2024);
     int cases = 0;
-    for (std::int64_t cols : {1, 3, 7, 31, 32, 33, 64, 255, 257, 4096}) {
+    for (std::int64_t cols : {1, 3, 7, 15, 16, 17, 31, 32, 33, 64, 255, 257, 4096}) {
         for (std::int64_t rows : {1, 3, 4, 5, 7, 17, 33}) {
             const Int8Layout l{rows, cols};
             // Exactly the tensor's bytes, so a sanitizer would see an overread.
             const auto d = random_int8(l, rng, cases % 2 == 1);
-            check_avx2(l, d, random_q(cols, rng), 0.0371f, rng);
+            check_kernel(kern, l, d, random_q(cols, rng), 0.0371f, rng);
             ++cases;
         }
     }
-    CHECK(cases == 70);
+    CHECK(cases == 91);
 
     // The largest partial sums: every weight +-127 or the corrupt -128, every activation +-127.
     for (int wv : {127, -127, -128}) {
@@ -338,16 +335,16 @@ TEST_CASE("int8: AVX2 GEMV is bit-identical to the scalar reference", "[int8][ke
                 std::memcpy(d.data() + l.scales_offset() + 4 * r, &s, 4);
             }
             const std::vector<std::int8_t> q(static_cast<std::size_t>(l.cols), static_cast<std::int8_t>(qv));
-            check_avx2(l, d, q, 1.0f, rng);
+            check_kernel(kern, l, d, q, 1.0f, rng);
             std::vector<float> y(9);
-            kernels::int8_gemv_kernel(kernels::Isa::Avx2)(l, d.data(), q.data(), 1.0f, 0, 9, y.data());
+            kern(l, d.data(), q.data(), 1.0f, 0, 9, y.data());
             CHECK(y[8] == static_cast<float>(static_cast<std::int64_t>(wv) * qv * l.cols));
         }
     }
     // All-zero activations, and the dispatched kernel whatever BITTTT_ISA chose.
     const Int8Layout l{13, 100};
     const auto d = random_int8(l, rng);
-    check_avx2(l, d, std::vector<std::int8_t>(100, 0), 0.0f, rng);
+    check_kernel(kern, l, d, std::vector<std::int8_t>(100, 0), 0.0f, rng);
     const auto q = random_q(100, rng);
     std::vector<float> ref(13), got(13);
     kernels::int8_gemv_ref(l, d.data(), q.data(), 0.5f, 0, 13, ref.data());
@@ -355,6 +352,39 @@ TEST_CASE("int8: AVX2 GEMV is bit-identical to the scalar reference", "[int8][ke
     CHECK(same_bits(ref, got));
 }
 
+}  // namespace
+
+TEST_CASE("int8: AVX2 GEMV is bit-identical to the scalar reference", "[int8][kernels][avx2]") {
+    CHECK(kernels::int8_gemv_kernel(kernels::Isa::Generic) == &kernels::int8_gemv_ref);
+    if (!kernels::avx2_available()) {
+        CHECK_THROWS_AS(kernels::int8_gemv_kernel(kernels::Isa::Avx2), UsageError);
+        WARN("SKIPPED: this CPU (or build) has no usable AVX2; the AVX2 int8 kernel is not tested");
+        return;
+    }
+    check_int8_kernel(kernels::int8_gemv_kernel(kernels::Isa::Avx2));
+}
+
+TEST_CASE("int8: NEON GEMVs (plain and sdot) are bit-identical to the scalar reference", "[int8][kernels][neon]") {
+    if (!kernels::neon_available()) {
+        CHECK_THROWS_AS(kernels::int8_gemv_kernel(kernels::Isa::Neon), UsageError);
+        WARN("SKIPPED: this CPU (or build) has no NEON kernels; the NEON int8 kernels are not tested");
+        return;
+    }
+#ifdef BITTTT_HAVE_NEON_KERNEL
+    {
+        INFO("plain NEON");
+        check_int8_kernel(&kernels::int8_gemv_neon);
+    }
+    if (kernels::neon_dotprod_available()) {
+        INFO("NEON sdot");
+        CHECK(kernels::int8_gemv_kernel(kernels::Isa::Neon) == &kernels::int8_gemv_neon_dot);
+        check_int8_kernel(&kernels::int8_gemv_neon_dot);
+    } else {
+        CHECK(kernels::int8_gemv_kernel(kernels::Isa::Neon) == &kernels::int8_gemv_neon);
+        WARN("SKIPPED: no dot-product extension (asimddp); the sdot int8 kernel is not tested");
+    }
+#endif
+}
 TEST_CASE("int8: the converter's output-layer choices round trip within their bounds", "[int8][convert]") {
     TempDir dir;
     for (bool tied : {false, true}) {

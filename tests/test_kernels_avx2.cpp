@@ -285,6 +285,14 @@ TEST_CASE("BITTTT_ISA parsing and the dispatched kernel", "[kernels][avx2]") {
     CHECK_THROWS_AS(choose_isa(" avx2", true), UsageError);
     CHECK(std::string(isa_name(Isa::Generic)) == "generic");
     CHECK(std::string(isa_name(Isa::Avx2)) == "avx2");
+    CHECK(std::string(isa_name(Isa::Neon)) == "neon");
+    // NEON: picked when there is no AVX2 (the two never coexist; AVX2 would win).
+    CHECK(choose_isa(nullptr, false, true) == Isa::Neon);
+    CHECK(choose_isa("neon", false, true) == Isa::Neon);
+    CHECK(choose_isa("generic", false, true) == Isa::Generic);
+    CHECK_THROWS_WITH(choose_isa("neon", true, false), Catch::Contains("BITTTT_ISA=neon but this CPU lacks Advanced SIMD"));
+    CHECK_THROWS_WITH(choose_isa("avx2", false, true), Catch::Contains("BITTTT_ISA=avx2 but"));
+    CHECK_THROWS_WITH(choose_isa("sve", false, true), Catch::Contains("generic, avx2, neon"));
 
     CHECK(ternary_gemv_kernel(Isa::Generic) == &ternary_gemv_ref);
     if (avx2_available()) {
@@ -298,13 +306,16 @@ TEST_CASE("BITTTT_ISA parsing and the dispatched kernel", "[kernels][avx2]") {
     // Whatever the environment chose, the dispatched kernel matches the reference.
     const char* env = std::getenv("BITTTT_ISA");
     const bool env_ok = env == nullptr || std::string(env).empty() || std::string(env) == "generic" ||
-                        (std::string(env) == "avx2" && avx2_available());
+                        (std::string(env) == "avx2" && avx2_available()) ||
+                        (std::string(env) == "neon" && neon_available());
     if (!env_ok) {
         CHECK_THROWS_AS(active_isa(), UsageError);
         return;
     }
     INFO("active ISA " << isa_name(active_isa()));
-    if (env == nullptr || std::string(env).empty()) CHECK(active_isa() == (avx2_available() ? Isa::Avx2 : Isa::Generic));
+    if (env == nullptr || std::string(env).empty()) {
+        CHECK(active_isa() == (avx2_available() ? Isa::Avx2 : neon_available() ? Isa::Neon : Isa::Generic));
+    }
     std::mt19937 rng(3);
     TernaryLayout l;
     l.rows = 37;

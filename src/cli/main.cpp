@@ -61,8 +61,12 @@ int main(int argc, char** argv) {
         } catch (const bitttt::Error& e) {
             isa = std::string("none (") + e.what() + ")";
         }
-        return std::string("bitttt " BITTTT_VERSION " (reads .btt format v1 to v3), kernels: ") + isa +
-               (bitttt::kernels::avx2_available() ? " (avx2 available)" : " (avx2 not available)");
+        namespace k = bitttt::kernels;
+        const char* available = k::avx2_available()           ? " (avx2 available)"
+                                : k::neon_dotprod_available() ? " (neon+dotprod available)"
+                                : k::neon_available()         ? " (neon available, no dotprod)"
+                                                              : " (avx2 not available)";
+        return std::string("bitttt " BITTTT_VERSION " (reads .btt format v1 to v3), kernels: ") + isa + available;
     });
     bitttt::cli::GlobalOptions global;
     app.add_flag("-q,--quiet", global.quiet, "No progress bar and no informational messages")->configurable(false);

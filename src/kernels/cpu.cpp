@@ -1,5 +1,6 @@
-// CPUID / XGETBV feature detection. Compiled for baseline x86-64 (no -mavx): XGETBV is
-// issued through inline assembly, and only after CPUID reports OSXSAVE.
+// CPU feature detection. x86: CPUID / XGETBV, compiled for baseline x86-64 (no -mavx):
+// XGETBV is issued through inline assembly, and only after CPUID reports OSXSAVE.
+// aarch64 (Linux): the kernel's hardware capability bits, getauxval(AT_HWCAP).
 #include "kernels/cpu.h"
 
 #include <cstdint>
@@ -7,6 +8,11 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #define BITTTT_X86 1
+#endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#define BITTTT_ARM64_LINUX 1
 #endif
 
 namespace bitttt::kernels {
@@ -34,6 +40,11 @@ CpuFeatures detect() {
     if (f.osxsave) f.os_ymm = (xgetbv0() & 0x6u) == 0x6u;  // XCR0.SSE and XCR0.AVX
     // __get_cpuid_count returns 0 when leaf 7 is above the maximum supported leaf.
     if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) f.avx2 = (ebx >> 5) & 1u;
+#endif
+#ifdef BITTTT_ARM64_LINUX
+    const unsigned long hw = getauxval(AT_HWCAP);
+    f.neon = (hw & HWCAP_ASIMD) != 0;
+    f.dotprod = (hw & HWCAP_ASIMDDP) != 0;
 #endif
     return f;
 }

@@ -11,6 +11,9 @@ struct CpuFeatures {
     bool os_ymm = false;   // XCR0 bits 1 and 2: the OS saves SSE and AVX (YMM) state
     bool avx2 = false;     // CPUID.(7,0):EBX.AVX2[bit 5]
 
+    bool neon = false;     // aarch64: AT_HWCAP ASIMD (Advanced SIMD)
+    bool dotprod = false;  // aarch64: AT_HWCAP ASIMDDP (sdot / udot, Armv8.2 dot product)
+
     // Everything the AVX2 kernels need (AVX2 + FMA + F16C, and YMM state enabled by the OS).
     bool avx2_usable() const { return avx && avx2 && fma && f16c && osxsave && os_ymm; }
 };

@@ -7,6 +7,7 @@
 #include "bitttt/error.h"
 #include "kernels/cpu.h"
 #include "kernels/int8_gemv.h"
+#include "kernels/int8_gemv_neon.h"
 #include "kernels/ops.h"
 #include "kernels/ternary_gemv.h"
 
@@ -16,6 +17,7 @@ const char* isa_name(Isa isa) {
     switch (isa) {
         case Isa::Generic: return "generic";
         case Isa::Avx2: return "avx2";
+        case Isa::Neon: return "neon";
     }
     return "?";
 }
@@ -28,9 +30,26 @@ bool avx2_available() {
 #endif
 }
 
-Isa choose_isa(const char* override_value, bool avx2_ok) {
+bool neon_available() {
+#ifdef BITTTT_HAVE_NEON_KERNEL
+    return cpu_features().neon;
+#else
+    return false;
+#endif
+}
+
+bool neon_dotprod_available() { return neon_available() && cpu_features().dotprod; }
+
+Isa choose_isa(const char* override_value, bool avx2_ok, bool neon_ok) {
     const std::string_view v = override_value ? std::string_view(override_value) : std::string_view();
-    if (v.empty()) return avx2_ok ? Isa::Avx2 : Isa::Generic;
+    if (v.empty()) return avx2_ok ? Isa::Avx2 : neon_ok ? Isa::Neon : Isa::Generic;
+    if (v == "neon") {
+        if (!neon_ok) {
+            throw UsageError("BITTTT_ISA=neon but this CPU lacks Advanced SIMD (or this build has no NEON "
+                             "kernels: they exist in aarch64 builds); use BITTTT_ISA=generic or unset it");
+        }
+        return Isa::Neon;
+    }
     if (v == "generic") return Isa::Generic;
     if (v == "avx2") {
         if (!avx2_ok) {
@@ -39,12 +58,12 @@ Isa choose_isa(const char* override_value, bool avx2_ok) {
         }
         return Isa::Avx2;
     }
-    throw UsageError("BITTTT_ISA='" + std::string(v) + "' is not a known instruction set (allowed: generic, avx2)");
+    throw UsageError("BITTTT_ISA='" + std::string(v) + "' is not a known instruction set (allowed: generic, avx2, neon)");
 }
 
 Isa active_isa() {
     // If choose_isa throws, the static stays uninitialised and the next call throws again.
-    static const Isa isa = choose_isa(std::getenv("BITTTT_ISA"), avx2_available());
+    static const Isa isa = choose_isa(std::getenv("BITTTT_ISA"), avx2_available(), neon_available());
     return isa;
 }
 
@@ -70,12 +89,15 @@ TernaryDesign active_design() {
 }
 
 std::string kernels_in_use() {
-    return std::string(isa_name(active_isa())) + " (ternary: " + design_name(active_design()) + ")";
+    const Isa isa = active_isa();
+    const bool dot = isa == Isa::Neon && neon_dotprod_available();
+    return std::string(isa_name(isa)) + (dot ? "+dotprod" : "") + " (ternary: " + design_name(active_design()) + ")";
 }
 
 TernaryGemvFn ternary_gemv_kernel(Isa isa) {
     switch (isa) {
-        case Isa::Generic: return &ternary_gemv_ref;
+        case Isa::Generic:
+        case Isa::Neon: return &ternary_gemv_ref;  // no NEON ternary kernel yet
         case Isa::Avx2:
 #ifdef BITTTT_HAVE_AVX2_KERNEL
             if (avx2_available()) return &ternary_gemv_avx2;
@@ -110,7 +132,8 @@ void prepare_ternary_input(Isa isa, const float* x, std::int64_t cols, int block
 
 TernaryGemmFn ternary_gemm_kernel(Isa isa) {
     switch (isa) {
-        case Isa::Generic: return &ternary_gemm_ref;
+        case Isa::Generic:
+        case Isa::Neon: return &ternary_gemm_ref;  // no NEON ternary kernel yet
         case Isa::Avx2:
 #ifdef BITTTT_HAVE_AVX2_KERNEL
             if (avx2_available()) return &ternary_gemm_avx2;
@@ -134,6 +157,11 @@ Int8GemvFn int8_gemv_kernel(Isa isa) {
             if (avx2_available()) return &int8_gemv_avx2;
 #endif
             throw UsageError("the AVX2 int8 kernel is not available on this CPU or in this build");
+        case Isa::Neon:
+#ifdef BITTTT_HAVE_NEON_KERNEL
+            if (neon_available()) return neon_dotprod_available() ? &int8_gemv_neon_dot : &int8_gemv_neon;
+#endif
+            throw UsageError("the NEON int8 kernel is not available on this CPU or in this build");
     }
     return &int8_gemv_ref;
 }
@@ -169,7 +197,8 @@ const OpsTable& active_ops() {
 
 const OpsTable& ops_table(Isa isa) {
     switch (isa) {
-        case Isa::Generic: return kScalarOps;
+        case Isa::Generic:
+        case Isa::Neon: return kScalarOps;  // no NEON ops yet
         case Isa::Avx2:
 #ifdef BITTTT_HAVE_AVX2_KERNEL
             if (avx2_available()) return kAvx2Ops;

@@ -1,5 +1,5 @@
 // Run-time kernel selection: the best instruction set this CPU supports, chosen once,
-// overridable with the environment variable BITTTT_ISA=generic|avx2.
+// overridable with the environment variable BITTTT_ISA=generic|avx2|neon.
 //
 // Every ternary GEMV kernel computes the same integer block sums as the scalar reference
 // and combines them in the same float order, so its outputs are bit-identical whichever
@@ -16,18 +16,25 @@
 
 namespace bitttt::kernels {
 
-enum class Isa { Generic, Avx2 };
+// Neon: aarch64's Advanced SIMD. Where the CPU also has the dot-product extension, the
+// NEON kernels that have an sdot form use it (neon_dotprod_available()); Neon covers both.
+// Kernels without a NEON version yet run the scalar reference under Neon.
+enum class Isa { Generic, Avx2, Neon };
 
-// "generic" / "avx2".
+// "generic" / "avx2" / "neon".
 const char* isa_name(Isa isa);
 
-// The ISA for a BITTTT_ISA value: nullptr or "" picks the best available; "generic" or
-// "avx2" forces one. Throws UsageError for an unknown value, or for "avx2" when
-// `avx2_available` is false. (Pure function, so it is testable without setenv.)
-Isa choose_isa(const char* override_value, bool avx2_available);
+// The ISA for a BITTTT_ISA value: nullptr or "" picks the best available; "generic",
+// "avx2" or "neon" forces one. Throws UsageError for an unknown value, or for an ISA
+// whose *_available flag is false. (Pure function, so it is testable without setenv.)
+Isa choose_isa(const char* override_value, bool avx2_available, bool neon_available = false);
 
 // True when this build has the AVX2 kernels and this CPU and OS can run them.
 bool avx2_available();
+// True when this build has the NEON kernels (aarch64) and the CPU reports Advanced SIMD;
+// neon_dotprod_available() when it also reports the dot-product extension (asimddp).
+bool neon_available();
+bool neon_dotprod_available();
 
 // The ISA in use: choose_isa(getenv("BITTTT_ISA"), avx2_available()), decided on the
 // first call (thread-safe). Throws UsageError as choose_isa does.
