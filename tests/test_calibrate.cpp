@@ -561,7 +561,7 @@ TEST_CASE("calibrate: corrupt, truncated or foreign files are rejected naming th
     rejects(write("diag.safetensors", md, 10), "diag");
 }
 
-TEST_CASE("calibrate: the command line writes a file and reports it in JSON; clear usage errors",
+TEST_CASE("calibrate: the command line writes a file and reports it in JSON, with clear usage errors",
           "[calibrate][cli][shared]") {
     TempDir dir;
     const CliResult help = bitttt_cli("--help", dir);

@@ -208,7 +208,7 @@ TEST_CASE("cli: run reports the KV cache and takes --kv-cache", "[cli][run][shar
     CHECK(bad.err.find("--kv-cache") != std::string::npos);
 }
 
-TEST_CASE("cli: run --json gives text, ids and stats; bitttt-run gives the same", "[cli][run][shared]") {
+TEST_CASE("cli: run --json gives text, ids and stats, and bitttt-run gives the same", "[cli][run][shared]") {
     BITTTT_REQUIRE_SHARED("models/stories260K-hf/model.safetensors");
     TempDir dir;
     const std::string btt = dir.file("s.btt");
@@ -286,7 +286,7 @@ TEST_CASE("cli: tied, refined, budgeted and calibrated files round trip through 
     }
 }
 
-TEST_CASE("cli: run --batch writes one JSON line per prompt; prompt errors are clear", "[cli][run][shared]") {
+TEST_CASE("cli: run --batch writes one JSON line per prompt, and prompt errors are clear", "[cli][run][shared]") {
     BITTTT_REQUIRE_SHARED("models/stories260K-hf/model.safetensors");
     TempDir dir;
     std::ofstream(dir.file("prompts.txt")) << "Once upon a time\nThe cat\n";
@@ -558,7 +558,7 @@ TEST_CASE("cli: every kernel path gives the same perplexity on the real model", 
     CHECK(lut == Approx(generic).epsilon(0.01));
 }
 
-TEST_CASE("cli: repack rewrites the arrangement and packing bit for bit; old files run with a warning",
+TEST_CASE("cli: repack rewrites the arrangement and packing bit for bit, and old files run with a warning",
           "[cli][run][shared][tiles]") {
     BITTTT_REQUIRE_SHARED("models/stories260K-hf/model.safetensors");
     TempDir dir;

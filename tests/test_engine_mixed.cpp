@@ -245,7 +245,7 @@ std::vector<float> read_floats(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("engine: a file mixing N, tied/free scales and packings runs; --bases K uses min(K, N)",
+TEST_CASE("engine: a file mixing N, tied/free scales and packings runs, and --bases K uses min(K, N)",
           "[engine][mixed]") {
     TempDir dir;
     const std::string path = write_mixed(dir);
