@@ -406,6 +406,14 @@ TEST_CASE("cli: bench reports pp/tg speed, bytes per token and bandwidth as JSON
     const double limit = j["bandwidth_gb_s"].get<double>() * 1e9 / j["weight_bytes_per_token"].get<double>();
     CHECK(j["fraction_of_bandwidth_limit"].get<double>() ==
           Approx(j["tg_tokens_per_s"]["mean"].get<double>() / limit).epsilon(1e-9));
+    // The read-only stream: as many repetitions, its own limit and fraction.
+    CHECK(j["read_bandwidth_gb_s"].get<double>() > 0);
+    CHECK(j["read_bandwidth_runs_gb_s"].size() == 20);
+    CHECK(j["read_bandwidth_gb_s_median"].get<double>() <= j["read_bandwidth_gb_s"].get<double>());
+    const double read_limit = j["read_bandwidth_gb_s"].get<double>() * 1e9 / j["weight_bytes_per_token"].get<double>();
+    CHECK(j["tg_read_limit_tokens_per_s"].get<double>() == Approx(read_limit).epsilon(1e-9));
+    CHECK(j["fraction_of_read_limit"].get<double>() ==
+          Approx(j["tg_tokens_per_s"]["mean"].get<double>() / read_limit).epsilon(1e-9));
     REQUIRE(j["profile"].size() == 2);
     CHECK(j["profile"][0]["test"] == "pp20");
     CHECK(j["profile"][1]["test"] == "tg6");

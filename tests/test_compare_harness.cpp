@@ -78,7 +78,10 @@ TEST_CASE("compare-llamacpp.sh: both engines' measurements as JSON lines and a t
                 CHECK(j["engine"] == "bitttt");
                 CHECK((j["type"] == "N1" || j["type"] == "N2"));
                 CHECK(j["tokens_per_s"].get<double>() > 0);
-                if (j["test"] == "tg") CHECK(j["bandwidth_limit_tokens_per_s"].get<double>() > 0);
+                if (j["test"] == "tg") {
+                    CHECK(j["bandwidth_limit_tokens_per_s"].get<double>() > 0);
+                    CHECK(j["read_limit_tokens_per_s"].get<double>() > 0);
+                }
             }
         }
         CHECK(llama == 4);         // 2 types x (pp, tg)
@@ -94,5 +97,6 @@ TEST_CASE("compare-llamacpp.sh: both engines' measurements as JSON lines and a t
         CHECK(r.out.find("| llama.cpp Q4_0 |") != std::string::npos);
         CHECK(r.out.find("| 1.00 |") != std::string::npos);  // Q4_0 against itself
         CHECK(r.out.find("| bitttt N2 |") != std::string::npos);
+        CHECK(r.out.find("| tg / triad limit | tg / read limit |") != std::string::npos);
     }
 }

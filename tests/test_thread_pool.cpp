@@ -1,15 +1,21 @@
 // The persistent thread pool: every index covered exactly once, exceptions, many tiny
-// jobs back to back (the spin path), jobs after idle gaps (the sleep/wake path).
+// jobs back to back (the spin path), jobs after idle gaps (the sleep/wake path); the
+// memory bandwidth tests that run on it.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
+#include "util/membw.h"
 #include "util/thread_pool.h"
 
+using bitttt::BandwidthResult;
+using bitttt::measure_read_bandwidth;
+using bitttt::measure_triad_bandwidth;
 using bitttt::ThreadPool;
 
 TEST_CASE("thread pool covers every index exactly once", "[util][threads]") {
@@ -63,5 +69,24 @@ TEST_CASE("thread pool runs many tiny jobs and jobs after idle gaps", "[util][th
         std::atomic<int> n{0};
         pool.parallel_for(8, 1, [&](std::int64_t, std::int64_t) { ++n; });
         CHECK(n == 8);
+    }
+}
+
+TEST_CASE("membw: both bandwidth tests cover their arrays on any thread count", "[util][threads]") {
+    // The read-only test checks its own sum (one per element, so a slice read twice or
+    // skipped shows) and records no figure when it is wrong; the sizes are odd on purpose.
+    for (int threads : {1, 2, 3}) {
+        ThreadPool pool(threads);
+        const BandwidthResult r = measure_read_bandwidth(pool, (1u << 20) + 24, 3);
+        CHECK(r.gb_per_s.size() == 3);
+        CHECK(r.array_bytes == (1u << 20) + 24);
+        CHECK(r.best > 0);
+        CHECK(r.median <= r.best);
+        const BandwidthResult t = measure_triad_bandwidth(pool, (1u << 20) + 20, 2);
+        CHECK(t.gb_per_s.size() == 2);
+        BandwidthResult both = r;
+        both.merge(t);
+        CHECK(both.gb_per_s.size() == 5);
+        CHECK(both.best == std::max(r.best, t.best));
     }
 }

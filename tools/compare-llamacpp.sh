@@ -16,15 +16,18 @@
 #   5. $ROUNDS rounds (default 2); in each, for each thread count in $THREADS (default
 #      "2 1"), every llama.cpp type and every bitttt file in turn:
 #        llama-bench -m F -p $PP -n $TG -r $REPS -t T -o json
-#        bitttt bench F -p $PP -n $TG -r $REPS -t T --json   (also the STREAM triad)
+#        bitttt bench F -p $PP -n $TG -r $REPS -t T --json   (also the memory bandwidth:
+#        the STREAM triad and a read-only stream)
 #      with PP = 256, TG = 64, REPS = 3 and BANDWIDTH_MIB (the triad's arrays) = 256 by
 #      default.
 # Output: one table (median over rounds of each engine's mean tokens/s; ratios to
-# llama.cpp Q4_0 at the same thread count; for bitttt the share of the bandwidth limit,
-# best triad / weight bytes per token, measured in the same process). With --json, one
+# llama.cpp Q4_0 at the same thread count; for bitttt the share of the bandwidth limits,
+# best triad or best read-only stream / weight bytes per token, measured in the same
+# process). With --json, one
 # JSON line per measurement instead: engine ("llama.cpp" or "bitttt"), type (llama.cpp's
 # type name, or N1, N2, N3), bits_per_weight (file bits / parameters), threads, round,
-# test ("tg" or "pp"), tokens_per_s; bitttt lines add bandwidth_limit_tokens_per_s.
+# test ("tg" or "pp"), tokens_per_s; bitttt tg lines add bandwidth_limit_tokens_per_s
+# (triad) and read_limit_tokens_per_s.
 #
 # BITTTT_BUILD (default ./build) holds bitttt and bitttt-synth.
 set -euo pipefail
@@ -139,6 +142,8 @@ for test, key in (("pp", "pp_tokens_per_s"), ("tg", "tg_tokens_per_s")):
                 "round": rnd, "test": test, "tokens_per_s": round(j[key]["mean"], 2)}
         if test == "tg" and "tg_bandwidth_limit_tokens_per_s" in j:
             line["bandwidth_limit_tokens_per_s"] = round(j["tg_bandwidth_limit_tokens_per_s"], 2)
+        if test == "tg" and "tg_read_limit_tokens_per_s" in j:
+            line["read_limit_tokens_per_s"] = round(j["tg_read_limit_tokens_per_s"], 2)
         print(json.dumps(line))
 EOF
         done
@@ -167,18 +172,20 @@ def rounds_of(engine, typ, th, test):
 print(f"{preset}: median of {rounds} interleaved rounds (each the engine's mean over its repetitions), tokens/s; "
       f"ratios to llama.cpp Q4_0 at the same thread count")
 print()
-print("| engine, type | bits/weight (file) | threads | tg%s | tg / Q4_0 | tg / bandwidth limit | pp%s | pp / Q4_0 |" % (tg, pp))
-print("|---|---|---|---|---|---|---|---|")
+print("| engine, type | bits/weight (file) | threads | tg%s | tg / Q4_0 | tg / triad limit | tg / read limit | pp%s | pp / Q4_0 |" % (tg, pp))
+print("|---|---|---|---|---|---|---|---|---|")
 for th in threads:
     ref_tg, ref_pp = med("llama.cpp", "Q4_0", th, "tg"), med("llama.cpp", "Q4_0", th, "pp")
     for engine, typ in keys:
         bpw = next(r["bits_per_weight"] for r in rows if (r["engine"], r["type"]) == (engine, typ))
         t, p = med(engine, typ, th, "tg"), med(engine, typ, th, "pp")
         lim = med(engine, typ, th, "tg", "bandwidth_limit_tokens_per_s")
+        rlim = med(engine, typ, th, "tg", "read_limit_tokens_per_s")
+        share = lambda v: "-" if v is None or t is None else f"{t / v:.0%}"
         fmt = lambda v: "-" if v is None else f"{v:.1f}"
         ratio = lambda a, b: "-" if a is None or not b else f"{a / b:.2f}"
         tr = "/".join(f"{v:.1f}" for v in rounds_of(engine, typ, th, "tg"))
         pr = "/".join(f"{v:.1f}" for v in rounds_of(engine, typ, th, "pp"))
         print(f"| {engine} {typ} | {bpw:.2f} | {th} | {fmt(t)} ({tr}) | {ratio(t, ref_tg)} | "
-              f"{'-' if lim is None else f'{t / lim:.0%}'} | {fmt(p)} ({pr}) | {ratio(p, ref_pp)} |")
+              f"{share(lim)} | {share(rlim)} | {fmt(p)} ({pr}) | {ratio(p, ref_pp)} |")
 EOF

@@ -5,8 +5,8 @@
 // and generation (tg: N tokens one at a time from an empty cache), each R times after a
 // warm-up, excluding tokenisation and load (the token ids are synthetic: speed does not
 // depend on which ids they are). The same run measures the machine's memory bandwidth
-// (STREAM triad), so generation speed can be given as a fraction of the bandwidth limit
-// (bandwidth / weight bytes read per token).
+// (STREAM triad, and a read-only stream), so generation speed can be given as a fraction
+// of the bandwidth limit (bandwidth / weight bytes read per token) for each.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -70,6 +70,11 @@ BandwidthResult bench_bandwidth(ThreadPool& pool, const BenchArgs& a) {
     return measure_triad_bandwidth(pool, static_cast<std::uint64_t>(a.bandwidth_mib) << 20, a.bandwidth_reps);
 }
 
+BandwidthResult bench_read_bandwidth(ThreadPool& pool, const BenchArgs& a) {
+    // The triad's footprint (three arrays) as one array.
+    return measure_read_bandwidth(pool, static_cast<std::uint64_t>(3 * a.bandwidth_mib) << 20, a.bandwidth_reps);
+}
+
 namespace {
 
 int run_model_bench(const BenchArgs& a, bool quiet) {
@@ -108,10 +113,11 @@ int run_model_bench(const BenchArgs& a, bool quiet) {
 
     // The bandwidth measurement uses the same threads as the model.
     ThreadPool pool(model->threads());
-    BandwidthResult bw;
+    BandwidthResult bw, rbw;
     if (a.bandwidth_mib > 0) {
-        note("measuring memory bandwidth (STREAM triad)...");
+        note("measuring memory bandwidth (STREAM triad, read-only stream)...");
         bw = bench_bandwidth(pool, a);
+        rbw = bench_read_bandwidth(pool, a);
     }
     note("warm-up...");
     if (a.n_prompt > 0) run_pp();
@@ -143,10 +149,8 @@ int run_model_bench(const BenchArgs& a, bool quiet) {
     if (a.profile && a.n_gen > 0) profile_pass("tg" + std::to_string(a.n_gen), a.n_gen, [&] { run_tg(a.n_gen); });
     if (a.bandwidth_mib > 0) {
         // A second measurement after the model ran: the best and median cover both.
-        BandwidthResult again = bench_bandwidth(pool, a);
-        bw.gb_per_s.insert(bw.gb_per_s.end(), again.gb_per_s.begin(), again.gb_per_s.end());
-        bw.best = *std::max_element(bw.gb_per_s.begin(), bw.gb_per_s.end());
-        bw.median = median(bw.gb_per_s);
+        bw.merge(bench_bandwidth(pool, a));
+        rbw.merge(bench_read_bandwidth(pool, a));
     }
     pp.finish();
     tg.finish();
@@ -156,6 +160,8 @@ int run_model_bench(const BenchArgs& a, bool quiet) {
     const double linear_bpw = ws.linear_params ? 8.0 * static_cast<double>(ws.linear_bytes) / static_cast<double>(ws.linear_params) : 0;
     const double limit = bw.best > 0 ? bw.best * 1e9 / bytes_per_token : 0.0;
     const double fraction = limit > 0 && a.n_gen > 0 ? tg.mean / limit : 0.0;
+    const double read_limit = rbw.best > 0 ? rbw.best * 1e9 / bytes_per_token : 0.0;
+    const double read_fraction = read_limit > 0 && a.n_gen > 0 ? tg.mean / read_limit : 0.0;
 
     json j = {
         {"model", a.model},
@@ -183,6 +189,11 @@ int run_model_bench(const BenchArgs& a, bool quiet) {
         j["bandwidth_runs_gb_s"] = bw.gb_per_s;
         j["tg_bandwidth_limit_tokens_per_s"] = limit;
         if (a.n_gen > 0) j["fraction_of_bandwidth_limit"] = fraction;
+        j["read_bandwidth_gb_s"] = rbw.best;
+        j["read_bandwidth_gb_s_median"] = rbw.median;
+        j["read_bandwidth_runs_gb_s"] = rbw.gb_per_s;
+        j["tg_read_limit_tokens_per_s"] = read_limit;
+        if (a.n_gen > 0) j["fraction_of_read_limit"] = read_fraction;
     }
     if (!profiles.empty()) {
         json pj = json::array();
@@ -234,8 +245,12 @@ int run_model_bench(const BenchArgs& a, bool quiet) {
     if (a.bandwidth_mib > 0) {
         std::printf("memory bandwidth (triad, %d threads): best %.1f GB/s, median %.1f GB/s\n", pool.size(), bw.best,
                     bw.median);
+        std::printf("memory bandwidth (read-only, %d threads): best %.1f GB/s, median %.1f GB/s\n", pool.size(),
+                    rbw.best, rbw.median);
         if (a.n_gen > 0) {
-            std::printf("bandwidth limit %.1f tokens/s; generation reaches %.1f%% of it\n", limit, 100.0 * fraction);
+            std::printf("bandwidth limit %.1f tokens/s (triad), %.1f tokens/s (read-only); generation reaches %.1f%% "
+                        "and %.1f%% of them\n",
+                        limit, read_limit, 100.0 * fraction, 100.0 * read_fraction);
         }
     }
     for (const Profiled& p : profiles) {
@@ -258,8 +273,8 @@ Runner add_bench_command(CLI::App& root, const GlobalOptions& global) {
         "bench",
         "Measure speed. Prompt processing (pp: -p tokens in one batched call) and generation (tg: -n tokens one at\n"
         "a time), each -r times after a warm-up, excluding load and tokenisation (synthetic token ids), with the\n"
-        "memory bandwidth measured in the same run (STREAM triad) and generation given as a fraction of the\n"
-        "bandwidth limit (bandwidth / weight bytes per token). --kernels instead times the ternary GEMV alone on\n"
+        "memory bandwidth measured in the same run (STREAM triad, and a read-only stream like a GEMV's) and\n"
+        "generation given as a fraction of each bandwidth limit (bandwidth / weight bytes per token). --kernels instead times the ternary GEMV alone on\n"
         "real layer shapes for each number of bases, packing, instruction set and AVX2 design (maddubs on the\n"
         "rows arrangement; lookup tables on the tiles arrangement, the default). Kernels in use: BITTTT_ISA and\n"
         "BITTTT_TERNARY_KERNEL.");
@@ -277,11 +292,13 @@ Runner add_bench_command(CLI::App& root, const GlobalOptions& global) {
         ->check(CLI::Range(1, 4096));
     add_kv_cache_option(*cmd, a->kv_cache);
     cmd->add_option("--bandwidth-mib", a->bandwidth_mib,
-                    "Size of each of the three triad arrays in MiB; 0 skips the bandwidth test (default 256)")
+                    "Size of each of the three triad arrays in MiB (the read-only test reads three times as much); 0 "
+                    "skips the bandwidth tests (default 256)")
         ->check(CLI::Range(0, 1 << 20));
     auto* js = cmd->add_flag("--json", a->json, "One JSON object on stdout (fields: isa, threads, pp_tokens_per_s and "
                                                  "tg_tokens_per_s {mean, sd, median, runs}, weight_bytes_per_token, "
-                                                 "bandwidth_gb_s, fraction_of_bandwidth_limit, ...)");
+                                                 "bandwidth_gb_s, fraction_of_bandwidth_limit, read_bandwidth_gb_s, "
+                                                 "fraction_of_read_limit, ...)");
     auto* md = cmd->add_flag("--markdown", a->markdown, "A Markdown table row per test (like llama-bench -o md)");
     js->excludes(md);
     cmd->add_flag("--profile", a->profile, "Also time each op of one extra pp and tg pass (ms per token and share)");
