@@ -1,7 +1,8 @@
 // NEON (AArch64 Advanced SIMD) versions of the ops in ops.h. Advanced SIMD, FMA and the
 // binary16 conversions (fcvtl / fcvtn) are all in the Armv8-A base, so this file needs no
 // -march flag; it is compiled with -ffp-contract=off, so a multiply and an add written apart
-// stay apart and every FMA below is an explicit vfmaq_f32.
+// stay apart and every FMA below is an explicit vfmaq_f32 (and -fno-schedule-insns, see
+// CMakeLists.txt).
 //
 // They compute exactly what ops_avx2.cpp computes, bit for bit: the same operations in the
 // same order, with FMA (vfmaq_f32 / vfmsq_f32) exactly where the AVX2 version uses it. Where
