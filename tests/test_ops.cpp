@@ -1,9 +1,13 @@
-// The AVX2 ops (src/kernels/ops_avx2.cpp) against the scalar reference (ops_scalar.cpp) and
-// a double-precision computation, on awkward lengths, with tolerances derived from the data
-// (n * eps * sum|terms| for sums, the stated exp error for softmax and SwiGLU): the vector
-// exp over [-88, 88], softmax of huge, equal and -inf inputs, F16 GEMV on odd row counts,
-// unaligned pointers and arbitrary row splits, attention over 1..300 positions with GQA
-// strides, RoPE (bit-identical), the F16 row conversion (exact) and the dispatch table.
+// The vector ops (src/kernels/ops_avx2.cpp on x86-64, ops_neon.cpp on aarch64: every vector
+// ISA this build and CPU have, through the same checks) against the scalar reference
+// (ops_scalar.cpp) and a double-precision computation, on awkward lengths, with tolerances
+// derived from the data (n * eps * sum|terms| for sums, the stated exp error for softmax and
+// SwiGLU): the vector exp over [-88, 88], softmax of huge, equal and -inf inputs, F16 GEMV
+// on odd row counts, unaligned pointers and arbitrary row splits, attention over 1..300
+// positions with GQA strides, RoPE (bit-identical), the F16 row conversion (exact) and the
+// dispatch table. One test pins the vector ops' exact bits (hashes of their outputs on
+// fixed inputs), the same on AVX2 and NEON: x86-64 and aarch64 builds compute the same
+// logits.
 #include <catch2/catch.hpp>
 
 #include <cfloat>
@@ -29,14 +33,34 @@ constexpr float kEps = FLT_EPSILON;  // 2^-23
 constexpr double kExpRelErr = 4e-7;
 const std::vector<std::int64_t> kSizes = {1, 3, 7, 8, 33, 64, 255, 257, 4096};
 
-bool skip_without_avx2() {
-    if (avx2_available()) return false;
-    WARN("SKIPPED: this CPU (or build) has no usable AVX2; the AVX2 ops are not tested");
-    return true;
+// A vector ISA's ops: its table (through the dispatcher) and the vector exp its softmax
+// and SwiGLU use.
+struct VecOps {
+    const char* name;
+    const OpsTable* ops;
+    void (*exp)(const float* x, std::int64_t n, float* out);
+};
+
+// The vector ISAs this build has and this CPU runs (AVX2 on x86-64, NEON on aarch64); every
+// check below runs on each. None (e.g. an x86-64 CPU without AVX2): a SKIPPED warning.
+std::vector<VecOps> vector_isas() {
+    std::vector<VecOps> v;
+#ifdef BITTTT_HAVE_AVX2_KERNEL
+    if (avx2_available()) v.push_back({"avx2", &ops_table(Isa::Avx2), &avx2::exp});
+#endif
+#ifdef BITTTT_HAVE_NEON_KERNEL
+    if (neon_available()) v.push_back({"neon", &ops_table(Isa::Neon), &neon::exp});
+#endif
+    if (v.empty()) WARN("SKIPPED: this CPU (or build) has no vector ops (AVX2 or NEON); they are not tested");
+    return v;
 }
 
-// The AVX2 table through the dispatcher (builds where the AVX2 file is not compiled in).
-const OpsTable& vec_ops() { return ops_table(Isa::Avx2); }
+// The scalar table, then every vector one.
+std::vector<const OpsTable*> all_tables() {
+    std::vector<const OpsTable*> t = {&ops_table(Isa::Generic)};
+    for (const VecOps& v : vector_isas()) t.push_back(v.ops);
+    return t;
+}
 
 std::vector<float> randn(std::int64_t n, std::mt19937& rng, float sd = 1.0f) {
     std::normal_distribution<float> d(0.0f, sd);
@@ -58,17 +82,33 @@ TEST_CASE("ops: the dispatch table", "[ops]") {
     CHECK(s.gemv_f16 == &scalar::gemv_f16);
     if (avx2_available()) {
 #ifdef BITTTT_HAVE_AVX2_KERNEL
-        CHECK(vec_ops().rmsnorm == &avx2::rmsnorm);
-        CHECK(vec_ops().gemv_f16 == &avx2::gemv_f16);
+        CHECK(ops_table(Isa::Avx2).rmsnorm == &avx2::rmsnorm);
+        CHECK(ops_table(Isa::Avx2).gemv_f16 == &avx2::gemv_f16);
 #endif
     } else {
         CHECK_THROWS_AS(ops_table(Isa::Avx2), UsageError);
     }
+    if (neon_available()) {
+#ifdef BITTTT_HAVE_NEON_KERNEL
+        const OpsTable& n = ops_table(Isa::Neon);
+        CHECK(n.rmsnorm == &neon::rmsnorm);
+        CHECK(n.softmax == &neon::softmax);
+        CHECK(n.attention_f16 == &neon::attention_f16);
+        CHECK(n.gemv_f16 == &neon::gemv_f16);
+        CHECK(n.rope == &neon::rope);
+#endif
+    } else {
+        CHECK_THROWS_AS(ops_table(Isa::Neon), UsageError);
+    }
+    // The dispatched ops run the table of the ISA in use.
+    const std::vector<float> a = {1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f, 7.0f, 8.0f, 9.0f};
+    CHECK(dot(a.data(), a.data(), 9) == ops_table(active_isa()).dot(a.data(), a.data(), 9));
 }
 
-#ifdef BITTTT_HAVE_AVX2_KERNEL
-TEST_CASE("ops: vector exp accuracy over [-88, 88] and at the edges", "[ops]") {
-    if (skip_without_avx2()) return;
+namespace {
+
+// The vector exp of one ISA (check_exp's caller loops over vector_isas()).
+void check_exp(const VecOps& v) {
     // Every 2^-10 over [-88, 88] plus random points: relative error against double exp
     // where the result is a normal float, absolute error of a few subnormal ulps below.
     std::vector<float> x;
@@ -77,7 +117,7 @@ TEST_CASE("ops: vector exp accuracy over [-88, 88] and at the edges", "[ops]") {
     std::uniform_real_distribution<float> u(-88.0f, 88.0f);
     for (int i = 0; i < 100000; ++i) x.push_back(u(rng));
     std::vector<float> y(x.size());
-    avx2::exp(x.data(), static_cast<std::int64_t>(x.size()), y.data());
+    v.exp(x.data(), static_cast<std::int64_t>(x.size()), y.data());
     double worst = 0.0;
     for (std::size_t i = 0; i < x.size(); ++i) {
         const double want = std::exp(static_cast<double>(x[i]));
@@ -95,7 +135,7 @@ TEST_CASE("ops: vector exp accuracy over [-88, 88] and at the edges", "[ops]") {
     const std::vector<float> edge = {0.0f, -0.0f, 1.0f, 88.7f, 88.75f, 89.0f, 100.0f, inf,
                                      -87.33f, -105.0f, -120.0f, -200.0f, -inf, std::nanf("")};
     std::vector<float> e(edge.size());
-    avx2::exp(edge.data(), static_cast<std::int64_t>(edge.size()), e.data());
+    v.exp(edge.data(), static_cast<std::int64_t>(edge.size()), e.data());
     CHECK(e[0] == 1.0f);
     CHECK(e[1] == 1.0f);
     CHECK(e[2] == Approx(std::exp(1.0)).epsilon(kExpRelErr));
@@ -110,12 +150,28 @@ TEST_CASE("ops: vector exp accuracy over [-88, 88] and at the edges", "[ops]") {
     CHECK(e[11] == 0.0f);
     CHECK(e[12] == 0.0f);
     CHECK(std::isnan(e[13]));
+    // Every length around the vector widths gives each element's value (tails included).
+    for (std::int64_t n = 1; n <= 19; ++n) {
+        std::vector<float> part(static_cast<std::size_t>(n) + 1, -7.0f);
+        v.exp(x.data() + 3, n, part.data());
+        INFO("n " << n);
+        REQUIRE(same_bits(part.data(), y.data() + 3, n));
+        REQUIRE(part[static_cast<std::size_t>(n)] == -7.0f);  // nothing written past the end
+    }
 }
-#endif
 
-TEST_CASE("ops: AVX2 dot, axpy, rmsnorm, swiglu match the scalar reference", "[ops]") {
-    if (skip_without_avx2()) return;
-    const OpsTable& v = vec_ops();
+}  // namespace
+
+TEST_CASE("ops: vector exp accuracy over [-88, 88] and at the edges", "[ops]") {
+    for (const VecOps& v : vector_isas()) {
+        INFO("isa " << v.name);
+        check_exp(v);
+    }
+}
+
+namespace {
+
+void check_dot_axpy_rmsnorm_swiglu(const OpsTable& v) {
     std::mt19937 rng(11);
     for (std::int64_t n : kSizes) {
         INFO("n = " << n);
@@ -174,9 +230,18 @@ TEST_CASE("ops: AVX2 dot, axpy, rmsnorm, swiglu match the scalar reference", "[o
     }
 }
 
-TEST_CASE("ops: AVX2 softmax of random, large, equal and -inf inputs", "[ops]") {
-    if (skip_without_avx2()) return;
-    const OpsTable& v = vec_ops();
+}  // namespace
+
+TEST_CASE("ops: vector dot, axpy, rmsnorm, swiglu match the scalar reference", "[ops]") {
+    for (const VecOps& v : vector_isas()) {
+        INFO("isa " << v.name);
+        check_dot_axpy_rmsnorm_swiglu(*v.ops);
+    }
+}
+
+namespace {
+
+void check_softmax(const OpsTable& v) {
     std::mt19937 rng(12);
     auto check = [&](std::vector<float> x) {
         const std::int64_t n = static_cast<std::int64_t>(x.size());
@@ -211,9 +276,18 @@ TEST_CASE("ops: AVX2 softmax of random, large, equal and -inf inputs", "[ops]") 
     for (float p : eq) CHECK(p == Approx(1.0 / 257).epsilon(1e-6));
 }
 
-TEST_CASE("ops: AVX2 F32 / F16 GEMV on odd shapes, unaligned, any row split", "[ops]") {
-    if (skip_without_avx2()) return;
-    const OpsTable& v = vec_ops();
+}  // namespace
+
+TEST_CASE("ops: vector softmax of random, large, equal and -inf inputs", "[ops]") {
+    for (const VecOps& v : vector_isas()) {
+        INFO("isa " << v.name);
+        check_softmax(*v.ops);
+    }
+}
+
+namespace {
+
+void check_gemv(const OpsTable& v) {
     std::mt19937 rng(13);
     for (std::int64_t rows : {1, 3, 5, 9, 37}) {
         for (std::int64_t cols : kSizes) {
@@ -263,31 +337,43 @@ TEST_CASE("ops: AVX2 F32 / F16 GEMV on odd shapes, unaligned, any row split", "[
     }
 }
 
+}  // namespace
+
+TEST_CASE("ops: vector F32 / F16 GEMV on odd shapes, unaligned, any row split", "[ops]") {
+    for (const VecOps& v : vector_isas()) {
+        INFO("isa " << v.name);
+        check_gemv(*v.ops);
+    }
+}
+
 TEST_CASE("ops: F16 row conversion is exact for every binary16 value", "[ops]") {
-    if (skip_without_avx2()) return;
     std::vector<std::uint8_t> buf(2 * 65536 + 1);
     for (std::uint32_t h = 0; h < 65536; ++h) {
         buf[1 + 2 * h] = static_cast<std::uint8_t>(h & 0xFF);
         buf[2 + 2 * h] = static_cast<std::uint8_t>(h >> 8);
     }
-    for (std::int64_t n : {65536, 65533, 7, 1}) {
-        std::vector<float> a(static_cast<std::size_t>(n)), b(a.size());
-        scalar::f16_row(buf.data() + 1, n, a.data());
-        vec_ops().f16_row(buf.data() + 1, n, b.data());
-        for (std::int64_t i = 0; i < n; ++i) {
-            INFO("binary16 0x" << std::hex << i);
-            if (std::isnan(a[i])) {
-                CHECK(std::isnan(b[i]));
-            } else {
-                CHECK(std::memcmp(&a[i], &b[i], sizeof(float)) == 0);
+    for (const VecOps& v : vector_isas()) {
+        INFO("isa " << v.name);
+        for (std::int64_t n : {65536, 65533, 7, 3, 1}) {
+            std::vector<float> a(static_cast<std::size_t>(n)), b(a.size() + 1, -7.0f);
+            scalar::f16_row(buf.data() + 1, n, a.data());
+            v.ops->f16_row(buf.data() + 1, n, b.data());
+            REQUIRE(b[static_cast<std::size_t>(n)] == -7.0f);  // nothing written past the row
+            for (std::int64_t i = 0; i < n; ++i) {
+                INFO("binary16 0x" << std::hex << i);
+                if (std::isnan(a[i])) {
+                    CHECK(std::isnan(b[i]));
+                } else {
+                    CHECK(std::memcmp(&a[i], &b[i], sizeof(float)) == 0);
+                }
             }
         }
     }
 }
 
-TEST_CASE("ops: AVX2 attention over 1..300 positions with GQA strides", "[ops]") {
-    if (skip_without_avx2()) return;
-    const OpsTable& v = vec_ops();
+namespace {
+
+void check_attention(const OpsTable& v) {
     std::mt19937 rng(14);
     struct Shape {
         std::int64_t hd, n_kv;
@@ -326,9 +412,17 @@ TEST_CASE("ops: AVX2 attention over 1..300 positions with GQA strides", "[ops]")
     }
 }
 
+}  // namespace
+
+TEST_CASE("ops: vector attention over 1..300 positions with GQA strides", "[ops]") {
+    for (const VecOps& v : vector_isas()) {
+        INFO("isa " << v.name);
+        check_attention(*v.ops);
+    }
+}
+
 TEST_CASE("ops: attention over a binary16 cache is attention over the widened cache, bit for bit", "[ops]") {
-    std::vector<const OpsTable*> tables = {&ops_table(Isa::Generic)};
-    if (avx2_available()) tables.push_back(&vec_ops());
+    const std::vector<const OpsTable*> tables = all_tables();
     std::mt19937 rng(15);
     struct Shape {
         std::int64_t hd, n_kv;
@@ -373,8 +467,7 @@ TEST_CASE("ops: F32 -> binary16 rows round to nearest even, the same on every IS
     // Every reference value is f32_to_f16 (dtype.h), which the converter uses too.
     std::vector<std::uint16_t> want(x.size());
     for (std::size_t i = 0; i < x.size(); ++i) want[i] = f32_to_f16(x[i]);
-    std::vector<const OpsTable*> tables = {&ops_table(Isa::Generic)};
-    if (avx2_available()) tables.push_back(&vec_ops());
+    const std::vector<const OpsTable*> tables = all_tables();
     for (const OpsTable* ops : tables) {
         // Whole, and every length and offset around the 8-wide blocks and tail.
         std::vector<std::uint16_t> got(x.size(), 0xBEEF);
@@ -399,10 +492,11 @@ TEST_CASE("ops: F32 -> binary16 rows round to nearest even, the same on every IS
     }
 }
 
-TEST_CASE("ops: AVX2 RoPE rotation is bit-identical to the scalar one", "[ops]") {
-    if (skip_without_avx2()) return;
+namespace {
+
+void check_rope(const OpsTable& v) {
     std::mt19937 rng(15);
-    for (std::int64_t hd : {2, 6, 16, 34, 64, 128}) {
+    for (std::int64_t hd : {2, 6, 10, 16, 34, 64, 128}) {
         const std::int64_t half = hd / 2;
         std::vector<float> c(static_cast<std::size_t>(half)), s(c.size());
         for (std::int64_t i = 0; i < half; ++i) {
@@ -411,8 +505,157 @@ TEST_CASE("ops: AVX2 RoPE rotation is bit-identical to the scalar one", "[ops]")
         }
         std::vector<float> a = randn(5 * hd, rng), b = a;
         scalar::rope(a.data(), 5, hd, c.data(), s.data());
-        vec_ops().rope(b.data(), 5, hd, c.data(), s.data());
+        v.rope(b.data(), 5, hd, c.data(), s.data());
         INFO("hd " << hd);
         CHECK(same_bits(a.data(), b.data(), 5 * hd));
+    }
+}
+
+}  // namespace
+
+TEST_CASE("ops: vector RoPE rotation is bit-identical to the scalar one", "[ops]") {
+    for (const VecOps& v : vector_isas()) {
+        INFO("isa " << v.name);
+        check_rope(*v.ops);
+    }
+}
+
+namespace {
+
+// Inputs that every platform generates alike: a 64-bit LCG (std::normal_distribution's
+// algorithm is the standard library's own) giving 24-bit integers scaled by powers of two,
+// exact in float.
+struct Lcg {
+    std::uint64_t s;
+    float next(int exp2) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        const auto v = static_cast<std::int32_t>(s >> 40) - (1 << 23);  // [-2^23, 2^23)
+        return std::ldexp(static_cast<float>(v), exp2 - 23);             // [-2^exp2, 2^exp2)
+    }
+    std::vector<float> vec(std::int64_t n, int exp2) {
+        std::vector<float> v(static_cast<std::size_t>(n));
+        for (auto& x : v) x = next(exp2);
+        return v;
+    }
+};
+
+// FNV-1a over the bytes of n values, continuing from h.
+template <typename T>
+std::uint64_t fnv(const T* p, std::int64_t n, std::uint64_t h) {
+    const auto* b = reinterpret_cast<const unsigned char*>(p);
+    for (std::size_t i = 0; i < static_cast<std::size_t>(n) * sizeof(T); ++i) h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+constexpr std::uint64_t kFnvStart = 0xcbf29ce484222325ULL;
+
+// Hashes of every vector op's outputs on fixed inputs, in the order of kVecOpsBits.
+std::vector<std::uint64_t> vector_op_bits(const VecOps& v) {
+    const OpsTable& o = *v.ops;
+    Lcg g{42};
+    std::vector<std::uint64_t> h;
+    const std::vector<std::int64_t> sizes = {1, 3, 7, 8, 9, 33, 64, 255, 257, 1000};
+    {  // exp over [-128, 128)
+        const std::vector<float> x = g.vec(4003, 7);
+        std::vector<float> y(x.size());
+        v.exp(x.data(), static_cast<std::int64_t>(x.size()), y.data());
+        h.push_back(fnv(y.data(), static_cast<std::int64_t>(y.size()), kFnvStart));
+    }
+    std::uint64_t hd = kFnvStart, ha = kFnvStart, hr = kFnvStart, hs = kFnvStart, hw = kFnvStart;
+    for (std::int64_t n : sizes) {
+        const std::vector<float> a = g.vec(n, 2), b = g.vec(n, 3);
+        const float d = o.dot(a.data(), b.data(), n);
+        hd = fnv(&d, 1, hd);
+        std::vector<float> y = g.vec(n, 1);
+        o.axpy(g.next(0), a.data(), n, y.data());
+        ha = fnv(y.data(), n, ha);
+        o.rmsnorm(a.data(), b.data(), n, 1e-5f, y.data());
+        hr = fnv(y.data(), n, hr);
+        std::vector<float> s = g.vec(n, 5);  // softmax with masked (-inf) positions
+        for (std::int64_t i = 2; i < n; i += 3) s[static_cast<std::size_t>(i)] = -INFINITY;
+        o.softmax(s.data(), n);
+        hs = fnv(s.data(), n, hs);
+        const std::vector<float> gate = g.vec(n, 4);
+        o.swiglu(gate.data(), b.data(), n, y.data());
+        hw = fnv(y.data(), n, hw);
+    }
+    h.insert(h.end(), {hd, ha, hr, hs, hw});
+    {  // GEMVs: 6 rows (a group of four and two single rows) of awkward lengths
+        std::uint64_t h32 = kFnvStart, h16 = kFnvStart;
+        for (std::int64_t cols : {7, 33, 64, 300}) {
+            const std::vector<float> w = g.vec(6 * cols, 1), x = g.vec(cols, 2);
+            std::vector<std::uint16_t> w16(w.size());
+            for (std::size_t i = 0; i < w.size(); ++i) w16[i] = f32_to_f16(w[i]);
+            std::vector<std::uint8_t> bytes(2 * w16.size());
+            std::memcpy(bytes.data(), w16.data(), bytes.size());  // little-endian hosts both
+            float y[6];
+            o.gemv_f32(w.data(), cols, x.data(), 0, 6, y);
+            h32 = fnv(y, 6, h32);
+            o.gemv_f16(bytes.data(), cols, x.data(), 0, 6, y);
+            h16 = fnv(y, 6, h16);
+        }
+        h.insert(h.end(), {h32, h16});
+    }
+    {  // attention over F32 and binary16 caches
+        std::uint64_t h32 = kFnvStart, h16 = kFnvStart;
+        const std::vector<std::pair<std::int64_t, std::int64_t>> shapes = {{64, 2}, {36, 2}, {3, 3}, {100, 1}};
+        for (auto [hdim, n_kv] : shapes) {
+            const std::int64_t kvd = hdim * n_kv, max_n = 70;
+            const std::vector<float> kc = g.vec(max_n * kvd, 2), vc = g.vec(max_n * kvd, 2);
+            std::vector<std::uint16_t> k16(kc.size()), v16(vc.size());
+            o.f32_to_f16_row(kc.data(), static_cast<std::int64_t>(kc.size()), k16.data());
+            o.f32_to_f16_row(vc.data(), static_cast<std::int64_t>(vc.size()), v16.data());
+            std::vector<float> sc(max_n), out(static_cast<std::size_t>(hdim));
+            for (std::int64_t n : {1, 5, 9, 33, 70}) {
+                const std::vector<float> q = g.vec(hdim, 1);
+                const std::int64_t off = (n % n_kv) * hdim;
+                o.attention(q.data(), kc.data() + off, vc.data() + off, n, kvd, hdim, 0.125f, sc.data(), out.data());
+                h32 = fnv(out.data(), hdim, fnv(sc.data(), n, h32));
+                o.attention_f16(q.data(), k16.data() + off, v16.data() + off, n, kvd, hdim, 0.125f, sc.data(),
+                                out.data());
+                h16 = fnv(out.data(), hdim, fnv(sc.data(), n, h16));
+            }
+        }
+        h.insert(h.end(), {h32, h16});
+    }
+    {  // conversions and RoPE
+        const std::vector<float> x = g.vec(1001, 17);
+        std::vector<std::uint16_t> x16(x.size());
+        o.f32_to_f16_row(x.data(), static_cast<std::int64_t>(x.size()), x16.data());
+        std::vector<float> back(x.size());
+        o.f16_row(reinterpret_cast<const std::uint8_t*>(x16.data()), static_cast<std::int64_t>(x16.size()),
+                  back.data());
+        std::vector<float> r = g.vec(3 * 68, 2);
+        const std::vector<float> c = g.vec(34, 0), s = g.vec(34, 0);
+        o.rope(r.data(), 3, 68, c.data(), s.data());
+        h.insert(h.end(), {fnv(x16.data(), static_cast<std::int64_t>(x16.size()), kFnvStart),
+                           fnv(back.data(), static_cast<std::int64_t>(back.size()), kFnvStart),
+                           fnv(r.data(), static_cast<std::int64_t>(r.size()), kFnvStart)});
+    }
+    return h;
+}
+
+// The hashes as the AVX2 ops compute them (recorded from an x86-64 AVX2 build); the NEON
+// ops must give the same. A deliberate change to an op's arithmetic changes ops_avx2.cpp
+// and ops_neon.cpp alike, and then these values.
+constexpr const char* kVecOpsNames[] = {"exp",     "dot",    "axpy",      "rmsnorm",       "softmax",
+                                        "swiglu",  "gemv_f32", "gemv_f16", "attention",   "attention_f16",
+                                        "f32_to_f16_row", "f16_row", "rope"};
+constexpr std::uint64_t kVecOpsBits[] = {
+    0x50363cfae5b59e2dULL, 0xdbd2957b63a64405ULL, 0x9e1c5dfb78558eb2ULL, 0x458ebaba50048871ULL,
+    0x5bf97d1b60ab0e4bULL, 0x837f524a03d78919ULL, 0x71648d1ab389070cULL, 0x651e5b68e84c7e2cULL,
+    0xa85776b489add120ULL, 0xb79ba25fe422876fULL, 0x8d72fe8bc9cf813fULL, 0x7d3f09465c7ff2d4ULL,
+    0x88844d2cd971c78cULL};
+
+}  // namespace
+
+TEST_CASE("ops: the vector ops give the same bits on AVX2 and NEON", "[ops]") {
+    for (const VecOps& v : vector_isas()) {
+        const std::vector<std::uint64_t> got = vector_op_bits(v);
+        REQUIRE(got.size() == std::size(kVecOpsBits));
+        static_assert(std::size(kVecOpsNames) == std::size(kVecOpsBits));
+        for (std::size_t i = 0; i < got.size(); ++i) {
+            INFO("isa " << v.name << " op " << kVecOpsNames[i] << " hash 0x" << std::hex << got[i]);
+            CHECK(got[i] == kVecOpsBits[i]);
+        }
     }
 }

@@ -186,6 +186,12 @@ constexpr OpsTable kAvx2Ops{&avx2::rmsnorm, &avx2::softmax,  &avx2::swiglu,   &a
                             &avx2::attention, &avx2::attention_f16, &avx2::f32_to_f16_row,
                             &avx2::rope};
 #endif
+#ifdef BITTTT_HAVE_NEON_KERNEL
+constexpr OpsTable kNeonOps{&neon::rmsnorm, &neon::softmax,  &neon::swiglu,   &neon::dot,
+                            &neon::axpy,    &neon::gemv_f32, &neon::gemv_f16, &neon::f16_row,
+                            &neon::attention, &neon::attention_f16, &neon::f32_to_f16_row,
+                            &neon::rope};
+#endif
 
 // The table of active_isa(), decided on the first op call (never per call).
 const OpsTable& active_ops() {
@@ -197,13 +203,17 @@ const OpsTable& active_ops() {
 
 const OpsTable& ops_table(Isa isa) {
     switch (isa) {
-        case Isa::Generic:
-        case Isa::Neon: return kScalarOps;  // no NEON ops yet
+        case Isa::Generic: return kScalarOps;
         case Isa::Avx2:
 #ifdef BITTTT_HAVE_AVX2_KERNEL
             if (avx2_available()) return kAvx2Ops;
 #endif
             throw UsageError("the AVX2 ops are not available on this CPU or in this build");
+        case Isa::Neon:
+#ifdef BITTTT_HAVE_NEON_KERNEL
+            if (neon_available()) return kNeonOps;
+#endif
+            throw UsageError("the NEON ops are not available on this CPU or in this build");
     }
     return kScalarOps;
 }

@@ -3,11 +3,13 @@
 //
 // kernels::rmsnorm etc. run the version of active_isa() (a table of function pointers
 // chosen once, see ops_table()). kernels::scalar:: holds the portable reference versions
-// (ops_scalar.cpp), kernels::avx2:: the AVX2 + FMA + F16C ones (ops_avx2.cpp). Unlike the
-// ternary GEMV, the vector versions are not bit-identical to the scalar ones: they sum in
-// a different order, use FMA and a polynomial exp (tests/test_ops.cpp bounds the
-// differences). Each output element is still computed the same way whatever rows or
-// positions a call covers, so results do not depend on the thread count.
+// (ops_scalar.cpp), kernels::avx2:: the AVX2 + FMA + F16C ones (ops_avx2.cpp),
+// kernels::neon:: the AArch64 NEON ones (ops_neon.cpp, bit-identical to the AVX2 ones, so
+// x86-64 and aarch64 builds compute the same logits). Unlike the ternary GEMV, the vector
+// versions are not bit-identical to the scalar ones: they sum in a different order, use FMA
+// and a polynomial exp (tests/test_ops.cpp bounds the differences). Each output element is
+// still computed the same way whatever rows or positions a call covers, so results do not
+// depend on the thread count.
 #pragma once
 
 #include <cstdint>
@@ -56,7 +58,8 @@ struct OpsTable {
     void (*rope)(float* vec, std::int64_t n_heads, std::int64_t hd, const float* cos, const float* sin);
 };
 
-// The ops of an ISA. Throws UsageError for Avx2 when avx2_available() is false.
+// The ops of an ISA. Throws UsageError for Avx2 when avx2_available() is false, for Neon
+// when neon_available() is false.
 const OpsTable& ops_table(Isa isa);
 
 // The dispatched ops (the table of active_isa(), looked up once).
@@ -113,6 +116,29 @@ void rope(float* vec, std::int64_t n_heads, std::int64_t hd, const float* cos, c
 // accuracy in ops_avx2.cpp).
 void exp(const float* x, std::int64_t n, float* out);
 }  // namespace avx2
+#endif
+
+#ifdef BITTTT_HAVE_NEON_KERNEL
+// AArch64 Advanced SIMD (base Armv8-A): call only when neon_available(). The same results,
+// bit for bit, as the avx2:: versions.
+namespace neon {
+void rmsnorm(const float* x, const float* w, std::int64_t n, float eps, float* out);
+void softmax(float* x, std::int64_t n);
+void swiglu(const float* gate, const float* up, std::int64_t n, float* out);
+float dot(const float* a, const float* b, std::int64_t n);
+void axpy(float a, const float* x, std::int64_t n, float* y);
+void gemv_f32(const float* w, std::int64_t cols, const float* x, std::int64_t r0, std::int64_t r1, float* y);
+void gemv_f16(const std::uint8_t* w, std::int64_t cols, const float* x, std::int64_t r0, std::int64_t r1, float* y);
+void f16_row(const std::uint8_t* src, std::int64_t n, float* out);
+void attention(const float* q, const float* k, const float* v, std::int64_t n, std::int64_t stride, std::int64_t hd,
+               float scale, float* scores, float* out);
+void attention_f16(const float* q, const std::uint16_t* k, const std::uint16_t* v, std::int64_t n,
+                   std::int64_t stride, std::int64_t hd, float scale, float* scores, float* out);
+void f32_to_f16_row(const float* x, std::int64_t n, std::uint16_t* out);
+void rope(float* vec, std::int64_t n_heads, std::int64_t hd, const float* cos, const float* sin);
+// The vector exp of softmax and SwiGLU (avx2::exp's, exposed for tests).
+void exp(const float* x, std::int64_t n, float* out);
+}  // namespace neon
 #endif
 
 }  // namespace bitttt::kernels

@@ -7,6 +7,10 @@
 // same sequence of operations as when it is processed alone, so results do not depend on
 // how rows are split between threads.
 //
+// ops_neon.cpp computes the same bits on AArch64 (same operation order, FMA in the same
+// places, the same exp): a change to the arithmetic here goes there too, and
+// tests/test_ops.cpp pins the bits of both ("the vector ops give the same bits").
+//
 // exp: range reduction x = n ln2 + r with |r| <= ln2/2 (ln2 split in two so n ln2 is exact
 // enough), a degree-6 polynomial for e^r (Cephes' expf coefficients) and 2^n applied as
 // two exponent-field scalings 2^(n/2) 2^(n - n/2), so results that are subnormal, overflow
