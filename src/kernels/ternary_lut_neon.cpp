@@ -97,7 +97,7 @@ BITTTT_NEON_INLINE void block_dots(const std::uint8_t* codes, const std::uint8_t
         for (int s = s0; s < s1; s += kBytesPerGroup) {
             const int s2 = std::min(s1, s + kBytesPerGroup);
             uint8x16_t l8[2] = {vdupq_n_u8(0), vdupq_n_u8(0)}, h8[2] = {vdupq_n_u8(0), vdupq_n_u8(0)};
-            for (int t = s; t < s2; ++t) {
+            auto code_byte = [&](int t) {
                 const std::uint8_t* rec = tab + 64 * static_cast<std::size_t>(t);
                 const uint8x16_t la = vld1q_u8(rec), lb = vld1q_u8(rec + 16), ha = vld1q_u8(rec + 32),
                                  hb = vld1q_u8(rec + 48);
@@ -108,6 +108,11 @@ BITTTT_NEON_INLINE void block_dots(const std::uint8_t* codes, const std::uint8_t
                     l8[h] = vaddq_u8(l8[h], vaddq_u8(vqtbl1q_u8(la, ia), vqtbl1q_u8(lb, ib)));
                     h8[h] = vaddq_u8(h8[h], vaddq_u8(vqtbl1q_u8(ha, ia), vqtbl1q_u8(hb, ib)));
                 }
+            };
+            if (s2 - s == kBytesPerGroup) {  // a whole group: a fixed trip count, unrolled
+                for (int t = 0; t < kBytesPerGroup; ++t) code_byte(s + t);
+            } else {
+                for (int t = s; t < s2; ++t) code_byte(t);
             }
             fold<true>(l8, h8, al, ah);
         }
@@ -132,7 +137,7 @@ BITTTT_NEON_INLINE void block_dots_dense(const std::uint8_t* codes, const std::u
             const int j2 = std::min(j1, j + kDenseBytesPerFold);
             uint8x16_t l8[2] = {vdupq_n_u8(0), vdupq_n_u8(0)}, h8[2] = {vdupq_n_u8(0), vdupq_n_u8(0)};
             uint8x16_t ms[2] = {vdupq_n_u8(0), vdupq_n_u8(0)};  // sum of the masks: minus the negated lookups
-            for (int t = j; t < j2; ++t) {
+            auto index_byte = [&](int t) {
                 const std::uint8_t* rec = tab + 64 * static_cast<std::size_t>(t);
                 const uint8x16_t la = vld1q_u8(rec), ha = vld1q_u8(rec + 16), lb = vld1q_u8(rec + 32),
                                  hb = vld1q_u8(rec + 48);
@@ -149,6 +154,11 @@ BITTTT_NEON_INLINE void block_dots_dense(const std::uint8_t* codes, const std::u
                     h8[h] = vaddq_u8(h8[h], vaddq_u8(veorq_u8(vqtbl1q_u8(ha, ia), ma), veorq_u8(vqtbl1q_u8(hb, ib), mb)));
                     ms[h] = vaddq_u8(ms[h], vaddq_u8(ma, mb));
                 }
+            };
+            if (j2 - j == kDenseBytesPerFold) {  // a whole fold: a fixed trip count, unrolled
+                for (int t = 0; t < kDenseBytesPerFold; ++t) index_byte(j + t);
+            } else {
+                for (int t = j; t < j2; ++t) index_byte(t);
             }
             for (int h = 0; h < 2; ++h) {
                 l8[h] = vsubq_u8(l8[h], ms[h]);
