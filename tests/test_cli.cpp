@@ -603,7 +603,7 @@ TEST_CASE("cli: repack rewrites the arrangement and packing bit for bit, and old
     CHECK(new_run["ids"] == old_run["ids"]);
     if (lut) CHECK(new_err.find("rearranged") == std::string::npos);
     // The maddubs design reads rows: it rearranges a tiled file, with the same result.
-    if (bitttt::kernels::avx2_available()) {
+    if (bitttt::kernels::avx2_available() || bitttt::kernels::neon_available()) {
         const auto [m_run, m_err] = generate(tiles, "maddubs");
         CHECK(m_run["ids"] == old_run["ids"]);
         CHECK(m_err.find("maddubs") != std::string::npos);

@@ -1,17 +1,20 @@
 // The lookup-table ternary GEMV (design (b), src/kernels/ternary_lut.h) against the scalar
 // reference ternary_gemv_ref: bit-identical outputs for both packings (2bit tiles through
 // lut_prepare_ref / lut_gemv_ref, dense tiles through lut_prepare_dense_ref /
-// lut_gemv_dense_ref, and their AVX2 versions), block sizes 32..256 (plus block sizes that
+// lut_gemv_dense_ref, and their AVX2 and NEON versions), block sizes 32..256 (plus block sizes that
 // are no multiple of 4 or need int16 widening), every N 1..4 and K <= N, shapes that are
 // no multiple of the 32-row tile, row sub-ranges, extreme activations and trits, and every
 // byte value of a packed group; binary16 and two-level scales. The table builds' AVX2
 // versions must produce the references' bytes. Also: the tiles' sizes, lut_view in place,
-// lut_repack on a thread pool, the dispatching entry points and the batched GEMM.
+// lut_repack on a thread pool, the dispatching entry points, the batched GEMM and the
+// levels path (AVX2; NEON plain and sdot).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "bitttt/dtype.h"
@@ -91,6 +94,30 @@ LutKernel avx2_kernel(Packing p) {
     return {lut_prepare, lut_gemv, "dispatch (lut_prepare / lut_gemv)"};
 }
 
+// The NEON kernels of a packing (aarch64 builds), or the dispatching entry points.
+LutKernel neon_kernel(Packing p) {
+#ifdef BITTTT_HAVE_NEON_KERNEL
+    if (p == Packing::TwoBit) return {lut_prepare_neon, lut_gemv_neon, "2bit neon"};
+    return {lut_prepare_dense_neon, lut_gemv_dense_neon, "dense neon"};
+#else
+    (void)p;
+    return {lut_prepare, lut_gemv, "dispatch (lut_prepare / lut_gemv)"};
+#endif
+}
+
+#ifdef BITTTT_HAVE_NEON_KERNEL
+// The batched NEON kernel of a packing.
+LutGemmFn neon_gemm(Packing p) { return p == Packing::TwoBit ? lut_gemm_neon : lut_gemm_dense_neon; }
+#endif
+
+// The kernels a sweep tests: the references, or a vector ISA's (whose table builds must
+// give the references' bytes).
+enum class Impl { Ref, Avx2, Neon };
+
+LutKernel kernel_for(Impl impl, Packing p) {
+    return impl == Impl::Avx2 ? avx2_kernel(p) : impl == Impl::Neon ? neon_kernel(p) : ref_kernel(p);
+}
+
 // The batched AVX2 kernel of a packing, or the dispatching lut_gemm.
 LutGemmFn avx2_gemm(Packing p) {
 #ifdef BITTTT_HAVE_AVX2_KERNEL
@@ -149,11 +176,11 @@ struct Pb {
     bool wide = true;  // false: the sweep's shapes up to 1100 columns only (time)
 };
 
-// Runs every (N, K) on one shape and fill; `avx2` picks the kernel under test.
-int run_shape(const TernaryLayout& base, Fill fill, Act act, bool avx2, std::mt19937& rng, int n_max = 4) {
+// Runs every (N, K) on one shape and fill; `impl` picks the kernel under test.
+int run_shape(const TernaryLayout& base, Fill fill, Act act, Impl impl, std::mt19937& rng, int n_max = 4) {
     int cases = 0;
     const LutKernel ref = ref_kernel(base.packing);
-    const LutKernel kern = avx2 ? avx2_kernel(base.packing) : ref;
+    const LutKernel kern = kernel_for(impl, base.packing);
     for (int n = 1; n <= n_max; ++n) {
         TernaryLayout l = base;
         l.bases = n;
@@ -164,7 +191,7 @@ int run_shape(const TernaryLayout& base, Fill fill, Act act, bool avx2, std::mt1
         check_repacked(l, w);
         std::vector<std::uint8_t> tables(lut_table_bytes(l), 0x55);
         ref.prepare(l, q.data(), tables.data());
-        if (avx2) {
+        if (impl != Impl::Ref) {
             std::vector<std::uint8_t> t2(tables.size(), 0xAA);
             kern.prepare(l, q.data(), t2.data());
             INFO(kern.name << " table build: packing " << packing_name(l.packing) << " B " << l.block_size << " cols "
@@ -190,8 +217,9 @@ TernaryLayout layout(Pb pb, std::int64_t rows, std::int64_t cols, ScaleMode mode
     return l;
 }
 
-void run_all(bool avx2, ScaleMode mode, int scale_bits = 16) {
-    std::mt19937 rng((avx2 ? 20261123 : 7) + (mode == ScaleMode::Tied ? 1 : 0) + (scale_bits == 8 ? 2 : 0));
+void run_all(Impl impl, ScaleMode mode, int scale_bits = 16) {
+    const bool fast = impl != Impl::Ref;
+    std::mt19937 rng((fast ? 20261123 : 7) + (mode == ScaleMode::Tied ? 1 : 0) + (scale_bits == 8 ? 2 : 0));
     const std::int64_t all_cols[] = {1, 3, 7, 33, 64, 255, 257, 4096};
     const std::int64_t all_rows[] = {1, 3, 7, 9, 33, 257};
     // Block sizes 32..256 in both packings, plus blocks that are no multiple of 4 (dense
@@ -210,9 +238,9 @@ void run_all(bool avx2, ScaleMode mode, int scale_bits = 16) {
                 // The scalar reference over the biggest shapes is slow: N = 1..2 there.
                 const int n_max = cols * rows > 200000 ? 2 : 4;
                 // (Under the sanitizers both up to one 4096-column row.)
-                const std::int64_t max_elems = bitttt::test::kSanitized ? 4096 : avx2 ? cols * rows : 20000;
+                const std::int64_t max_elems = bitttt::test::kSanitized ? 4096 : fast ? cols * rows : 20000;
                 if (cols * rows > max_elems) continue;
-                cases += run_shape(layout(pb, rows, cols, mode, scale_bits), Fill::Random, Act::Random, avx2, rng, n_max);
+                cases += run_shape(layout(pb, rows, cols, mode, scale_bits), Fill::Random, Act::Random, impl, rng, n_max);
             }
         }
         // Extremes: full-range activations with all-equal trits reach the byte-sum bounds
@@ -221,10 +249,10 @@ void run_all(bool avx2, ScaleMode mode, int scale_bits = 16) {
         for (const std::int64_t cols : {std::int64_t{255}, std::int64_t{1100}}) {
             for (Fill f : {Fill::AllPlus, Fill::AllMinus}) {
                 for (Act a : {Act::Plus127, Act::Minus127, Act::Alternating})
-                    cases += run_shape(layout(pb, 35, cols, mode, scale_bits), f, a, avx2, rng, 2);
+                    cases += run_shape(layout(pb, 35, cols, mode, scale_bits), f, a, impl, rng, 2);
             }
-            cases += run_shape(layout(pb, 70, cols, mode, scale_bits), Fill::EveryByte, Act::Random, avx2, rng, 3);
-            cases += run_shape(layout(pb, 70, cols, mode, scale_bits), Fill::Raw, Act::Plus127, avx2, rng, 3);
+            cases += run_shape(layout(pb, 70, cols, mode, scale_bits), Fill::EveryByte, Act::Random, impl, rng, 3);
+            cases += run_shape(layout(pb, 70, cols, mode, scale_bits), Fill::Raw, Act::Plus127, impl, rng, 3);
         }
     }
     CHECK(cases > 1000);
@@ -233,11 +261,11 @@ void run_all(bool avx2, ScaleMode mode, int scale_bits = 16) {
 }  // namespace
 
 TEST_CASE("LUT reference GEMV over repacked weights is bit-identical to ternary_gemv_ref", "[kernels][lut]") {
-    run_all(false, ScaleMode::Free);
+    run_all(Impl::Ref, ScaleMode::Free);
 }
 
 TEST_CASE("LUT reference GEMV, tied scales: bit-identical to ternary_gemv_ref", "[kernels][lut][tied]") {
-    run_all(false, ScaleMode::Tied);
+    run_all(Impl::Ref, ScaleMode::Tied);
 }
 
 TEST_CASE("AVX2 LUT GEMV and table build are bit-identical to the references", "[kernels][lut]") {
@@ -245,7 +273,7 @@ TEST_CASE("AVX2 LUT GEMV and table build are bit-identical to the references", "
         WARN("SKIPPED: this CPU (or build) has no usable AVX2; the AVX2 LUT kernel is not tested");
         return;
     }
-    run_all(true, ScaleMode::Free);
+    run_all(Impl::Avx2, ScaleMode::Free);
 }
 
 TEST_CASE("AVX2 LUT GEMV, tied scales: bit-identical to the references", "[kernels][lut][tied]") {
@@ -253,12 +281,12 @@ TEST_CASE("AVX2 LUT GEMV, tied scales: bit-identical to the references", "[kerne
         WARN("SKIPPED: this CPU (or build) has no usable AVX2; the AVX2 LUT kernel is not tested");
         return;
     }
-    run_all(true, ScaleMode::Tied);
+    run_all(Impl::Avx2, ScaleMode::Tied);
 }
 
 TEST_CASE("LUT reference GEMV, two-level scales: bit-identical to ternary_gemv_ref", "[kernels][lut][two-level]") {
-    run_all(false, ScaleMode::Free, 8);
-    run_all(false, ScaleMode::Tied, 8);
+    run_all(Impl::Ref, ScaleMode::Free, 8);
+    run_all(Impl::Ref, ScaleMode::Tied, 8);
 }
 
 TEST_CASE("AVX2 LUT GEMV, two-level scales: bit-identical to the references", "[kernels][lut][two-level]") {
@@ -266,9 +294,36 @@ TEST_CASE("AVX2 LUT GEMV, two-level scales: bit-identical to the references", "[
         WARN("SKIPPED: this CPU (or build) has no usable AVX2; the AVX2 LUT kernel is not tested");
         return;
     }
-    run_all(true, ScaleMode::Free, 8);
-    run_all(true, ScaleMode::Tied, 8);
+    run_all(Impl::Avx2, ScaleMode::Free, 8);
+    run_all(Impl::Avx2, ScaleMode::Tied, 8);
 }
+
+#ifdef BITTTT_HAVE_NEON_KERNEL
+TEST_CASE("NEON LUT GEMV is bit-identical to the references", "[kernels][lut][neon]") {
+    if (!neon_available()) {
+        WARN("SKIPPED: this CPU has no Advanced SIMD; the NEON LUT kernel is not tested");
+        return;
+    }
+    run_all(Impl::Neon, ScaleMode::Free);
+}
+
+TEST_CASE("NEON LUT GEMV, tied scales: bit-identical to the references", "[kernels][lut][tied][neon]") {
+    if (!neon_available()) {
+        WARN("SKIPPED: this CPU has no Advanced SIMD; the NEON LUT kernel is not tested");
+        return;
+    }
+    run_all(Impl::Neon, ScaleMode::Tied);
+}
+
+TEST_CASE("NEON LUT GEMV, two-level scales: bit-identical to the references", "[kernels][lut][two-level][neon]") {
+    if (!neon_available()) {
+        WARN("SKIPPED: this CPU has no Advanced SIMD; the NEON LUT kernel is not tested");
+        return;
+    }
+    run_all(Impl::Neon, ScaleMode::Free, 8);
+    run_all(Impl::Neon, ScaleMode::Tied, 8);
+}
+#endif
 
 TEST_CASE("LUT dense tables: every entry value splits exactly as l + 20 h", "[kernels][lut]") {
     // Entry 13 (digits 1, 1, 1) of a triple is q0 + q1 + q2: every v in [-381, 381] once,
@@ -297,6 +352,13 @@ TEST_CASE("LUT dense tables: every entry value splits exactly as l + 20 h", "[ke
 #ifdef BITTTT_HAVE_LUT_DENSE_AVX2
         if (avx2_available()) {
             lut_prepare_dense_avx2(l, q.data(), fast.data());
+            CHECK(std::memcmp(ref.data(), fast.data(), ref.size()) == 0);
+        }
+#endif
+#ifdef BITTTT_HAVE_NEON_KERNEL
+        if (neon_available()) {
+            std::fill(fast.begin(), fast.end(), std::uint8_t{0x5A});
+            lut_prepare_dense_neon(l, q.data(), fast.data());
             CHECK(std::memcmp(ref.data(), fast.data(), ref.size()) == 0);
         }
 #endif
@@ -514,17 +576,16 @@ TEST_CASE("LUT dispatch: lut_prepare, lut_gemv and lut_gemm pick the packing's k
     }
 }
 
-TEST_CASE("AVX2 batched LUT GEMM equals the reference GEMV per input", "[kernels][lut]") {
-    if (!avx2_available()) {
-        WARN("SKIPPED: no usable AVX2; the AVX2 LUT GEMM is not tested");
-        return;
-    }
+namespace {
+
+// The batched GEMM of a packing (`gemm_of`) against the reference GEMV per input.
+void check_batched_gemm(LutGemmFn (*gemm_of)(Packing)) {
     std::mt19937 rng(4242);
     for (int bits : {16, 8}) {
         for (ScaleMode mode : {ScaleMode::Free, ScaleMode::Tied}) {
             for (Packing p : {Packing::TwoBit, Packing::Dense}) {
                 const LutKernel ref = ref_kernel(p);
-                const LutGemmFn gemm = avx2_gemm(p);
+                const LutGemmFn gemm = gemm_of(p);
                 for (int bs : {64, 128, 36, 96, 32}) {
                     for (std::int64_t rows : {1, 33, 70}) {
                         for (std::int64_t cols : {7, 257}) {
@@ -562,16 +623,35 @@ TEST_CASE("AVX2 batched LUT GEMM equals the reference GEMV per input", "[kernels
     }
 }
 
-#ifdef BITTTT_HAVE_AVX2_KERNEL
-TEST_CASE("AVX2 levels GEMM equals the reference GEMV per input, corrupt tile codes included", "[kernels][lut]") {
-    // The prompt path (ternary_lut_levels_avx2.cpp): K = 1, or tied scales with K <= 4,
-    // against lut_gemv_ref per input, for batches of 1, 5 and 33 inputs. Half the cases
-    // overwrite the tiles' code bytes with random bytes, as a tiles file read in place may
-    // hold: 2bit code 3 and dense magnitudes 14, 15 must read as the reference reads them.
+}  // namespace
+
+TEST_CASE("AVX2 batched LUT GEMM equals the reference GEMV per input", "[kernels][lut]") {
     if (!avx2_available()) {
-        WARN("SKIPPED: no usable AVX2; the AVX2 levels GEMM is not tested");
+        WARN("SKIPPED: no usable AVX2; the AVX2 LUT GEMM is not tested");
         return;
     }
+    check_batched_gemm(avx2_gemm);
+}
+
+#ifdef BITTTT_HAVE_NEON_KERNEL
+TEST_CASE("NEON batched LUT GEMM equals the reference GEMV per input", "[kernels][lut][neon]") {
+    if (!neon_available()) {
+        WARN("SKIPPED: no Advanced SIMD; the NEON LUT GEMM is not tested");
+        return;
+    }
+    check_batched_gemm(neon_gemm);
+}
+#endif
+
+#if defined(BITTTT_HAVE_AVX2_KERNEL) || defined(BITTTT_HAVE_NEON_KERNEL)
+namespace {
+
+// The prompt path's GEMM `gemm_levels` (lut_gemm_levels_avx2 / _neon / _neon_dot): K = 1, or
+// tied scales with K <= 4, against lut_gemv_ref per input, for batches of 1, 5 and 33
+// inputs. Half the cases overwrite the tiles' code bytes with random bytes, as a tiles file
+// read in place may hold: 2bit code 3 and dense magnitudes 14, 15 must read as the
+// reference reads them.
+void check_levels_gemm(LutGemmFn gemm_levels) {
     std::mt19937 rng(2026);
     std::uniform_int_distribution<int> byte(0, 255);
     int cases = 0;
@@ -619,7 +699,7 @@ TEST_CASE("AVX2 levels GEMM equals the reference GEMV per input, corrupt tile co
                                         if (!lut_levels_apply(l, k)) continue;
                                         CAPTURE(packing_name(p), bs, rows, cols, k, m, raw, scale_mode_name(mode), bits);
                                         std::vector<float> got(static_cast<std::size_t>(m * ldy), -1.0f);
-                                        lut_gemm_levels_avx2(w, k, lvs.data(), scales.data(), m, r0, rows, got.data(), ldy);
+                                        gemm_levels(w, k, lvs.data(), scales.data(), m, r0, rows, got.data(), ldy);
                                         for (int j = 0; j < m; ++j) {
                                             std::vector<float> want(static_cast<std::size_t>(rows - r0));
                                             ref.gemv(w, k, tabs[static_cast<std::size_t>(j)], scales[static_cast<std::size_t>(j)],
@@ -637,6 +717,51 @@ TEST_CASE("AVX2 levels GEMM equals the reference GEMV per input, corrupt tile co
         }
     }
     CHECK(cases > 400);
+}
+
+}  // namespace
+#endif
+
+#ifdef BITTTT_HAVE_AVX2_KERNEL
+TEST_CASE("AVX2 levels GEMM equals the reference GEMV per input, corrupt tile codes included", "[kernels][lut]") {
+    if (!avx2_available()) {
+        WARN("SKIPPED: no usable AVX2; the AVX2 levels GEMM is not tested");
+        return;
+    }
+    check_levels_gemm(lut_gemm_levels_avx2);
+}
+#endif
+
+#ifdef BITTTT_HAVE_NEON_KERNEL
+TEST_CASE("NEON levels GEMM (plain NEON) equals the reference GEMV per input, corrupt tile codes included",
+          "[kernels][lut][neon]") {
+    if (!neon_available()) {
+        WARN("SKIPPED: no Advanced SIMD; the NEON levels GEMM is not tested");
+        return;
+    }
+    check_levels_gemm(lut_gemm_levels_neon);
+}
+
+TEST_CASE("NEON levels GEMM (sdot) equals the reference GEMV per input, corrupt tile codes included",
+          "[kernels][lut][neon]") {
+    if (!neon_dotprod_available()) {
+        WARN("SKIPPED: this CPU has no dot-product extension (asimddp); the sdot levels GEMM is not tested");
+        return;
+    }
+    check_levels_gemm(lut_gemm_levels_neon_dot);
+}
+
+TEST_CASE("NEON dispatch: the lut design, NEON levels path and kernel names", "[kernels][lut][neon]") {
+    CHECK(choose_design(nullptr, Isa::Neon) == TernaryDesign::Lut);
+    CHECK(choose_design("lut", Isa::Neon) == TernaryDesign::Lut);
+    CHECK(choose_design("maddubs", Isa::Neon) == TernaryDesign::Maddubs);
+    if (active_isa() != Isa::Neon) return;  // BITTTT_ISA=generic
+    const TernaryLayout l{64, 256, 2, 64, Packing::TwoBit, ScaleMode::Tied, 16};
+    CHECK(lut_levels_available(l, 2) == lut_levels_enabled());
+    const std::string names = kernels_in_use();
+    INFO(names);
+    CHECK(names.rfind(neon_dotprod_available() ? "neon+dotprod (ternary: " : "neon (ternary: ", 0) == 0);
+    if (std::getenv("BITTTT_TERNARY_KERNEL") == nullptr) CHECK(names.find("(ternary: lut)") != std::string::npos);
 }
 #endif
 

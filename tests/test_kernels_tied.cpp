@@ -3,10 +3,11 @@
 // binary16 super-scale per row and slot): the scalar reference against the float product
 // of the dequantised rows (dequantize_row, the definition of the format), and every other
 // kernel (batched reference, maddubs AVX2 single and batched, LUT reference of the
-// packing, the dispatching LUT entry points, LUT AVX2 single and batched) bit-identical to
-// the reference, for N = 1..4, every K <= N, both packings, block sizes 32..256 (and some
-// that are no multiple of 16 or of 4), awkward shapes and row sub-ranges. Also: at N = 1 a tied tensor is a free one, and two-level
-// scales whose products d * u are binary16 values give the binary16 tensor's results.
+// packing, the dispatching LUT entry points, LUT AVX2 and NEON single, batched and levels)
+// bit-identical to the reference, for N = 1..4, every K <= N, both packings, block sizes
+// 32..256 (and some that are no multiple of 16 or of 4), awkward shapes and row
+// sub-ranges. Also: at N = 1 a tied tensor is a free one, and two-level scales whose
+// products d * u are binary16 values give the binary16 tensor's results.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -154,6 +155,32 @@ void check_kernels(const TernaryLayout& l, const std::uint8_t* data, const LutWe
     }
     lut_gemm(w, k, tabs, xs, 2, r0, r1, y.data(), ldy);
     same2("lut_gemm (dispatch)");
+#ifdef BITTTT_HAVE_NEON_KERNEL
+    if (neon_available()) {
+        const bool dense = l.packing == Packing::Dense;
+        (dense ? lut_gemv_dense_neon : lut_gemv_neon)(w, k, a.tables.data(), a.in.scale, r0, r1, y.data());
+        {
+            INFO((dense ? "lut_gemv_dense_neon" : "lut_gemv_neon"));
+            CHECK(same_bits(y.data(), ref_a.data() + r0, n));
+        }
+        (dense ? lut_gemm_dense_neon : lut_gemm_neon)(w, k, tabs, xs, 2, r0, r1, y.data(), ldy);
+        same2(dense ? "lut_gemm_dense_neon" : "lut_gemm_neon");
+        // The levels path (prompt batches): K = 1, or tied scales with K <= 4; plain NEON,
+        // and sdot where the CPU has it.
+        if (lut_levels_apply(l, k)) {
+            std::vector<std::uint8_t> la(lut_levels_bytes(l)), lb(la.size());
+            lut_levels_prepare(l, a.in.q.data(), la.data());
+            lut_levels_prepare(l, b.in.q.data(), lb.data());
+            const std::uint8_t* lv[2] = {la.data(), lb.data()};
+            lut_gemm_levels_neon(w, k, lv, xs, 2, r0, r1, y.data(), ldy);
+            same2("lut_gemm_levels_neon");
+            if (neon_dotprod_available()) {
+                lut_gemm_levels_neon_dot(w, k, lv, xs, 2, r0, r1, y.data(), ldy);
+                same2("lut_gemm_levels_neon_dot");
+            }
+        }
+    }
+#endif
     if (!avx2_available()) return;
     ternary_gemv_kernel(Isa::Avx2)(l, data, k, a.in.q.data(), a.in.scale, r0, r1, y.data());
     {

@@ -71,11 +71,12 @@ const char* design_name(TernaryDesign d) { return d == TernaryDesign::Lut ? "lut
 
 TernaryDesign choose_design(const char* override_value, Isa isa) {
     const std::string_view v = override_value ? std::string_view(override_value) : std::string_view();
-    if (v.empty()) return isa == Isa::Avx2 ? TernaryDesign::Lut : TernaryDesign::Maddubs;
+    const bool lut_kernels = isa == Isa::Avx2 || isa == Isa::Neon;
+    if (v.empty()) return lut_kernels ? TernaryDesign::Lut : TernaryDesign::Maddubs;
     if (v == "maddubs") return TernaryDesign::Maddubs;
     if (v == "lut") {
-        if (isa != Isa::Avx2) {
-            throw UsageError("BITTTT_TERNARY_KERNEL=lut needs the AVX2 kernels (the ISA in use is " +
+        if (!lut_kernels) {
+            throw UsageError("BITTTT_TERNARY_KERNEL=lut needs the AVX2 or NEON kernels (the ISA in use is " +
                              std::string(isa_name(isa)) + "); unset it or use maddubs");
         }
         return TernaryDesign::Lut;

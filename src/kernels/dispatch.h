@@ -58,8 +58,9 @@ void ternary_gemv(const TernaryLayout& layout, const std::uint8_t* data, int k_b
 enum class TernaryDesign { Maddubs, Lut };
 const char* design_name(TernaryDesign d);  // "maddubs" / "lut"
 // The design for BITTTT_TERNARY_KERNEL=maddubs|lut (nullptr or "": lut when the ISA is
-// AVX2, else the scalar reference, reported as maddubs). Throws UsageError for other
-// values, or lut without AVX2. Pure, for tests.
+// AVX2 or NEON, else the scalar reference, reported as maddubs; maddubs under NEON runs the
+// scalar reference on the rows arrangement). Throws UsageError for other values, or lut
+// without AVX2 or NEON. Pure, for tests.
 TernaryDesign choose_design(const char* override_value, Isa isa);
 // choose_design(getenv("BITTTT_TERNARY_KERNEL"), active_isa()), decided once.
 TernaryDesign active_design();

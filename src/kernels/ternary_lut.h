@@ -29,6 +29,11 @@
 // reference's order, with s = f16(s) or, two-level, the separately rounded product
 // d * float(u); then y = acc * x_scale.
 //
+// aarch64: ternary_lut_neon.cpp reads the same tiles and tables with vqtbl1q_u8 (16 rows per
+// lookup) and its own exactness argument (l and h widened apart, combined modulo 2^16; see
+// its header); the levels path there is ternary_lut_levels_neon*.cpp (plain NEON, and sdot
+// with the dot-product extension).
+//
 // RAM: the tiles arrangement is as large as the rows one (plus row padding to 32). Dense
 // tiles take 5 bits per 3 trits (1.67 bits per trit when B is a multiple of 24, 1.75 at
 // B = 64), against 2 for 2bit tiles.
@@ -189,8 +194,9 @@ void lut_gemv_dense_ref(const LutWeights& w, int k_bases, const std::uint8_t* ta
                         std::int64_t r1, float* y);
 
 // The kernel for the layout's packing: lut_prepare_avx2 / lut_gemv_avx2 (or the _dense_
-// ones) when active_isa() is Avx2 (dispatch.h; BITTTT_ISA), else the references. Same
-// results either way.
+// ones) when active_isa() is Avx2 (dispatch.h; BITTTT_ISA), lut_prepare_neon /
+// lut_gemv_neon (or _dense_) when it is Neon, else the references. Same results
+// either way.
 void lut_prepare(const TernaryLayout& layout, const std::int8_t* q, std::uint8_t* tables);
 void lut_gemv(const LutWeights& w, int k_bases, const std::uint8_t* tables, float x_scale, std::int64_t r0,
               std::int64_t r1, float* y);
@@ -230,8 +236,8 @@ constexpr int kLevelsMinBatch = 4;
 // False when the environment sets BITTTT_LUT_LEVELS=0 (read once): prompts then take the
 // per-base path, for measurements; the results are the same.
 bool lut_levels_enabled();
-// True when lut_gemm_levels can run here: the path applies, is enabled and the AVX2
-// kernels are active.
+// True when lut_gemm_levels can run here: the path applies, is enabled and the AVX2 or
+// NEON kernels are active.
 bool lut_levels_available(const TernaryLayout& layout, int k_bases);
 // The levels GEMM (lut_gemm's contract, inputs in the levels form); requires
 // lut_levels_available(w.layout, k_bases).
@@ -256,6 +262,29 @@ void lut_gemm_dense_avx2(const LutWeights& w, int k_bases, const std::uint8_t* c
 // requires lut_levels_apply(w.layout, k_bases).
 void lut_gemm_levels_avx2(const LutWeights& w, int k_bases, const std::uint8_t* const* in, const float* x_scales,
                           int m, std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy);
+#endif
+
+#ifdef BITTTT_HAVE_NEON_KERNEL
+// NEON versions (aarch64 builds; ternary_lut_neon.cpp, ternary_lut_levels_neon*.cpp). Call
+// only when neon_available(); lut_gemm_levels_neon_dot (sdot) only when
+// neon_dotprod_available(). Results are bit-identical to the _ref functions; row ranges need
+// not be tile-aligned. The table builds write the references' bytes.
+void lut_prepare_neon(const TernaryLayout& layout, const std::int8_t* q, std::uint8_t* tables);
+void lut_prepare_dense_neon(const TernaryLayout& layout, const std::int8_t* q, std::uint8_t* tables);
+void lut_gemv_neon(const LutWeights& w, int k_bases, const std::uint8_t* tables, float x_scale, std::int64_t r0,
+                   std::int64_t r1, float* y);
+void lut_gemm_neon(const LutWeights& w, int k_bases, const std::uint8_t* const* tables, const float* x_scales, int m,
+                   std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy);
+void lut_gemv_dense_neon(const LutWeights& w, int k_bases, const std::uint8_t* tables, float x_scale, std::int64_t r0,
+                         std::int64_t r1, float* y);
+void lut_gemm_dense_neon(const LutWeights& w, int k_bases, const std::uint8_t* const* tables, const float* x_scales,
+                         int m, std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy);
+// The levels GEMM (lut_gemm_levels_avx2's contract): plain NEON (widening multiplies) and
+// with the dot-product extension (sdot); requires lut_levels_apply(w.layout, k_bases).
+void lut_gemm_levels_neon(const LutWeights& w, int k_bases, const std::uint8_t* const* in, const float* x_scales,
+                          int m, std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy);
+void lut_gemm_levels_neon_dot(const LutWeights& w, int k_bases, const std::uint8_t* const* in, const float* x_scales,
+                              int m, std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy);
 #endif
 
 }  // namespace bitttt::kernels

@@ -1,6 +1,6 @@
 // Portable parts of the lookup-table GEMV (design (b), see ternary_lut.h): views and
 // rearranged copies of the weights, the reference table build, a scalar GEMV over 2bit
-// tiles, and the choice of kernel by packing and ISA.
+// tiles, and the choice of kernel by packing and ISA (AVX2, NEON, or these references).
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -105,6 +105,11 @@ void lut_prepare(const TernaryLayout& layout, const std::int8_t* q, std::uint8_t
         return dense ? lut_prepare_dense_avx2(layout, q, tables) : lut_prepare_avx2(layout, q, tables);
     }
 #endif
+#ifdef BITTTT_HAVE_NEON_KERNEL
+    if (active_isa() == Isa::Neon) {
+        return dense ? lut_prepare_dense_neon(layout, q, tables) : lut_prepare_neon(layout, q, tables);
+    }
+#endif
     if (dense) return lut_prepare_dense_ref(layout, q, tables);
     lut_prepare_ref(layout, q, tables);
 }
@@ -151,8 +156,9 @@ bool lut_levels_enabled() {
 }
 
 bool lut_levels_available(const TernaryLayout& layout, int k_bases) {
-#ifdef BITTTT_HAVE_AVX2_KERNEL
-    return lut_levels_enabled() && active_isa() == Isa::Avx2 && lut_levels_apply(layout, k_bases);
+#if defined(BITTTT_HAVE_AVX2_KERNEL) || defined(BITTTT_HAVE_NEON_KERNEL)
+    const Isa isa = active_isa();
+    return lut_levels_enabled() && (isa == Isa::Avx2 || isa == Isa::Neon) && lut_levels_apply(layout, k_bases);
 #else
     (void)layout;
     (void)k_bases;
@@ -165,6 +171,11 @@ void lut_gemm_levels(const LutWeights& w, int k_bases, const std::uint8_t* const
     if (!lut_levels_available(w.layout, k_bases)) throw std::logic_error("lut_gemm_levels: the levels path is not available");
 #ifdef BITTTT_HAVE_AVX2_KERNEL
     lut_gemm_levels_avx2(w, k_bases, in, x_scales, m, r0, r1, y, ldy);
+#elif defined(BITTTT_HAVE_NEON_KERNEL)
+    // The sdot form where the CPU has the dot-product extension (decided once).
+    static const bool dot = neon_dotprod_available();
+    if (dot) return lut_gemm_levels_neon_dot(w, k_bases, in, x_scales, m, r0, r1, y, ldy);
+    lut_gemm_levels_neon(w, k_bases, in, x_scales, m, r0, r1, y, ldy);
 #else
     (void)in, (void)x_scales, (void)m, (void)r0, (void)r1, (void)y, (void)ldy;
 #endif
@@ -177,6 +188,12 @@ void lut_gemm(const LutWeights& w, int k_bases, const std::uint8_t* const* table
     if (active_isa() == Isa::Avx2) {
         if (dense) return lut_gemm_dense_avx2(w, k_bases, tables, x_scales, m, r0, r1, y, ldy);
         return lut_gemm_avx2(w, k_bases, tables, x_scales, m, r0, r1, y, ldy);
+    }
+#endif
+#ifdef BITTTT_HAVE_NEON_KERNEL
+    if (active_isa() == Isa::Neon) {
+        if (dense) return lut_gemm_dense_neon(w, k_bases, tables, x_scales, m, r0, r1, y, ldy);
+        return lut_gemm_neon(w, k_bases, tables, x_scales, m, r0, r1, y, ldy);
     }
 #endif
     for (int j = 0; j < m; ++j) {
