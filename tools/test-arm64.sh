@@ -104,7 +104,11 @@ phase_done "install"
 # ---- build -------------------------------------------------------------------------------
 cmake -S "$root" -B "$build" -DCMAKE_TOOLCHAIN_FILE="$root/tools/aarch64-linux-gnu.cmake" \
   -DCMAKE_BUILD_TYPE=Release -DBITTTT_WERROR=ON >/dev/null
-cmake --build "$build" -j "$jobs"
+# --quick builds only what the tests run (bitttt_tests and the programs it starts), not
+# the benchmark programs.
+targets=()
+[ "$quick" = 1 ] && targets=(--target bitttt_tests)
+cmake --build "$build" -j "$jobs" "${targets[@]}"
 phase_done "build (aarch64, Release)"
 
 # ---- tests, per CPU model -----------------------------------------------------------------
