@@ -237,8 +237,8 @@ void run_all(Impl impl, ScaleMode mode, int scale_bits = 16) {
             for (std::int64_t rows : all_rows) {
                 // The scalar reference over the biggest shapes is slow: N = 1..2 there.
                 const int n_max = cols * rows > 200000 ? 2 : 4;
-                // (Under the sanitizers both up to one 4096-column row.)
-                const std::int64_t max_elems = bitttt::test::kSanitized ? 4096 : fast ? cols * rows : 20000;
+                // (Under the sanitizers and in quick runs both up to one 4096-column row.)
+                const std::int64_t max_elems = bitttt::test::quick_sweeps() ? 4096 : fast ? cols * rows : 20000;
                 if (cols * rows > max_elems) continue;
                 cases += run_shape(layout(pb, rows, cols, mode, scale_bits), Fill::Random, Act::Random, impl, rng, n_max);
             }

@@ -20,6 +20,18 @@ inline constexpr bool kSanitized = true;
 inline constexpr bool kSanitized = false;
 #endif
 
+// True where the widest LUT kernel sweeps keep to shapes of at most 4,096 weights (every
+// small, awkward shape stays): the sanitizer builds, and runs with BITTTT_TEST_QUICK=1 in
+// the environment (tools/test-arm64.sh --quick sets it: under emulation the full sweeps of
+// the three NEON LUT test cases took half the quick run; its full run keeps them).
+inline bool quick_sweeps() {
+    static const bool quick = [] {
+        const char* v = std::getenv("BITTTT_TEST_QUICK");
+        return kSanitized || (v != nullptr && std::string(v) == "1");
+    }();
+    return quick;
+}
+
 // ../shared (or $BITTTT_SHARED), "" when it is absent.
 inline std::string shared_dir() {
     if (const char* env = std::getenv("BITTTT_SHARED")) return env;

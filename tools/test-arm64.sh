@@ -10,7 +10,9 @@
 #            the test cases of the kernels, ops, dispatch and the engine (Catch2 tags
 #            [kernels] [int8] [ops] [engine] [batch] [mixed] [threads] [avx2] [neon]),
 #            except the three "LUT reference GEMV" sweeps (the portable scalar LUT
-#            reference, 45 s under qemu). It leaves out the converter, format, tokenizer,
+#            reference, 45 s under qemu), with the NEON LUT sweeps kept to shapes of at most
+#            4,096 weights (BITTTT_TEST_QUICK=1, as under the sanitizers; every small,
+#            awkward shape stays). It leaves out the converter, format, tokenizer,
 #            CLI, hostile-input, calibration and golden tests: portable code, which the
 #            full run here checks and tools/test.sh runs natively (the golden perplexity
 #            test alone takes 3 minutes under qemu)
@@ -131,6 +133,7 @@ if [ "$quick" = 1 ]; then
     exit 1
   fi
   filter=(-R "^($(paste -sd'|' <<< "$names"))\$")
+  export BITTTT_TEST_QUICK=1  # tests/test_util.h: quick_sweeps()
   log "--quick: $(wc -l <<< "$names") test cases"
 fi
 status=0
