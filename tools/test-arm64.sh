@@ -17,8 +17,8 @@
 #            full run here checks and tools/test.sh runs natively (the golden perplexity
 #            test alone takes 3 minutes under qemu)
 #
-# Times on 2 cores: the build 8 to 10 minutes (--quick, the tests' targets only: about 4); the full suite about 4.5 minutes per CPU
-# model, --quick about 45-50 s per CPU model.
+# Times on 2 cores: the build 8 to 10 minutes (--quick, only the tests' targets: about 4);
+# the full suite about 4.5 minutes per CPU model, --quick about 45-50 s per CPU model.
 #
 # Environment:
 #   ARM64_CPUS     qemu CPU models to test on, in order (default "max cortex-a72")
