@@ -52,6 +52,7 @@
 
 #include "kernels/ternary_lut.h"
 #include "kernels/ternary_lut_neon_common.h"
+#include "kernels/ternary_lut_tiles.h"
 
 namespace bitttt::kernels {
 
@@ -235,56 +236,13 @@ void run_tile(const LutWeights& w, int k_bases, const std::uint8_t* tables, std:
     for (int i = 0; i < 8; ++i) vst1q_f32(out + 4 * i, acc[i]);
 }
 
-using TileFn = void (*)(const LutWeights&, int, const std::uint8_t*, std::int64_t, float*);
-
-// The byte count as a compile-time constant for the common blocks (2bit: S = 16 at B = 64,
-// 32 at B = 128; dense: I = 11 at B = 64, 16 at B = 96, 22 at B = 128).
-template <bool T, bool L, bool D>
-TileFn tile_fn(int bytes) {
-    if constexpr (D) {
-        switch (bytes) {
-            case 11: return &run_tile<11, T, L, D>;
-            case 16: return &run_tile<16, T, L, D>;
-            case 22: return &run_tile<22, T, L, D>;
-            default: return &run_tile<0, T, L, D>;
-        }
-    } else {
-        switch (bytes) {
-            case 16: return &run_tile<16, T, L, D>;
-            case 32: return &run_tile<32, T, L, D>;
-            default: return &run_tile<0, T, L, D>;
-        }
+// run_tile as the tile loop's Kernel (ternary_lut_tiles.h).
+template <int SC, bool T, bool L, bool D>
+struct TileKernel {
+    static void run(const LutWeights& w, int k_bases, const std::uint8_t* tables, std::int64_t tile, float* out) {
+        run_tile<SC, T, L, D>(w, k_bases, tables, tile, out);
     }
-}
-
-// Tied with K = 1 is the free computation (s * 1.0f is exact, and the one scale is where a
-// free tile block's first scales are).
-template <bool D>
-TileFn choose_tile_fn(const LutWeights& w, int k_bases) {
-    const bool tied = w.layout.tied() && k_bases > 1, two_level = w.layout.two_level();
-    const int bytes = D ? static_cast<int>(w.layout.tile_index_bytes()) : w.code_bytes();
-    return tied ? (two_level ? tile_fn<true, true, D>(bytes) : tile_fn<true, false, D>(bytes))
-                : (two_level ? tile_fn<false, true, D>(bytes) : tile_fn<false, false, D>(bytes));
-}
-
-// Runs `run` over the tiles of rows [r0, r1) for m inputs, tile outer and input inner (a
-// tile's codes stay in cache for all m inputs of a prompt micro-batch), scaling by x_scales.
-void gemm_tiles(TileFn run, const LutWeights& w, int k_bases, const std::uint8_t* const* tables, const float* x_scales,
-                int m, std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy) {
-    r1 = std::min(r1, w.layout.rows);
-    for (std::int64_t tile = r0 / kLutTileRows; tile * kLutTileRows < r1; ++tile) {
-        const std::int64_t lo = std::max(r0, tile * kLutTileRows);
-        const std::int64_t hi = std::min(r1, (tile + 1) * kLutTileRows);
-        for (int j = 0; j < m; ++j) {
-            alignas(16) float out[kLutTileRows];
-            run(w, k_bases, tables[j], tile, out);
-            const float32x4_t xs = vdupq_n_f32(x_scales[j]);
-            for (int i = 0; i < 8; ++i) vst1q_f32(out + 4 * i, vmulq_f32(vld1q_f32(out + 4 * i), xs));
-            float* yj = y + j * ldy;
-            for (std::int64_t r = lo; r < hi; ++r) yj[r - r0] = out[r - tile * kLutTileRows];
-        }
-    }
-}
+};
 
 }  // namespace
 
@@ -356,12 +314,12 @@ void lut_prepare_dense_neon(const TernaryLayout& layout, const std::int8_t* q, s
 
 void lut_gemm_neon(const LutWeights& w, int k_bases, const std::uint8_t* const* tables, const float* x_scales, int m,
                    std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy) {
-    gemm_tiles(choose_tile_fn<false>(w, k_bases), w, k_bases, tables, x_scales, m, r0, r1, y, ldy);
+    lut_gemm_tiles<TileKernel, false>(w, k_bases, tables, x_scales, m, r0, r1, y, ldy);
 }
 
 void lut_gemm_dense_neon(const LutWeights& w, int k_bases, const std::uint8_t* const* tables, const float* x_scales,
                          int m, std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy) {
-    gemm_tiles(choose_tile_fn<true>(w, k_bases), w, k_bases, tables, x_scales, m, r0, r1, y, ldy);
+    lut_gemm_tiles<TileKernel, true>(w, k_bases, tables, x_scales, m, r0, r1, y, ldy);
 }
 
 void lut_gemv_neon(const LutWeights& w, int k_bases, const std::uint8_t* tables, float x_scale, std::int64_t r0,
