@@ -40,11 +40,11 @@ using namespace lut_avx2;
 constexpr int kBytesPerGroup = 4;   // code bytes summed in int8 (8 lookups: l <= 120, h >= -128)
 constexpr int kBytesPerInt16 = 64;  // code bytes summed in int16 (<= 16 * 8 * 254 = 32512)
 
-// dot[k][i] (int32, rows 8i..8i+7) += the block sums of bases k0..k0+KG-1 over code bytes
-// [0, S). SC: S when known at compile time, else 0.
+// dot[k][i] (int32, rows 8i..8i+7) = the block sums of the KG code streams c[k] (bases of
+// a tile, or of two tiles) over code bytes [0, S), all against the same tables. SC: S when
+// known at compile time, else 0.
 template <int KG, int SC>
-inline void block_dots(const std::uint8_t* codes, std::size_t base_stride, const std::uint8_t* tab, int s_rt,
-                       __m256i (&dot)[KG][4]) {
+inline void block_dots(const std::uint8_t* const (&c)[KG], const std::uint8_t* tab, int s_rt, __m256i (&dot)[KG][4]) {
     const int S = SC ? SC : s_rt;
     const __m256i m15 = _mm256_set1_epi8(15);
     const __m256i w = _mm256_set1_epi16(0x1001);  // bytes (1, 16): l + 16 * h
@@ -63,7 +63,7 @@ inline void block_dots(const std::uint8_t* codes, std::size_t base_stride, const
                 const __m256i la = bcast(rec), lb = bcast(rec + 16), ha = bcast(rec + 32), hb = bcast(rec + 48);
                 for (int k = 0; k < KG; ++k) {
                     const __m256i x = _mm256_loadu_si256(
-                        reinterpret_cast<const __m256i*>(codes + k * base_stride + 32 * static_cast<std::size_t>(t)));
+                        reinterpret_cast<const __m256i*>(c[k] + 32 * static_cast<std::size_t>(t)));
                     const __m256i ia = _mm256_and_si256(x, m15);
                     const __m256i ib = _mm256_and_si256(_mm256_srli_epi16(x, 4), m15);
                     l8[k] = _mm256_add_epi8(l8[k], _mm256_add_epi8(_mm256_shuffle_epi8(la, ia), _mm256_shuffle_epi8(lb, ib)));
@@ -193,12 +193,10 @@ BITTTT_INLINE void dense_tail(int r, const std::uint8_t* const (&c)[KG], std::si
 }
 
 template <int KG, int SC>
-inline void block_dots_dense(const std::uint8_t* codes, std::size_t base_stride, const std::uint8_t* tab, int s_rt,
+inline void block_dots_dense(const std::uint8_t* const (&c)[KG], const std::uint8_t* tab, int s_rt,
                              __m256i (&dot)[KG][4]) {
     const int I = SC ? SC : s_rt;
     const std::size_t signs = 32 * static_cast<std::size_t>(I);
-    const std::uint8_t* c[KG];
-    for (int k = 0; k < KG; ++k) c[k] = codes + k * base_stride;
     DenseAcc<KG> acc;
     for (int k = 0; k < KG; ++k) {
         acc.l8[k] = acc.h8[k] = _mm256_setzero_si256();
@@ -220,21 +218,29 @@ inline void block_dots_dense(const std::uint8_t* codes, std::size_t base_stride,
 
 // The block sums of either packing (D: dense).
 template <int KG, int SC, bool D>
-inline void dots(const std::uint8_t* codes, std::size_t base_stride, const std::uint8_t* tab, int s_rt,
-                 __m256i (&dot)[KG][4]) {
+inline void dots(const std::uint8_t* const (&c)[KG], const std::uint8_t* tab, int s_rt, __m256i (&dot)[KG][4]) {
     if constexpr (D) {
-        block_dots_dense<KG, SC>(codes, base_stride, tab, s_rt, dot);
+        block_dots_dense<KG, SC>(c, tab, s_rt, dot);
     } else {
-        block_dots<KG, SC>(codes, base_stride, tab, s_rt, dot);
+        block_dots<KG, SC>(c, tab, s_rt, dot);
     }
 }
+
+// The code streams of bases k0..k0+KG-1 of a tile block.
+template <int KG>
+struct BaseStreams {
+    const std::uint8_t* c[KG];
+    BaseStreams(const TileBlock& tb, int k0) {
+        for (int k = 0; k < KG; ++k) c[k] = tb.codes + static_cast<std::size_t>(k0 + k) * tb.plane;
+    }
+};
 
 // acc[i] += scale(k) * float(dot) for bases k0..k0+KG-1 in order (rows 8i..8i+7).
 template <int KG, int SC, bool L, bool D>
 inline void block_group(const TileBlock& tb, int s_rt, const float* sup, const std::uint8_t* tab, int k0,
                         __m256 (&acc)[4]) {
     __m256i dot[KG][4];
-    dots<KG, SC, D>(tb.codes + k0 * tb.plane, tb.plane, tab, s_rt, dot);
+    dots<KG, SC, D>(BaseStreams<KG>(tb, k0).c, tab, s_rt, dot);
     for (int k = 0; k < KG; ++k) {
         const std::uint8_t* sc = tb.scales + static_cast<std::size_t>(k0 + k) * tb.scale_plane;
         for (int i = 0; i < 4; ++i) {
@@ -249,7 +255,7 @@ inline void block_group(const TileBlock& tb, int s_rt, const float* sup, const s
 template <int KG, int SC, bool D>
 inline void block_group_tied(const TileBlock& tb, int s_rt, const std::uint8_t* tab, int k0, __m256i (&level)[4]) {
     __m256i dot[KG][4];
-    dots<KG, SC, D>(tb.codes + k0 * tb.plane, tb.plane, tab, s_rt, dot);
+    dots<KG, SC, D>(BaseStreams<KG>(tb, k0).c, tab, s_rt, dot);
     for (int k = 0; k < KG; ++k) {
         for (int i = 0; i < 4; ++i) {
             level[i] = _mm256_add_epi32(_mm256_add_epi32(level[i], _mm256_add_epi32(level[i], level[i])), dot[k][i]);
@@ -322,11 +328,97 @@ void run_tile(const LutWeights& w, int k_bases, const std::uint8_t* tables, std:
     for (int i = 0; i < 4; ++i) _mm256_storeu_ps(out + 8 * i, acc[i]);
 }
 
-// run_tile as the tile loop's Kernel (ternary_lut_tiles.h).
+// K = 1 or 2 bases (2 for 2bit tiles only): tiles `tile` and `tile + 1` at once, out[64],
+// each table load serving the 2K code streams (one base's codes form one stream over tiles
+// and blocks, so the next tile is nb code records further on). Per code byte that is
+// 1 + 2 / K loads instead of 1 + 4 / K (docs/BENCHMARKS.md, "Two tiles per table load").
+// Dense tiles at K = 2 are left to run_tile: four dense streams' sums and masks do not fit
+// the 16 registers (measured no faster). Each tile's rows get run_tile's float operations
+// in the same order (free: per base in order; tied: the Horner level, one multiply), so
+// the results are bit-identical to run_tile's.
+template <int K, int SC, bool T, bool L, bool D>
+void run_tile_pair(const LutWeights& w, const std::uint8_t* tables, std::int64_t tile, float* out) {
+    static_assert(K == 1 || K == 2);
+    const TernaryLayout& l = w.layout;
+    const std::int64_t nb = l.blocks_per_row();
+    const int s_rt = D ? static_cast<int>(l.tile_index_bytes()) : w.code_bytes();
+    constexpr int kSlots = T ? 1 : K;  // the scale slots read
+    alignas(32) float sup[2][L ? kSlots * kLutTileRows : 1];  // two-level: [tile][slot][row] super-scales
+    if constexpr (L) {
+        for (int p = 0; p < 2; ++p) {
+            for (int m = 0; m < kSlots; ++m) {
+                const std::uint8_t* d = w.supers(m, tile + p);
+                for (int i = 0; i < 4; ++i) {
+                    _mm256_store_ps(sup[p] + kLutTileRows * m + 8 * i,
+                                    _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d + 16 * i))));
+                }
+            }
+        }
+    }
+    const std::size_t rec_bytes = static_cast<std::size_t>(s_rt) * 64;
+    const std::size_t code_record = l.tile_code_record();
+    const std::size_t scale_record = l.tile_scale_record();
+    const std::size_t code_stride = static_cast<std::size_t>(nb) * code_record;  // tile -> tile + 1
+    const std::size_t scale_stride = static_cast<std::size_t>(nb) * scale_record;
+    // Prefetch: the second tile's streams run on into tile + 2 (the next pair's first); the
+    // first tile's, once they would run into the second, move on to tile + 3.
+    const std::size_t ahead = prefetch_distance(code_record);
+    TileBlock tb{w.codes(0, tile, 0), l.tile_plane_bytes(), w.scales(0, tile, 0), l.tile_scale_plane_bytes()};
+    const __m256 tied_mult = _mm256_set1_ps(T ? tied_multiplier(K) : 1.0f);
+    __m256 acc[2][4];
+    for (auto& a : acc)
+        for (auto& v : a) v = _mm256_setzero_ps();
+    for (std::int64_t b = 0; b < nb; ++b, tb.codes += code_record, tb.scales += scale_record) {
+        const std::size_t o = static_cast<std::size_t>(b) * code_record;
+        const std::uint8_t* c[2 * K];  // stream p * K + k: tile + p, base k
+        for (int p = 0; p < 2; ++p)
+            for (int k = 0; k < K; ++k) c[p * K + k] = tb.codes + p * code_stride + k * tb.plane;
+        for (int k = 0; k < K; ++k) {
+            prefetch_at(c[k], ahead + (o + ahead >= code_stride ? 2 * code_stride : 0), code_record);
+            prefetch_ahead(c[K + k], code_record);
+        }
+        for (int m = 0; m < kSlots; ++m) {
+            prefetch_ahead(tb.scales + m * tb.scale_plane, scale_record);
+            prefetch_ahead(tb.scales + scale_stride + m * tb.scale_plane, scale_record);
+        }
+        __m256i dot[2 * K][4];
+        dots<2 * K, SC, D>(c, tables + static_cast<std::size_t>(b) * rec_bytes, s_rt, dot);
+        for (int p = 0; p < 2; ++p) {
+            const std::uint8_t* sc = tb.scales + p * scale_stride;
+            if constexpr (T) {
+                for (int i = 0; i < 4; ++i) {
+                    __m256i level = _mm256_setzero_si256();
+                    for (int k = 0; k < K; ++k) {
+                        level = _mm256_add_epi32(_mm256_add_epi32(level, _mm256_add_epi32(level, level)), dot[p * K + k][i]);
+                    }
+                    const __m256 s = _mm256_mul_ps(tile_scales<L>(sc, sup[p], 0, i), tied_mult);
+                    acc[p][i] = _mm256_add_ps(acc[p][i], _mm256_mul_ps(s, _mm256_cvtepi32_ps(level)));
+                }
+            } else {
+                for (int k = 0; k < K; ++k) {
+                    for (int i = 0; i < 4; ++i) {
+                        const __m256 s = tile_scales<L>(sc + k * tb.scale_plane, sup[p], k, i);
+                        acc[p][i] = _mm256_add_ps(acc[p][i], _mm256_mul_ps(s, _mm256_cvtepi32_ps(dot[p * K + k][i])));
+                    }
+                }
+            }
+        }
+    }
+    for (int p = 0; p < 2; ++p)
+        for (int i = 0; i < 4; ++i) _mm256_storeu_ps(out + kLutTileRows * p + 8 * i, acc[p][i]);
+}
+
+// run_tile (and, for one or two bases, run_tile_pair) as the tile loop's Kernel (ternary_lut_tiles.h).
 template <int SC, bool T, bool L, bool D>
 struct TileKernel {
     static void run(const LutWeights& w, int k_bases, const std::uint8_t* tables, std::int64_t tile, float* out) {
         run_tile<SC, T, L, D>(w, k_bases, tables, tile, out);
+    }
+    static void run_pair(const LutWeights& w, int k_bases, const std::uint8_t* tables, std::int64_t tile, float* out) {
+        if constexpr (!D) {
+            if (k_bases == 2) return run_tile_pair<2, SC, T, L, D>(w, tables, tile, out);
+        }
+        run_tile_pair<1, SC, false, L, D>(w, tables, tile, out);  // K = 1 (choose_pair_fn); tied: the free path
     }
 };
 

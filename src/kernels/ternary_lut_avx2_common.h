@@ -54,15 +54,21 @@ struct TileBlock {
     std::size_t scale_plane;
 };
 
-// Software prefetch of `bytes` bytes >= kPrefetchBytes ahead of p in its stream (measured,
+// Software prefetch of `bytes` bytes `distance` past p (prefetch_at), or at least
+// kPrefetchBytes ahead of p in its stream (prefetch_ahead) (measured,
 // weights from DRAM: 1.6-2x faster at 4096 x 4096; the hardware prefetchers alone leave
 // the stream latency-bound), into L2 (hint T1): end to end 1.15x the generation speed of
 // prefetching into L1 (T0) at N = 1 and 3 (docs/BENCHMARKS.md, "Where a token's time
 // goes"). Integer address arithmetic: prefetching past the end of the buffer is harmless
 // (never faults).
-inline void prefetch_ahead(const std::uint8_t* p, std::size_t bytes) {
-    const std::uintptr_t ahead = reinterpret_cast<std::uintptr_t>(p) + (kPrefetchBytes + bytes - 1) / bytes * bytes;
-    for (std::size_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + o), _MM_HINT_T1);
+inline void prefetch_at(const std::uint8_t* p, std::size_t distance, std::size_t bytes) {
+    const std::uintptr_t at = reinterpret_cast<std::uintptr_t>(p) + distance;
+    for (std::size_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(at + o), _MM_HINT_T1);
 }
+
+// kPrefetchBytes rounded up to whole records of `bytes`.
+inline std::size_t prefetch_distance(std::size_t bytes) { return (kPrefetchBytes + bytes - 1) / bytes * bytes; }
+
+inline void prefetch_ahead(const std::uint8_t* p, std::size_t bytes) { prefetch_at(p, prefetch_distance(bytes), bytes); }
 
 }  // namespace bitttt::kernels::lut_avx2
