@@ -245,7 +245,7 @@ void lut_gemm_levels(const LutWeights& w, int k_bases, const std::uint8_t* const
                      std::int64_t r0, std::int64_t r1, float* y, std::int64_t ldy);
 
 #ifdef BITTTT_HAVE_AVX2_KERNEL
-// AVX2 versions (ternary_lut_avx2.cpp). Call only when avx2_available(). Results are
+// AVX2 versions (ternary_lut_avx2.cpp, ternary_lut_dense_avx2.cpp). Call only when avx2_available(). Results are
 // byte-identical to the _ref functions. Row ranges need not be tile-aligned (a partial
 // tile is computed whole and only its rows in [r0, r1) are written).
 void lut_prepare_avx2(const TernaryLayout& layout, const std::int8_t* q, std::uint8_t* tables);

@@ -1,4 +1,4 @@
-// Helpers shared by the AVX2 lookup-table kernels (ternary_lut_avx2.cpp, the per-base
+// Helpers shared by the AVX2 lookup-table kernels (ternary_lut_avx2_tiles.h, the per-base
 // table lookups; ternary_lut_levels_avx2.cpp, the combined levels of a prompt batch).
 // Include only from files compiled with -mavx2 -mfma -mf16c.
 #pragma once

@@ -1,5 +1,5 @@
 // NEON lookup-table ternary GEMV / GEMM, design (b), for aarch64 (see ternary_lut.h for the
-// tiles arrangement, the tables and the exactness argument; ternary_lut_avx2.cpp is the
+// tiles arrangement, the tables and the exactness argument; ternary_lut_avx2_tiles.h is the
 // x86 twin). Advanced SIMD is part of Armv8-A: no extra -march flag. Compiled with
 // -O3 -ffp-contract=off; the float steps use separate vmulq_f32 / vaddq_f32, never a fused
 // multiply-add, so results are bit-identical to lut_gemv_ref / lut_gemv_dense_ref.
