@@ -236,6 +236,23 @@ struct BaseStreams {
     }
 };
 
+// Two-level scales: slots 0..n_slots-1 of a tile's binary16 super-scales as floats
+// (exact), sup[32 m + row].
+inline void load_supers(const LutWeights& w, std::int64_t tile, int n_slots, float* sup) {
+    for (int m = 0; m < n_slots; ++m) {
+        const std::uint8_t* d = w.supers(m, tile);
+        for (int i = 0; i < 4; ++i) {
+            _mm256_storeu_ps(sup + kLutTileRows * m + 8 * i,
+                             _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d + 16 * i))));
+        }
+    }
+}
+
+// One Horner step of the tied level: 3 * level + dot (exact in int32).
+BITTTT_INLINE __m256i horner_step(__m256i level, __m256i dot) {
+    return _mm256_add_epi32(_mm256_add_epi32(level, _mm256_add_epi32(level, level)), dot);
+}
+
 // acc[i] += scale(k) * float(dot) for bases k0..k0+KG-1 in order (rows 8i..8i+7).
 template <int KG, int SC, bool L, bool D>
 inline void block_group(const TileBlock& tb, int s_rt, const float* sup, const std::uint8_t* tab, int k0,
@@ -259,7 +276,7 @@ inline void block_group_tied(const TileBlock& tb, int s_rt, const std::uint8_t* 
     dots<KG, SC, D>(BaseStreams<KG>(tb, k0).c, tab, s_rt, dot);
     for (int k = 0; k < KG; ++k) {
         for (int i = 0; i < 4; ++i) {
-            level[i] = _mm256_add_epi32(_mm256_add_epi32(level[i], _mm256_add_epi32(level[i], level[i])), dot[k][i]);
+            level[i] = horner_step(level[i], dot[k][i]);
         }
     }
 }
@@ -277,15 +294,7 @@ void run_tile(const LutWeights& w, int k_bases, const std::uint8_t* tables, std:
     const int n_slots = T ? 1 : k_bases;  // the scale slots read
     // Two-level: the tile's super-scales as floats (exact), the same for every block.
     alignas(32) float sup[L ? 8 * kLutTileRows : 1];
-    if constexpr (L) {
-        for (int m = 0; m < n_slots; ++m) {
-            const std::uint8_t* d = w.supers(m, tile);
-            for (int i = 0; i < 4; ++i) {
-                _mm256_store_ps(sup + kLutTileRows * m + 8 * i,
-                                _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d + 16 * i))));
-            }
-        }
-    }
+    if constexpr (L) load_supers(w, tile, n_slots, sup);
     constexpr int kGroup = 4;  // bases per group (register pressure; measured: 2 for dense is no faster)
     const std::size_t rec_bytes = static_cast<std::size_t>(s_rt) * 64;
     const std::size_t code_record = l.tile_code_record();
@@ -346,15 +355,7 @@ void run_tile_pair(const LutWeights& w, const std::uint8_t* tables, std::int64_t
     constexpr int kSlots = T ? 1 : K;  // the scale slots read
     alignas(32) float sup[2][L ? kSlots * kLutTileRows : 1];  // two-level: [tile][slot][row] super-scales
     if constexpr (L) {
-        for (int p = 0; p < 2; ++p) {
-            for (int m = 0; m < kSlots; ++m) {
-                const std::uint8_t* d = w.supers(m, tile + p);
-                for (int i = 0; i < 4; ++i) {
-                    _mm256_store_ps(sup[p] + kLutTileRows * m + 8 * i,
-                                    _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d + 16 * i))));
-                }
-            }
-        }
+        for (int p = 0; p < 2; ++p) load_supers(w, tile + p, kSlots, sup[p]);
     }
     const std::size_t rec_bytes = static_cast<std::size_t>(s_rt) * 64;
     const std::size_t code_record = l.tile_code_record();
@@ -389,9 +390,7 @@ void run_tile_pair(const LutWeights& w, const std::uint8_t* tables, std::int64_t
             if constexpr (T) {
                 for (int i = 0; i < 4; ++i) {
                     __m256i level = _mm256_setzero_si256();
-                    for (int k = 0; k < K; ++k) {
-                        level = _mm256_add_epi32(_mm256_add_epi32(level, _mm256_add_epi32(level, level)), dot[p * K + k][i]);
-                    }
+                    for (int k = 0; k < K; ++k) level = horner_step(level, dot[p * K + k][i]);
                     const __m256 s = _mm256_mul_ps(tile_scales<L>(sc, sup[p], 0, i), tied_mult);
                     acc[p][i] = _mm256_add_ps(acc[p][i], _mm256_mul_ps(s, _mm256_cvtepi32_ps(level)));
                 }

@@ -20,8 +20,8 @@ namespace {  // NOLINT(google-build-namespaces): see above
 
 using TileFn = void (*)(const LutWeights&, int, const std::uint8_t*, std::int64_t, float*);
 
-// Kernel's tile function, or its two-tile one (run_pair, out[64] for tiles tile and
-// tile + 1; optional, for one base).
+// Kernel's tile function, or its two-tile one (run_pair: out[64] for tiles tile and
+// tile + 1).
 template <template <int, bool, bool, bool> class Kernel, int SC, bool T, bool L, bool D, bool Pair>
 constexpr TileFn member() {
     if constexpr (Pair) {
@@ -40,7 +40,7 @@ TileFn tile_fn(int bytes) {
     // (docs/HARDENING.md); the same bytes are read either way.
     (void)bytes;
     return member<Kernel, 0, T, L, D, Pair>();
-#endif
+#else
     if constexpr (D) {
         switch (bytes) {
             case 11: return member<Kernel, 11, T, L, D, Pair>();
@@ -55,16 +55,19 @@ TileFn tile_fn(int bytes) {
             default: return member<Kernel, 0, T, L, D, Pair>();
         }
     }
+#endif
 }
 
-// Tied with K = 1 is the free computation (s * 1.0f is exact, and the one scale is where a
-// free tile block's first scales are).
-template <template <int, bool, bool, bool> class Kernel, bool D>
+// The tile function (Pair: the two-tile one) that serves w. Tied with K = 1 is the free
+// computation (s * 1.0f is exact, and the one scale is where a free tile block's first
+// scales are).
+template <template <int, bool, bool, bool> class Kernel, bool D, bool Pair = false>
 TileFn choose_tile_fn(const LutWeights& w, int k_bases) {
     const bool tied = w.layout.tied() && k_bases > 1, two_level = w.layout.two_level();
     const int bytes = D ? static_cast<int>(w.layout.tile_index_bytes()) : w.code_bytes();
-    return tied ? (two_level ? tile_fn<Kernel, true, true, D>(bytes) : tile_fn<Kernel, true, false, D>(bytes))
-                : (two_level ? tile_fn<Kernel, false, true, D>(bytes) : tile_fn<Kernel, false, false, D>(bytes));
+    return tied ? (two_level ? tile_fn<Kernel, true, true, D, Pair>(bytes) : tile_fn<Kernel, true, false, D, Pair>(bytes))
+                : (two_level ? tile_fn<Kernel, false, true, D, Pair>(bytes)
+                             : tile_fn<Kernel, false, false, D, Pair>(bytes));
 }
 
 // The two-tile function for one base, or two with 2bit tiles, if Kernel has one (else
@@ -73,12 +76,7 @@ TileFn choose_tile_fn(const LutWeights& w, int k_bases) {
 template <template <int, bool, bool, bool> class Kernel, bool D>
 TileFn choose_pair_fn(const LutWeights& w, int k_bases) {
     if constexpr (requires { &Kernel<0, false, false, D>::run_pair; }) {
-        if (k_bases > (D ? 1 : 2)) return nullptr;
-        const bool tied = w.layout.tied() && k_bases > 1, two_level = w.layout.two_level();
-        const int bytes = D ? static_cast<int>(w.layout.tile_index_bytes()) : w.code_bytes();
-        return tied ? (two_level ? tile_fn<Kernel, true, true, D, true>(bytes) : tile_fn<Kernel, true, false, D, true>(bytes))
-                    : (two_level ? tile_fn<Kernel, false, true, D, true>(bytes)
-                                 : tile_fn<Kernel, false, false, D, true>(bytes));
+        return k_bases <= (D ? 1 : 2) ? choose_tile_fn<Kernel, D, true>(w, k_bases) : nullptr;
     } else {
         (void)w, (void)k_bases;
         return nullptr;
