@@ -423,6 +423,32 @@ TEST_CASE("cli: bench reports pp/tg speed, bytes per token and bandwidth as JSON
         for (const auto& op : p["ops"]) pct += op["percent"].get<double>();
         CHECK(pct == Approx(100.0));
     }
+    // Per-op weight bytes: every pass over the weights reads each matrix once, so the ops'
+    // bytes add up to the bytes per token times the passes (tg6: 6; pp20: ceil(20 / batch)).
+    // The output layer is all of lm_head's; ops that read no weights report none.
+    const auto batch = j["batch"].get<std::uint64_t>();
+    const std::uint64_t passes[2] = {(20 + batch - 1) / batch, 6};
+    for (int t = 0; t < 2; ++t) {
+        INFO(j["profile"][t]["test"]);
+        std::uint64_t sum = 0;
+        for (const auto& op : j["profile"][t]["ops"]) {
+            const auto bytes = op["weight_bytes"].get<std::uint64_t>();
+            sum += bytes;
+            const std::string name = op["op"];
+            if (name == "lm_head") CHECK(bytes == passes[t] * j["output_layer_bytes"].get<std::uint64_t>());
+            if (name == "attention" || name == "rmsnorm" || name == "swiglu") {
+                CHECK(bytes == 0);
+                CHECK(op["weight_gb_per_s"].is_null());
+            } else if (bytes > 0) {
+                const double sec = op["ms_per_token"].get<double>() * 1e-3 * (t == 0 ? 20 : 6);
+                const double gbs = static_cast<double>(bytes) / sec / 1e9;
+                CHECK(op["weight_gb_per_s"].get<double>() == Approx(gbs).epsilon(1e-6));
+                CHECK(op["fraction_of_read_bandwidth"].get<double>() ==
+                      Approx(op["weight_gb_per_s"].get<double>() / j["read_bandwidth_gb_s"].get<double>()));
+            }
+        }
+        CHECK(sum == passes[t] * j["weight_bytes_per_token"].get<std::uint64_t>());
+    }
 
     // Markdown: a header and one row per test; plain text names both tests.
     Result md = run_cli("bench '" + dir.file("m.btt") + "' -p 4 -n 2 -r 1 --bandwidth-mib 0 --markdown -q", dir);

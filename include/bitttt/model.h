@@ -53,6 +53,13 @@ struct WeightStats {
     std::uint64_t output_bytes = 0;
 };
 
+// One op's share of the profiled passes (Model::profile).
+struct OpProfile {
+    std::string op;                // "q/k/v", "gate/up proj", "attention", ...
+    double seconds = 0;            // wall time spent in it
+    std::uint64_t weight_bytes = 0;  // weight bytes it read: its matrices' bytes x passes over the weights
+};
+
 class Model {
 public:
     // Opens `path`: a .btt file, or a HF folder / model.safetensors / index.json with a
@@ -96,9 +103,9 @@ public:
     virtual const float* forward_batch(const std::int32_t* tokens, int n, int pos, float* all_logits) = 0;
 
     // Per-op timing of forward passes: set_profiling(true) starts (and zeroes) it; profile()
-    // gives (op, seconds) totals since then, in the order a step runs them.
+    // gives each op's totals since then, in the order a step runs them.
     virtual void set_profiling(bool on) = 0;
-    virtual std::vector<std::pair<std::string, double>> profile() const = 0;
+    virtual std::vector<OpProfile> profile() const = 0;
 };
 
 }  // namespace bitttt

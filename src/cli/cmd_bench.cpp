@@ -48,6 +48,11 @@ std::vector<std::int32_t> synthetic_tokens(int n, std::int64_t vocab) {
     return ids;
 }
 
+// The weight bytes an op read per second of its time (0 for ops that read no weights).
+double op_gb_per_s(const OpProfile& o) {
+    return o.weight_bytes > 0 && o.seconds > 0 ? static_cast<double>(o.weight_bytes) / o.seconds / 1e9 : 0.0;
+}
+
 std::int32_t argmax(const float* v, std::int64_t n) {
     return static_cast<std::int32_t>(std::max_element(v, v + n) - v);
 }
@@ -135,7 +140,7 @@ int run_model_bench(const BenchArgs& a, bool quiet) {
         std::string test;
         int tokens;
         double seconds;
-        std::vector<std::pair<std::string, double>> ops;
+        std::vector<OpProfile> ops;
     };
     std::vector<Profiled> profiles;
     auto profile_pass = [&](const std::string& test, int tokens, const std::function<void()>& run) {
@@ -200,11 +205,17 @@ int run_model_bench(const BenchArgs& a, bool quiet) {
         for (const Profiled& p : profiles) {
             json ops = json::array();
             double total = 0;
-            for (const auto& [op, sec] : p.ops) total += sec;
-            for (const auto& [op, sec] : p.ops) {
-                ops.push_back({{"op", op},
-                               {"ms_per_token", 1e3 * sec / p.tokens},
-                               {"percent", total > 0 ? 100.0 * sec / total : 0.0}});
+            for (const OpProfile& o : p.ops) total += o.seconds;
+            for (const OpProfile& o : p.ops) {
+                json oj = {{"op", o.op},
+                           {"ms_per_token", 1e3 * o.seconds / p.tokens},
+                           {"percent", total > 0 ? 100.0 * o.seconds / total : 0.0},
+                           {"weight_bytes", o.weight_bytes},
+                           {"weight_gb_per_s", nullptr}};
+                const double gbs = op_gb_per_s(o);
+                if (gbs > 0) oj["weight_gb_per_s"] = gbs;
+                if (gbs > 0 && rbw.best > 0) oj["fraction_of_read_bandwidth"] = gbs / rbw.best;
+                ops.push_back(oj);
             }
             pj.push_back({{"test", p.test}, {"tokens", p.tokens}, {"seconds", p.seconds}, {"ops", ops}});
         }
@@ -256,10 +267,17 @@ int run_model_bench(const BenchArgs& a, bool quiet) {
     for (const Profiled& p : profiles) {
         std::printf("profile of one %s pass (%.2f ms/token):\n", p.test.c_str(), 1e3 * p.seconds / p.tokens);
         double total = 0;
-        for (const auto& [op, sec] : p.ops) total += sec;
-        for (const auto& [op, sec] : p.ops) {
-            std::printf("  %-14s %8.3f ms/token  %5.1f%%\n", op.c_str(), 1e3 * sec / p.tokens,
-                        total > 0 ? 100.0 * sec / total : 0.0);
+        for (const OpProfile& o : p.ops) total += o.seconds;
+        for (const OpProfile& o : p.ops) {
+            std::printf("  %-14s %8.3f ms/token  %5.1f%%", o.op.c_str(), 1e3 * o.seconds / p.tokens,
+                        total > 0 ? 100.0 * o.seconds / total : 0.0);
+            // Ops that read weights: how much per token, and how fast against the read-only stream.
+            const double gbs = op_gb_per_s(o);
+            if (gbs > 0) {
+                std::printf("  %8.1f MB/token %6.1f GB/s", static_cast<double>(o.weight_bytes) / p.tokens / 1e6, gbs);
+                if (rbw.best > 0) std::printf(" (%.0f%% of read-only)", 100.0 * gbs / rbw.best);
+            }
+            std::printf("\n");
         }
     }
     return 0;
@@ -301,7 +319,9 @@ Runner add_bench_command(CLI::App& root, const GlobalOptions& global) {
                                                  "fraction_of_read_limit, ...)");
     auto* md = cmd->add_flag("--markdown", a->markdown, "A Markdown table row per test (like llama-bench -o md)");
     js->excludes(md);
-    cmd->add_flag("--profile", a->profile, "Also time each op of one extra pp and tg pass (ms per token and share)");
+    cmd->add_flag("--profile", a->profile,
+                  "Also time each op of one extra pp and tg pass: ms per token and share, and for the ops that "
+                  "read weights, MB per token and GB/s (and their share of the read-only stream)");
     cmd->add_flag("--kernels", a->kernels, "Time the ternary GEMV alone on real layer shapes (see --shapes)");
     cmd->add_option("--shapes", a->shapes,
                     "With --kernels and no MODEL: layer shapes of llama3-8b (default), llama3.2-1b, or ROWSxCOLS,...");

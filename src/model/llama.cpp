@@ -165,11 +165,24 @@ public:
     const float* forward_batch(const std::int32_t* tokens, int n, int pos, float* all_logits) override;
     void set_profiling(bool on) override {
         profiling_ = on;
+        profiled_steps_ = 0;
         std::fill(op_seconds_.begin(), op_seconds_.end(), 0.0);
     }
-    std::vector<std::pair<std::string, double>> profile() const override {
-        std::vector<std::pair<std::string, double>> out;
-        for (int i = 0; i < kOpCount; ++i) out.emplace_back(kOpNames[i], op_seconds_[static_cast<std::size_t>(i)]);
+    std::vector<OpProfile> profile() const override {
+        // Each step reads every matrix once, whatever its number of tokens.
+        std::vector<std::uint64_t> bytes(kOpCount, 0);
+        for (const auto& l : layers_) {
+            bytes[kOpQkv] += l.wq->weight_bytes() + l.wk->weight_bytes() + l.wv->weight_bytes();
+            bytes[kOpWo] += l.wo->weight_bytes();
+            bytes[kOpGateUp] += l.w_gate->weight_bytes() + l.w_up->weight_bytes();
+            bytes[kOpDown] += l.w_down->weight_bytes();
+        }
+        bytes[kOpLmHead] = lm_head_->weight_bytes();
+        std::vector<OpProfile> out;
+        for (int i = 0; i < kOpCount; ++i) {
+            const auto u = static_cast<std::size_t>(i);
+            out.push_back({kOpNames[i], op_seconds_[u], bytes[u] * profiled_steps_});
+        }
         return out;
     }
 
@@ -235,6 +248,7 @@ private:
     // Per-op wall time, when profiling.
     bool profiling_ = false;
     std::vector<double> op_seconds_ = std::vector<double>(kOpCount, 0.0);
+    std::uint64_t profiled_steps_ = 0;  // passes over the weights since set_profiling(true)
 };
 
 // ---- loading from a .btt file -----------------------------------------------------------
@@ -465,6 +479,7 @@ void LlamaModel::step(const std::int32_t* tokens, int m, int pos, float* all_log
     const float att_scale = 1.0f / std::sqrt(static_cast<float>(hd));
     ThreadPool& pool = *pool_;
     OpTimer timer(profiling_, op_seconds_);
+    if (profiling_) ++profiled_steps_;
 
     for (int i = 0; i < m; ++i) embed_.row(tokens[i], x_.data() + i * h);
     timer.lap(kOpEmbed);
