@@ -16,6 +16,7 @@
 #include "bitttt/model.h"
 #include "bitttt/safetensors.h"
 #include "fixtures.h"
+#include "kernels/dispatch.h"
 #include "kernels/ternary_gemv.h"
 #include "model/rope.h"
 #include "model/sampler.h"
@@ -101,6 +102,50 @@ TEST_CASE("engine: int8 activation quantisation", "[engine][kernels]") {
         }
     }
     CHECK(q[0] == 127);
+}
+
+TEST_CASE("engine: the AVX2 activation quantiser gives the reference's bits", "[engine][kernels]") {
+    if (!kernels::avx2_available()) {
+        WARN("no AVX2 on this CPU: quantize_int8_avx2 not tested");
+        return;
+    }
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+    const float tiny = std::numeric_limits<float>::denorm_min();
+    auto same = [](float a, float b) { return (std::isnan(a) && std::isnan(b)) || a == b; };
+    int cases = 0;
+    for (std::int64_t n : {1, 3, 7, 8, 9, 31, 32, 33, 63, 64, 65, 255, 257, 2048, 8197}) {
+        for (int kind = 0; kind < 9; ++kind) {
+            std::vector<float> x(static_cast<std::size_t>(n));
+            for (auto& v : x) v = normal(rng) * (kind == 1 ? 1e-30f : kind == 2 ? 1e30f : 1.0f);
+            const std::size_t at = static_cast<std::size_t>(rng() % static_cast<std::uint32_t>(n));
+            switch (kind) {
+                case 3:  // exact ties: max 127, so x * 127 / max = x, and halves round to even
+                    for (std::size_t i = 0; i < x.size(); ++i) {
+                        x[i] = static_cast<float>(static_cast<int>(i % 254) - 127) + 0.5f;  // -126.5 .. 126.5
+                    }
+                    x[at] = 127.0f;
+                    break;
+                case 4: x[at] = nan; break;  // anywhere: in the vector part or the tail
+                case 5: x[at] = -inf; break;
+                case 6: std::fill(x.begin(), x.end(), 0.0f); break;
+                case 7: std::fill(x.begin(), x.end(), -0.0f); x[at] = tiny; break;  // a subnormal max
+                case 8: x[at] = 1e4f; break;  // one outlier: most values round to 0 or +-1
+                default: break;
+            }
+            for (std::int64_t pad : {std::int64_t{0}, std::int64_t{13}}) {
+                INFO("n " << n << ", kind " << kind << ", padding " << pad);
+                std::vector<std::int8_t> qa(static_cast<std::size_t>(n + pad), 99), qr(qa.size(), 77);
+                const float sa = kernels::quantize_int8_avx2(x.data(), n, qa.data(), n + pad);
+                const float sr = kernels::quantize_int8_ref(x.data(), n, qr.data(), n + pad);
+                CHECK(same(sa, sr));
+                CHECK(qa == qr);
+                ++cases;
+            }
+        }
+    }
+    CHECK(cases == 15 * 9 * 2);
 }
 
 TEST_CASE("engine: scalar ternary GEMV equals the dequantised float product", "[engine][kernels]") {

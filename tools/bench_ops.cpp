@@ -1,5 +1,6 @@
-// bitttt-bench-ops: times each op of src/kernels/ops.h, scalar reference vs AVX2, at Llama
-// sizes (hidden 2048 / 4096, intermediate 8192 / 14336, attention with head_dim 64 / 128
+// bitttt-bench-ops: times each op of src/kernels/ops.h and the int8 activation quantiser,
+// scalar reference vs AVX2, at Llama sizes (hidden 2048 / 4096, intermediate 8192 / 14336,
+// quantiser inputs 2048 / 8192 / 14336, attention with head_dim 64 / 128
 // over 256 and 2048 cached positions, the F16 lm_head 32000 x 2048 and 128256 x 2048 on 1
 // and 2 threads). Prints the median time per call over `--runs` samples (each sample
 // repeats the call until it lasts ~20 ms, after one warm-up call), the speed-up, and for
@@ -19,6 +20,7 @@
 #include "bitttt/dtype.h"
 #include "kernels/dispatch.h"
 #include "kernels/ops.h"
+#include "kernels/ternary_gemv.h"
 #include "util/thread_pool.h"
 
 using namespace bitttt;
@@ -112,6 +114,15 @@ int main(int argc, char** argv) {
         const auto x = rnd(n, 1), w = rnd(n, 2);
         std::vector<float> out(x.size());
         row("rmsnorm", std::to_string(n), [&](const OpsTable& o) { o.rmsnorm(x.data(), w.data(), n, 1e-5f, out.data()); });
+    }
+    // The activation quantiser of the ternary and int8 GEMVs (not in the ops table: its two
+    // forms give the same bits; quantize_int8 picks one by ISA).
+    for (std::int64_t n : {2048, 8192, 14336}) {
+        const auto x = rnd(n, 9);
+        std::vector<std::int8_t> q(x.size());
+        row("quantize", std::to_string(n), [&](const OpsTable& o) {
+            (&o == g_ops[0] ? quantize_int8_ref : quantize_int8_avx2)(x.data(), n, q.data(), n);
+        });
     }
     for (std::int64_t n : {8192, 14336}) {
         const auto g = rnd(n, 3), u = rnd(n, 4);

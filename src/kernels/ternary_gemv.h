@@ -18,8 +18,13 @@
 namespace bitttt::kernels {
 
 // Quantises x[0..n) to q[0..n_padded): q_i = round(x_i * 127 / max|x|) (ties to even),
-// zeros from n to n_padded. Returns x_scale = max|x| / 127 (0 for an all-zero x).
+// zeros from n to n_padded. Returns x_scale = max|x| / 127 (0 for an all-zero x; NaN, over
+// zeros, when some x_i is NaN or infinite). quantize_int8 runs the form of active_isa():
+// quantize_int8_ref (portable) or quantize_int8_avx2 (quantize_avx2.cpp; only when
+// avx2_available()), which give the same bits.
 float quantize_int8(const float* x, std::int64_t n, std::int8_t* q, std::int64_t n_padded);
+float quantize_int8_ref(const float* x, std::int64_t n, std::int8_t* q, std::int64_t n_padded);
+float quantize_int8_avx2(const float* x, std::int64_t n, std::int8_t* q, std::int64_t n_padded);
 
 // Sum over one packed group of `block_size` trits of t_p * q_p (exact, in int32).
 std::int32_t ternary_block_dot_ref(Packing p, const std::uint8_t* group, int block_size, const std::int8_t* q);

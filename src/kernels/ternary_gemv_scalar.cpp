@@ -3,11 +3,19 @@
 #include <limits>
 
 #include "bitttt/dtype.h"
+#include "kernels/dispatch.h"
 #include "kernels/ternary_gemv.h"
 
 namespace bitttt::kernels {
 
 float quantize_int8(const float* x, std::int64_t n, std::int8_t* q, std::int64_t n_padded) {
+#ifdef BITTTT_HAVE_AVX2_KERNEL
+    if (active_isa() == Isa::Avx2) return quantize_int8_avx2(x, n, q, n_padded);
+#endif
+    return quantize_int8_ref(x, n, q, n_padded);
+}
+
+float quantize_int8_ref(const float* x, std::int64_t n, std::int8_t* q, std::int64_t n_padded) {
     float amax = 0.0f;
     bool finite = true;
     for (std::int64_t i = 0; i < n; ++i) {

@@ -217,9 +217,11 @@ public:
             kernels::lut_gemm(w_, k_, in.lut_tables(bs, p), in.lut_scales(bs, p), in.m(), r0, r1, y, rows_);
         }
     }
-    // Whole 32-row tiles per chunk (a partial tile is computed whole).
+    // Whole pairs of 32-row tiles per chunk (a partial tile is computed whole): the AVX2
+    // GEMV runs two tiles per table load at one or two bases, and only within a chunk
+    // (a 512-row k or v matrix in chunks of one tile left that undone).
     std::int64_t grain(const ThreadPool& pool) const override {
-        const std::int64_t t = kernels::kLutTileRows;
+        const std::int64_t t = 2 * kernels::kLutTileRows;
         return (Linear::grain(pool) + t - 1) / t * t;
     }
     std::uint64_t weight_bytes() const override {

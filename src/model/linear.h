@@ -14,6 +14,7 @@
 #include "bitttt/int8.h"
 #include "bitttt/ternary.h"
 #include "kernels/ternary_gemv.h"
+#include "kernels/ternary_lut.h"
 #include "util/thread_pool.h"
 
 namespace bitttt {
@@ -61,7 +62,8 @@ private:
     mutable std::vector<Prepared> cache_;  // one per (block size, packing) seen; usually one
     struct LutForm {
         bool valid = false;
-        std::vector<std::uint8_t> bytes;        // [m, bytes per row]
+        // [m, bytes per row]; not zeroed when it grows (every byte is written before it is read)
+        std::vector<std::uint8_t, kernels::UninitAllocator<std::uint8_t>> bytes;
         std::vector<const std::uint8_t*> ptrs;  // [m] row starts in bytes
     };
     struct LutPrepared {
