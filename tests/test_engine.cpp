@@ -104,6 +104,7 @@ TEST_CASE("engine: int8 activation quantisation", "[engine][kernels]") {
     CHECK(q[0] == 127);
 }
 
+#ifdef BITTTT_HAVE_AVX2_KERNEL
 TEST_CASE("engine: the AVX2 activation quantiser gives the reference's bits", "[engine][kernels]") {
     if (!kernels::avx2_available()) {
         WARN("no AVX2 on this CPU: quantize_int8_avx2 not tested");
@@ -147,6 +148,7 @@ TEST_CASE("engine: the AVX2 activation quantiser gives the reference's bits", "[
     }
     CHECK(cases == 15 * 9 * 2);
 }
+#endif  // BITTTT_HAVE_AVX2_KERNEL
 
 TEST_CASE("engine: scalar ternary GEMV equals the dequantised float product", "[engine][kernels]") {
     std::mt19937 rng(11);

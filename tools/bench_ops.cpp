@@ -117,6 +117,7 @@ int main(int argc, char** argv) {
     }
     // The activation quantiser of the ternary and int8 GEMVs (not in the ops table: its two
     // forms give the same bits; quantize_int8 picks one by ISA).
+#ifdef BITTTT_HAVE_AVX2_KERNEL
     for (std::int64_t n : {2048, 8192, 14336}) {
         const auto x = rnd(n, 9);
         std::vector<std::int8_t> q(x.size());
@@ -124,6 +125,7 @@ int main(int argc, char** argv) {
             (&o == g_ops[0] ? quantize_int8_ref : quantize_int8_avx2)(x.data(), n, q.data(), n);
         });
     }
+#endif
     for (std::int64_t n : {8192, 14336}) {
         const auto g = rnd(n, 3), u = rnd(n, 4);
         std::vector<float> out(g.size());

@@ -21,7 +21,8 @@ namespace bitttt::kernels {
 // zeros from n to n_padded. Returns x_scale = max|x| / 127 (0 for an all-zero x; NaN, over
 // zeros, when some x_i is NaN or infinite). quantize_int8 runs the form of active_isa():
 // quantize_int8_ref (portable) or quantize_int8_avx2 (quantize_avx2.cpp; only when
-// avx2_available()), which give the same bits.
+// avx2_available(); defined only in builds with BITTTT_HAVE_AVX2_KERNEL), which give the
+// same bits.
 float quantize_int8(const float* x, std::int64_t n, std::int8_t* q, std::int64_t n_padded);
 float quantize_int8_ref(const float* x, std::int64_t n, std::int8_t* q, std::int64_t n_padded);
 float quantize_int8_avx2(const float* x, std::int64_t n, std::int8_t* q, std::int64_t n_padded);
